@@ -1,0 +1,3 @@
+from openrft.cli import app
+
+app()

@@ -1,0 +1,76 @@
+"""The engine protocol: chat prompts in, `n` Samples per prompt out.
+
+A Sample carries everything the graders and the trainer need: the completion's token ids and the
+log-probability of each sampled token under the sampling policy, the answer text (and its parsed JSON
+when a response_format was given), the reasoning text kept apart from the answer, token counts,
+finish reason and timing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+Messages = list[dict[str, Any]]  # one chat prompt: [{"role": ..., "content": ...}, ...]
+
+REASONING_EFFORTS = ("low", "medium", "high")
+
+
+@dataclass
+class SamplingParams:
+    n: int = 1  # samples per prompt
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_tokens: int = 256  # new tokens per sample, reasoning included
+    seed: int | None = None
+    response_format: dict | None = None  # OpenAI's {"type": "json_schema", "json_schema": {...}} or None
+    reasoning_effort: str | None = None  # None / "default" (no reasoning segment) or low / medium / high
+
+
+@dataclass
+class Sample:
+    prompt_index: int  # which prompt of the batch this sample answers
+    output_text: str  # the answer, without the reasoning segment
+    output_json: Any = None  # the parsed answer when a json_schema response_format was given
+    reasoning_text: str = ""
+    token_ids: list[int] = field(default_factory=list)  # completion tokens (reasoning + answer)
+    logprobs: list[float] = field(default_factory=list)  # log p of each sampled token under the sampler
+    prompt_token_ids: list[int] = field(default_factory=list)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    reasoning_tokens: int = 0
+    finish_reason: str = "stop"  # "stop" | "length" | "error"
+    parse_error: str | None = None  # set when a response_format was given and the answer did not parse
+    error: str | None = None  # set when the engine failed for this sample (e.g. HTTP error)
+    latency_s: float = 0.0  # wall time of the generate call that produced it, divided by nothing
+    model: str = ""
+
+    def grader_sample(self) -> dict[str, Any]:
+        """The `sample` namespace graders see (OpenAI: output_text, output_json, output_tools, choices)."""
+        return {
+            "output_text": self.output_text,
+            "output_json": self.output_json,
+            "output_tools": [],
+            "choices": [{"index": 0, "finish_reason": self.finish_reason,
+                         "message": {"role": "assistant", "content": self.output_text}}],
+        }
+
+    def to_dict(self, *, with_tokens: bool = False) -> dict[str, Any]:
+        data = asdict(self)
+        if not with_tokens:
+            for key in ("token_ids", "logprobs", "prompt_token_ids"):
+                data.pop(key)
+        return data
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """Turns a batch of chat prompts into `params.n` Samples each (result[i] answers prompts[i])."""
+
+    model_name: str
+
+    def generate(self, prompts: list[Messages], params: SamplingParams) -> list[list[Sample]]: ...
+
+
+class EngineError(Exception):
+    """An engine that cannot be built or used (missing backend, unreachable server, bad model)."""
