@@ -34,3 +34,6 @@ def models(prepare: bool = typer.Option(True, help="convert the embedded model i
 
 
 # --- commands defined next to the code they drive (one line each) ---
+from openrft.evals.commands import eval_command  # noqa: E402
+
+app.command("eval")(eval_command)

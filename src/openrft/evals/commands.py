@@ -1,0 +1,116 @@
+"""`openrft eval`: evaluate models and checkpoints with the task's own grader, prompts and response_format."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+
+
+def eval_command(
+    model: list[str] = typer.Option(["default"], "--model", "-m", help="model(s): default, a HF dir, a .gguf, a "
+                                    "checkpoint dir, an ft:… name, or a remote model name with --base-url"),
+    task: Optional[str] = typer.Option(None, help="a task (see `openrft data tasks`); default: the EuroVoc task"),
+    data: Optional[Path] = typer.Option(None, help="a JSONL file of rows instead of a task's split"),
+    grader: Optional[Path] = typer.Option(None, help="grader JSON (default: the task's)"),
+    response_format: Optional[Path] = typer.Option(None, help="response_format JSON (default: the task's)"),
+    split: str = typer.Option("validation", help="the task split to evaluate"),
+    limit: Optional[int] = typer.Option(None, help="evaluate only the first N rows"),
+    runs: int = typer.Option(3, "--runs", "-k", help="samples per item (variance study)"),
+    max_tokens: int = typer.Option(96, help="new tokens per sample"),
+    temperature: float = typer.Option(1.0),
+    top_p: float = typer.Option(1.0),
+    seed: int = typer.Option(0),
+    reasoning_effort: Optional[str] = typer.Option(None, help="low / medium / high"),
+    base_url: Optional[str] = typer.Option(None, help="an OpenAI-compatible endpoint to evaluate"),
+    api_key: Optional[str] = typer.Option(None, envvar="OPENRFT_EVAL_API_KEY"),
+    out: Optional[Path] = typer.Option(None, help="output folder (default $OPENRFT_HOME/evals/<time>)"),
+    compare_dirs: Optional[list[Path]] = typer.Option(None, "--compare", help="compare saved eval runs instead"),
+):
+    """Evaluate one or more models; print reward, noise, P/R/F1 and baselines; save output items and plots."""
+    from openrft import paths
+    from openrft.evals import comparison_table, compare, load_eval, run_eval
+    from openrft.evals.compare import comparison_plots
+
+    if compare_dirs:
+        results = [load_eval(d) for d in compare_dirs]
+        console.print(comparison_table(compare(results)))
+        written = comparison_plots(results, Path(compare_dirs[0]).parent / "comparison")
+        console.print(f"plots: {', '.join(str(p) for p in written)}")
+        return
+
+    rows, grader_spec, fmt, labels, train_rows, task_name = _dataset(task, data, grader, response_format, split)
+    if limit:
+        rows = rows[:limit]
+    from openrft.engines import SamplingParams, get_engine
+
+    params = SamplingParams(n=runs, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed,
+                            response_format=fmt, reasoning_effort=reasoning_effort)
+    out_root = out or paths.evals_dir() / time.strftime("%Y%m%d-%H%M%S")
+    results = []
+    for name in model:
+        engine = get_engine(name, base_url=base_url, api_key=api_key)
+        out_dir = out_root / _slug(name) if len(model) > 1 else out_root
+        result = run_eval(rows, engine=engine, grader=grader_spec, params=params, runs=runs, out_dir=out_dir,
+                          name=name, train_rows=train_rows, labels=labels, seed=seed)
+        results.append(result)
+        console.print(summary_table(result.summary, title=f"{name} on {task_name} ({len(rows)} items × {runs} runs)"))
+        console.print(f"saved: {out_dir} (output_items.jsonl, summary.json, plots/, index.html)")
+    if len(results) > 1:
+        console.print(comparison_table(compare(results)))
+        comparison_plots(results, out_root / "comparison")
+
+
+def summary_table(summary: dict, title: str = "") -> Table:
+    r = summary["reward"]
+    table = Table("figure", "value", title=title)
+    table.add_row("mean reward [95% CI]", f"{r['mean']:.3f} [{r['ci95'][0]:.3f}, {r['ci95'][1]:.3f}]")
+    table.add_row("run-to-run std", f"{r['run_to_run_std']:.4f}")
+    table.add_row("headroom (best − mean)", f"{r['headroom']:.3f}")
+    table.add_row("zero-signal items", f"{r['zero_signal_share']:.2f}")
+    if summary.get("pass_rate") is not None:
+        table.add_row(f"pass rate (≥ {summary['pass_threshold']})", f"{summary['pass_rate']:.3f}")
+    table.add_row("parse errors", f"{summary['errors']['sample_parse_error_rate']:.3f}")
+    table.add_row("grader errors", json.dumps(summary["errors"]["by_kind"]) or "{}")
+    table.add_row("tokens answer / reasoning", f"{summary['tokens']['answer_mean']:.1f} / {summary['tokens']['reasoning_mean']:.1f}")
+    table.add_row("sampling s / sample", f"{summary['latency']['per_sample_s']:.3f}")
+    if "classification" in summary:
+        c = summary["classification"]
+        for avg in ("micro", "macro"):
+            table.add_row(f"{avg} P / R / F1", " / ".join(f"{c[avg][k]:.3f}" for k in ("precision", "recall", "f1")))
+        for name, b in summary.get("baselines", {}).items():
+            m = b["classification"]["micro"]
+            table.add_row(f"baseline {name}: reward | P / R / F1",
+                          f"{b['reward']['mean']:.3f} | {m['precision']:.3f} / {m['recall']:.3f} / {m['f1']:.3f}")
+    return table
+
+
+def _dataset(task, data, grader, response_format, split):
+    """Rows, grader, response_format, label space and training rows (for baselines) of a task or a file."""
+    from openrft.data import load_rows
+    from openrft.tasks import default_task, get_task
+
+    t = get_task(task) if task else (default_task() if data is None else None)
+    if data is not None:
+        rows = load_rows(data)
+        train_rows = None
+    else:
+        rows = t.rows(split)
+        train_rows = t.rows("train")
+    grader_spec = json.loads(Path(grader).read_text()) if grader else (t.grader if t else None)
+    if grader_spec is None:
+        raise typer.BadParameter("--grader is required with --data and no --task")
+    fmt = json.loads(Path(response_format).read_text()) if response_format else (t.response_format if t else None)
+    labels = t.labels if t else None
+    return rows, grader_spec, fmt, labels, train_rows, (t.name if t else str(data))
+
+
+def _slug(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name.strip("/"))[-80:]

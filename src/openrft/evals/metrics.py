@@ -1,0 +1,145 @@
+"""Aggregates of an eval run: reward statistics, run-to-run noise, classification metrics, baselines.
+
+Classification figures are computed from the parsed predictions (`output_json.labels`), not from the
+reward, so that they stay meaningful whatever grader is used. Baselines are graded with the *same*
+grader as the model: their rewards are directly comparable.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections import Counter
+from statistics import mean, pstdev
+
+import numpy as np
+
+Z95 = 1.96
+
+
+def reward_stats(rewards_per_item: list[list[float]]) -> dict:
+    """Mean reward with a 95% interval over items, per-item spread, headroom and run-to-run noise.
+
+    `rewards_per_item[i][r]` is the reward of run r on item i. Run-to-run std is the standard deviation
+    of the dataset mean reward across the k runs (run r = the r-th sample of every item): the noise that
+    any difference between two models must exceed.
+    """
+    items = [r for r in rewards_per_item if r]
+    if not items:
+        return {"n_items": 0, "n_samples": 0, "mean": None}
+    item_means = [mean(r) for r in items]
+    flat = [x for r in items for x in r]
+    runs = min(len(r) for r in items)
+    run_means = [mean(r[k] for r in items) for k in range(runs)]
+    n = len(item_means)
+    sem = (np.std(item_means, ddof=1) / math.sqrt(n)) if n > 1 else 0.0
+    return {
+        "n_items": n,
+        "n_samples": len(flat),
+        "runs": runs,
+        "mean": mean(flat),
+        "ci95": [mean(item_means) - Z95 * sem, mean(item_means) + Z95 * sem],
+        "std": pstdev(flat),
+        "run_means": run_means,
+        "run_to_run_std": float(np.std(run_means, ddof=1)) if runs > 1 else 0.0,
+        "item_std_mean": mean(pstdev(r) for r in items),
+        "best_of_k_mean": mean(max(r) for r in items),
+        "headroom": mean(max(r) - mean(r) for r in items),
+        "zero_signal_share": mean(1.0 if max(r) == min(r) else 0.0 for r in items),
+        "distinct_rewards": len({round(x, 6) for x in flat}),
+    }
+
+
+def per_item_stats(rewards: list[float]) -> dict:
+    return {"mean": mean(rewards), "max": max(rewards), "min": min(rewards), "std": pstdev(rewards), "k": len(rewards)}
+
+
+def predicted_labels(sample_json, labels: list[str] | None = None) -> set[str] | None:
+    """The label set a sample predicts (`output_json.labels`), or None when it did not parse."""
+    if isinstance(sample_json, dict) and isinstance(sample_json.get("labels"), list):
+        return {str(x) for x in sample_json["labels"] if isinstance(x, str)}
+    return None
+
+
+def classification_metrics(pairs: list[tuple[set[str] | None, set[str]]], labels: list[str]) -> dict:
+    """Micro and macro precision/recall/F1 and per-label figures over (predicted, true) label sets.
+
+    An unparsed prediction (None) counts as predicting nothing.
+    """
+    tp, fp, fn = Counter(), Counter(), Counter()
+    for predicted, true in pairs:
+        predicted = predicted or set()
+        for label in predicted & true:
+            tp[label] += 1
+        for label in predicted - true:
+            fp[label] += 1
+        for label in true - predicted:
+            fn[label] += 1
+    per_label = {}
+    for label in labels:
+        p = _ratio(tp[label], tp[label] + fp[label])
+        r = _ratio(tp[label], tp[label] + fn[label])
+        per_label[label] = {"precision": p, "recall": r, "f1": _f1(p, r), "support": tp[label] + fn[label],
+                            "predicted": tp[label] + fp[label]}
+    micro_p = _ratio(sum(tp.values()), sum(tp.values()) + sum(fp.values()))
+    micro_r = _ratio(sum(tp.values()), sum(tp.values()) + sum(fn.values()))
+    present = [label for label in labels if per_label[label]["support"] > 0]
+    macro = {k: mean(per_label[label][k] for label in present) if present else 0.0 for k in ("precision", "recall", "f1")}
+    # Sample-averaged F1 (the mean of per-answer F1) is what an F1 grader rewards.
+    sample_f1 = mean(_f1(_ratio(len((p or set()) & t), len(p or set())), _ratio(len((p or set()) & t), len(t)))
+                     for p, t in pairs) if pairs else 0.0
+    return {"micro": {"precision": micro_p, "recall": micro_r, "f1": _f1(micro_p, micro_r)}, "macro": macro,
+            "samples_f1": sample_f1, "per_label": per_label, "n": len(pairs),
+            "parsed_share": mean(1.0 if p is not None else 0.0 for p, _ in pairs) if pairs else 0.0}
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b else 0.0
+
+
+def _f1(p: float, r: float) -> float:
+    return 2 * p * r / (p + r) if p + r else 0.0
+
+
+def label_frequencies(rows: list[dict], label_key: str = "labels") -> Counter:
+    return Counter(label for row in rows for label in row.get(label_key) or [])
+
+
+def baseline_predictions(train_rows: list[dict], n_items: int, runs: int, *, labels: list[str],
+                         label_key: str = "labels", seed: int = 0) -> dict[str, list[list[list[str]]]]:
+    """Model-free predictors: predictions[name][item][run] is a label list.
+
+    - `most_frequent`: always the k most frequent training labels, k = the rounded mean label cardinality;
+    - `random`: k labels drawn uniformly, k drawn from the training cardinality distribution.
+    Both reveal reward hacking: a model that only beats them by predicting frequent labels has learnt little.
+    """
+    frequencies = label_frequencies(train_rows, label_key)
+    cardinalities = [len(row.get(label_key) or []) for row in train_rows] or [1]
+    k = max(1, round(mean(cardinalities)))
+    top = [label for label, _ in frequencies.most_common(k)]
+    rng = random.Random(seed)
+    random_preds = [[rng.sample(labels, min(len(labels), rng.choice(cardinalities))) for _ in range(runs)]
+                    for _ in range(n_items)]
+    return {"most_frequent": [[list(top) for _ in range(runs)] for _ in range(n_items)], "random": random_preds,
+            "_k": k}
+
+
+def baseline_sample(predicted: list[str]) -> dict:
+    """A grader `sample` for a baseline prediction, shaped as the model's would be."""
+    output = {"labels": predicted}
+    text = json.dumps(output)
+    return {"output_text": text, "output_json": output, "output_tools": [],
+            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}]}
+
+
+def difference_vs_noise(a: dict, b: dict) -> dict:
+    """Is `b.mean - a.mean` larger than run-to-run noise? Noise = sqrt(std_a² + std_b²) of the run means;
+    a difference beyond twice that is called significant (when either side has a single run, the item-level
+    95% intervals are compared instead)."""
+    diff = b["mean"] - a["mean"]
+    noise = math.sqrt(a.get("run_to_run_std", 0.0) ** 2 + b.get("run_to_run_std", 0.0) ** 2)
+    if a.get("runs", 1) > 1 and b.get("runs", 1) > 1:
+        return {"diff": diff, "noise": noise, "significant": abs(diff) > 2 * noise, "rule": "2x run-to-run std"}
+    overlap = not (a["ci95"][1] < b["ci95"][0] or b["ci95"][1] < a["ci95"][0])
+    return {"diff": diff, "noise": noise, "significant": not overlap, "rule": "95% intervals do not overlap"}

@@ -1,0 +1,72 @@
+"""The one sampling-and-grading path, shared by evals and by the trainer.
+
+rows ─► prompts (the row's own `messages`) ─► engine (n samples each) ─► grader(s) ─► Rollouts
+
+Training reuses exactly this function for its rollouts and its validation, which is what makes the
+numbers of a base model, a checkpoint and an external model comparable: one rendering of prompts, one
+sampling path, one grading path.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from openrft.engines.base import Engine, Sample, SamplingParams
+
+RESERVED_KEYS = ("messages", "tools")
+
+
+def grader_item(row: dict) -> dict:
+    """The `item` namespace of the graders: every non-reserved key of the row (OpenAI RFT §2.1)."""
+    return {key: value for key, value in row.items() if key not in RESERVED_KEYS}
+
+
+def prompt_of(row: dict) -> list[dict]:
+    return row["messages"]
+
+
+@dataclass
+class Rollout:
+    """One row, its group of samples and their grades (grades[c][s]: criterion c, sample s)."""
+
+    index: int
+    row: dict
+    samples: list[Sample]
+    grades: list[list[Any]]  # per criterion, per sample: openrft.graders Grade
+    criteria: list[dict] = field(default_factory=list)
+
+    @property
+    def rewards(self) -> list[float]:
+        """The reward of each sample: the first criterion's (the RFT grader when there is one)."""
+        return [grade.reward for grade in self.grades[0]]
+
+
+def generate_and_grade(rows: list[dict], *, engine: Engine, graders: list, criteria: list[dict],
+                       params: SamplingParams, batch_prompts: int = 8,
+                       on_batch: Callable[[int], None] | None = None) -> tuple[list[Rollout], dict]:
+    """Sample `params.n` answers for every row and grade each with every grader.
+
+    Returns the rollouts and timings (`sampling`, `grading` seconds). Prompts go to the engine in batches of
+    `batch_prompts` rows; each batch is graded as one concurrent `grade_many` call per grader.
+    """
+    rollouts: list[Rollout] = []
+    timing = {"sampling": 0.0, "grading": 0.0}
+    for start in range(0, len(rows), batch_prompts):
+        batch = rows[start:start + batch_prompts]
+        began = time.perf_counter()
+        groups = engine.generate([prompt_of(row) for row in batch], params)
+        timing["sampling"] += time.perf_counter() - began
+        began = time.perf_counter()
+        pairs = [(sample.grader_sample(), grader_item(row)) for row, group in zip(batch, groups) for sample in group]
+        flat = [grader.grade_many(pairs) for grader in graders]
+        timing["grading"] += time.perf_counter() - began
+        offset = 0
+        for i, (row, group) in enumerate(zip(batch, groups)):
+            grades = [per_grader[offset:offset + len(group)] for per_grader in flat]
+            offset += len(group)
+            rollouts.append(Rollout(start + i, row, group, grades, criteria))
+        if on_batch:
+            on_batch(len(batch))
+    return rollouts, timing
