@@ -37,3 +37,10 @@ def models(prepare: bool = typer.Option(True, help="convert the embedded model i
 from openrft.evals.commands import eval_command  # noqa: E402
 
 app.command("eval")(eval_command)
+
+from openrft.service.commands import serve  # noqa: E402
+
+app.command("serve")(serve)
+from openrft.training.commands import train_command  # noqa: E402
+
+app.command("train")(train_command)

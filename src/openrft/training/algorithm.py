@@ -1,0 +1,124 @@
+"""The policy-gradient objective of openrft: group-relative advantages with a clipped importance ratio.
+
+For every prompt q the policy samples a group of G answers o_1..o_G; the grader scores them r_1..r_G.
+
+1. **Group-relative advantages** (GRPO; Shao et al. 2024, "DeepSeekMath", arXiv:2402.03300):
+   A_i = (r_i − mean(r)) / (std(r) + ε). With `scale_rewards=False` the division is dropped
+   (Dr. GRPO; Liu et al. 2025, "Understanding R1-Zero-Like Training", arXiv:2503.20783), which removes the
+   bias toward groups of low variance. Every token of o_i carries A_i.
+2. **Zero-signal groups**: when all G rewards are equal every A_i is 0; the group teaches nothing. Such
+   groups are counted (the share is a metric: a high share means the task is too easy or too hard, or the
+   grader too coarse) and skipped to save compute.
+3. **Clipped importance ratio** (PPO; Schulman et al. 2017, arXiv:1707.06347): one batch of rollouts serves
+   `updates_per_batch` optimizer passes. With ρ_t = π_θ(o_t | q, o_<t) / π_old(o_t | q, o_<t),
+   L_t = −min(ρ_t A, clip(ρ_t, 1−ε, 1+ε) A). On the first pass π_old is the current policy, so ρ = 1 and
+   the gradient is the plain policy gradient; later passes are held near the sampling policy by the clip.
+4. **Token-level normalization** (DAPO; Yu et al. 2025, arXiv:2503.14476): the loss is the *sum* of L_t over
+   all completion tokens of the batch divided by their count, so long answers are not down-weighted
+   per token as in per-sequence averaging.
+5. **Optional KL penalty** to the reference policy (the base model: adapters off for LoRA), with the
+   k3 estimator (Schulman 2020, "Approximating KL divergence"): KL_t = exp(ref_t − θ_t) − (ref_t − θ_t) − 1,
+   added as β·KL_t per token. Off by default (β = 0), as in DAPO and Dr. GRPO.
+6. **Truncated samples** (finish_reason "length") keep their grade (usually a parse error scoring 0,
+   which teaches brevity) or, with `truncated="mask"`, are left out of the loss (DAPO's overlong
+   filtering). Either way they are counted.
+
+Log-probabilities are taken at the sampling temperature, log_softmax(logits / T), exactly as the engine
+records them, so that the sampler and the trainer measure the same distribution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+EPS = 1e-6
+
+
+def group_advantages(rewards: list[float], *, scale: bool = True) -> list[float]:
+    """A_i = r_i − mean(r), divided by the group's std when `scale`. All-equal groups give zeros."""
+    r = torch.tensor(rewards, dtype=torch.float64)
+    centered = r - r.mean()
+    if scale:
+        std = r.std(unbiased=False)
+        centered = centered / (std + EPS) if std > 0 else centered * 0.0
+    return centered.tolist()
+
+
+def is_zero_signal(rewards: list[float]) -> bool:
+    return max(rewards) - min(rewards) < 1e-9
+
+
+@dataclass
+class LossTerms:
+    loss: torch.Tensor  # scalar, already divided by the batch's token count
+    clip_fraction_sum: float  # number of tokens whose ratio was clipped (for the metric)
+    kl_sum: float
+    ratio_sum: float
+    tokens: int
+
+
+def clipped_policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: torch.Tensor,
+                        mask: torch.Tensor, *, clip_epsilon: float, total_tokens: int,
+                        ref_logprobs: torch.Tensor | None = None, kl_coef: float = 0.0) -> LossTerms:
+    """The per-token clipped surrogate (3), summed and divided by the batch's `total_tokens` (4), plus β·KL (5).
+
+    `logprobs`, `old_logprobs`, `ref_logprobs`, `mask`: [B, T]; `advantages`: [B] (one per sequence).
+    Passing the count of the whole batch lets several micro-batches accumulate gradients to the same loss.
+    """
+    adv = advantages.unsqueeze(1)
+    ratio = torch.exp(logprobs - old_logprobs)
+    unclipped = ratio * adv
+    clipped = torch.clamp(ratio, 1.0 - clip_epsilon, 1.0 + clip_epsilon) * adv
+    per_token = -torch.minimum(unclipped, clipped)
+    kl_sum = 0.0
+    if ref_logprobs is not None and kl_coef > 0:
+        delta = ref_logprobs - logprobs
+        kl = torch.exp(delta) - delta - 1.0
+        per_token = per_token + kl_coef * kl
+        kl_sum = float((kl * mask).sum().detach())
+    loss = (per_token * mask).sum() / max(1, total_tokens)
+    with torch.no_grad():
+        was_clipped = ((ratio < 1.0 - clip_epsilon) | (ratio > 1.0 + clip_epsilon)).float()
+        clip_sum = float((was_clipped * mask).sum())
+        ratio_sum = float((ratio * mask).sum())
+    return LossTerms(loss, clip_sum, kl_sum, ratio_sum, int(mask.sum()))
+
+
+def sequence_logprobs(model, prompt_ids: list[int], completions: list[list[int]], *, temperature: float,
+                      with_entropy: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Log-probabilities of each completion token given the shared prompt, for one group.
+
+    The prompt is run once and its key/value cache shared by the G completions (prefix sharing), which
+    divides the prompt's cost by G; gradients flow through the shared cache. Returns (logprobs [G, T],
+    mask [G, T], entropy [G, T] or None), T = the longest completion.
+    """
+    device = next(model.parameters()).device
+    G = len(completions)
+    T = max(1, max(len(c) for c in completions))
+    prompt = torch.tensor([prompt_ids], device=device)
+    out = model(input_ids=prompt, use_cache=True)
+    first_logits = out.logits[:, -1:, :].expand(G, 1, -1)  # predicts each completion's first token
+    cache = out.past_key_values
+    cache.batch_repeat_interleave(G)
+    pad = 0
+    ids = torch.full((G, T), pad, dtype=torch.long, device=device)
+    mask = torch.zeros((G, T), dtype=torch.float32, device=device)
+    for i, c in enumerate(completions):
+        ids[i, :len(c)] = torch.tensor(c, device=device)
+        mask[i, :len(c)] = 1.0
+    if T > 1:
+        attention = torch.cat([torch.ones((G, len(prompt_ids)), device=device), mask[:, :-1]], dim=1).long()
+        rest = model(input_ids=ids[:, :-1], attention_mask=attention, past_key_values=cache, use_cache=False).logits
+        logits = torch.cat([first_logits, rest], dim=1)
+    else:
+        logits = first_logits
+    logits = logits.float() / max(temperature, 1e-5)
+    logp_all = torch.log_softmax(logits, dim=-1)
+    logprobs = torch.gather(logp_all, 2, ids.unsqueeze(-1)).squeeze(-1)
+    entropy = None
+    if with_entropy:
+        with torch.no_grad():
+            entropy = -(logp_all.exp() * logp_all).sum(-1)
+    return logprobs, mask, entropy

@@ -1,0 +1,132 @@
+"""Checkpoints and resume state, written atomically.
+
+Every directory is written under a `.partial` name, fsynced, and renamed into place: a crash or a full disk
+leaves the previous checkpoint intact and never a half-written one. Retention keeps the
+`keep` best checkpoints by validation reward (OpenAI keeps three) plus the last one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from openrft.models import ADAPTER_BASE_FILE
+
+
+def _atomic_dir(target: Path):
+    """Context: yields a temp dir next to `target`; on success it replaces `target`."""
+
+    class _Ctx:
+        def __enter__(self):
+            self.tmp = target.with_name(target.name + ".partial")
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            self.tmp.mkdir(parents=True)
+            return self.tmp
+
+        def __exit__(self, exc_type, exc, tb):
+            if exc_type is not None:
+                shutil.rmtree(self.tmp, ignore_errors=True)
+                return False
+            for path in self.tmp.rglob("*"):
+                if path.is_file():
+                    with path.open("rb") as f:
+                        os.fsync(f.fileno())
+            old = target.with_name(target.name + ".old")
+            shutil.rmtree(old, ignore_errors=True)
+            if target.exists():
+                target.rename(old)
+            self.tmp.rename(target)
+            shutil.rmtree(old, ignore_errors=True)
+            return False
+
+    return _Ctx()
+
+
+def save_model(model, tokenizer, target: Path, base_model: str, *, merged: bool = False) -> Path:
+    """Save a loadable model: the peft adapter (+ the base model's name), or a merged full model."""
+    with _atomic_dir(target) as tmp:
+        if hasattr(model, "peft_config") and not merged:
+            model.save_pretrained(tmp)
+            (tmp / ADAPTER_BASE_FILE).write_text(base_model)
+        else:
+            to_save = model.merge_and_unload() if merged and hasattr(model, "peft_config") else model
+            to_save.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    return target
+
+
+def write_checkpoint(run_dir: Path, model, tokenizer, *, step: int, base_model: str, job_id: str,
+                     checkpoint_model: str, metrics: dict) -> dict:
+    ckpt_dir = run_dir / "checkpoints" / f"step-{step}"
+    save_model(model, tokenizer, ckpt_dir, base_model)
+    record = {"object": "fine_tuning.job.checkpoint", "id": f"ftckpt-{uuid.uuid4().hex[:24]}",
+              "created_at": int(time.time()), "fine_tuned_model_checkpoint": checkpoint_model,
+              "fine_tuning_job_id": job_id, "step_number": step, "metrics": metrics}
+    _write_json(ckpt_dir / "checkpoint.json", record)
+    return record
+
+
+def list_checkpoints(run_dir: str | Path) -> list[dict]:
+    """Checkpoint objects of a run, newest step first (as OpenAI lists them)."""
+    records = []
+    for path in Path(run_dir).glob("checkpoints/step-*/checkpoint.json"):
+        try:
+            records.append(json.loads(path.read_text()))
+        except (OSError, json.JSONDecodeError):
+            continue
+    return sorted(records, key=lambda r: -r["step_number"])
+
+
+def apply_retention(run_dir: Path, keep: int, last_step: int) -> list[int]:
+    """Delete checkpoints outside the best `keep` by valid reward and the last; returns the steps kept."""
+    records = list_checkpoints(run_dir)
+    ranked = sorted(records, key=lambda r: -(r["metrics"].get("full_valid_mean_reward") or float("-inf")))
+    kept = {r["step_number"] for r in ranked[:keep]} | {last_step}
+    for record in records:
+        if record["step_number"] not in kept:
+            shutil.rmtree(run_dir / "checkpoints" / f"step-{record['step_number']}", ignore_errors=True)
+    return sorted(kept)
+
+
+def save_state(run_dir: Path, model, optimizer, state: dict) -> None:
+    """Everything needed to resume at a step boundary: trainable weights, optimizer, RNGs, data order, step."""
+    with _atomic_dir(run_dir / "state") as tmp:
+        trainable = {name: p.detach().cpu() for name, p in model.named_parameters() if p.requires_grad}
+        torch.save(trainable, tmp / "trainable.pt")
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        torch.save({"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
+                   tmp / "rng.pt")
+        _write_json(tmp / "trainer_state.json", state)
+
+
+def load_state(run_dir: Path, model, optimizer) -> dict | None:
+    path = run_dir / "state"
+    if not (path / "trainer_state.json").is_file():
+        return None
+    trainable = torch.load(path / "trainable.pt", weights_only=True)
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, value in trainable.items():
+            params[name].copy_(value)
+    optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
+    rng = torch.load(path / "rng.pt", weights_only=False)
+    torch.set_rng_state(rng["torch"])
+    np.random.set_state(rng["numpy"])
+    random.setstate(rng["python"])
+    return json.loads((path / "trainer_state.json").read_text())
+
+
+def _write_json(path: Path, data) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str))
+    with tmp.open("rb") as f:
+        os.fsync(f.fileno())
+    tmp.replace(path)

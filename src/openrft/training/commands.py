@@ -1,0 +1,79 @@
+"""`openrft train`: run an RFT job file (OpenAI's create-job body + the `openrft` block) with progress."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+console = Console()
+
+
+def train_command(
+    job_file: Optional[Path] = typer.Argument(None, help="job file (YAML or JSON)"),
+    resume: Optional[Path] = typer.Option(None, help="resume the run in this directory from its last state"),
+    output_dir: Optional[Path] = typer.Option(None, help="run directory (default $OPENRFT_HOME/runs/<job id>)"),
+    processes: int = typer.Option(1, help="data-parallel processes on this machine (gloo on CPU, NCCL on GPU)"),
+    max_steps: Optional[int] = typer.Option(None, help="stop after this many steps"),
+):
+    """Train: sample, grade, update; validate every eval_interval steps; checkpoint the best."""
+    from openrft.training import create_job, run_job
+    from openrft.training.job import load_job, save_job
+
+    if resume is None and job_file is None:
+        raise typer.BadParameter("give a job file, or --resume RUN_DIR")
+    if resume is not None:
+        run_dir = resume
+    else:
+        from openrft.training.spec import load_job_body
+
+        body = load_job_body(job_file)
+        if output_dir:
+            body.setdefault("openrft", {})["output_dir"] = str(output_dir)
+        if max_steps:
+            body.setdefault("openrft", {})["max_steps"] = max_steps
+        job = _create(body, job_file)
+        run_dir = Path(job["openrft"]["run_dir"])
+        console.print(f"[bold]job[/] {job['id']} → {run_dir}")
+    if processes > 1 and "WORLD_SIZE" not in os.environ:
+        job = load_job(run_dir)
+        if job["status"] == "paused":
+            job["status"] = "queued"
+            save_job(run_dir, job)
+        cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={processes}", "--master_port=0",
+               "-m", "openrft.training.worker", str(run_dir)]
+        raise typer.Exit(subprocess.call(cmd))
+    job = run_job(run_dir)
+    _print_outcome(job, run_dir)
+    if job["status"] == "failed":
+        raise typer.Exit(1)
+
+
+def _create(body, job_file):
+    from openrft.data import DatasetError
+    from openrft.graders import GraderValidationError
+    from openrft.training import JobSpecError, create_job
+
+    try:
+        return create_job(body)
+    except (JobSpecError, GraderValidationError) as exc:
+        console.print(f"[red]error[/] in {job_file}: {exc}")
+        raise typer.Exit(2)
+    except DatasetError as exc:
+        console.print(f"[red]error[/]: the data has problems; nothing was trained:\n{exc}")
+        raise typer.Exit(2)
+
+
+def _print_outcome(job: dict, run_dir: Path) -> None:
+    status = job["status"]
+    colour = {"succeeded": "green", "failed": "red"}.get(status, "yellow")
+    console.print(f"[bold {colour}]{status}[/] {job['id']}  run dir: {run_dir}")
+    if job.get("fine_tuned_model"):
+        console.print(f"model: {job['fine_tuned_model']}")
+    if job.get("error"):
+        console.print(f"error: {job['error'].get('message')}")

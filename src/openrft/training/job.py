@@ -1,0 +1,113 @@
+"""Jobs: create (validate everything before any model is loaded) and the `fine_tuning.job` object on disk."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+from typing import Callable
+
+from openrft import paths
+from openrft.training import hyperparams
+from openrft.training.events import EventLog
+from openrft.training.spec import JobSpec, JobSpecError, parse_job
+
+TERMINAL = ("succeeded", "failed", "cancelled")
+
+
+def resolve_file(ref: str, file_resolver: Callable[[str], Path] | None, field: str) -> Path:
+    if ref.startswith("file-"):
+        if file_resolver is None:
+            raise JobSpecError(f"{field}: {ref} is a file id, but no file store is configured (give a local path)")
+        return Path(file_resolver(ref))
+    path = Path(ref)
+    if not path.is_file():
+        raise JobSpecError(f"{field}: file not found: {path}")
+    return path
+
+
+def create_job(body: dict | str | Path, *, run_dir: str | Path | None = None,
+               file_resolver: Callable[[str], Path] | None = None, job_id: str | None = None) -> dict:
+    """Validate the spec, the data files against the grader, and write the queued job. Nothing heavy is loaded."""
+    from openrft.data import load_rows
+    from openrft.graders import parse_grader
+
+    spec = parse_job(body)
+    rl = spec.method.reinforcement
+    parse_grader(rl.grader)  # raises GraderValidationError naming the field
+    train_path = resolve_file(spec.training_file, file_resolver, "training_file")
+    valid_path = resolve_file(spec.validation_file, file_resolver, "validation_file") if spec.validation_file else None
+    train_rows = load_rows(train_path)  # raises DatasetError listing every problem of the file
+    valid_rows = load_rows(valid_path) if valid_path else []
+    _check_grader_fields(rl.grader, train_rows, train_path)
+    if valid_rows:
+        _check_grader_fields(rl.grader, valid_rows, valid_path)
+    n_train = min(len(train_rows), spec.openrft.max_train_rows or len(train_rows))
+    resolved = hyperparams.resolve(spec, n_train)
+
+    job_id = job_id or f"ftjob-{uuid.uuid4().hex[:24]}"
+    run_dir = Path(run_dir or spec.openrft.output_dir or paths.runs_dir() / job_id)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    seed = resolved["resolved"]["seed"]
+    method = spec.method.model_dump(mode="json")
+    method["reinforcement"]["hyperparameters"] = resolved
+    job = {
+        "object": "fine_tuning.job", "id": job_id, "created_at": int(time.time()), "error": None,
+        "fine_tuned_model": None, "finished_at": None, "hyperparameters": None, "model": spec.model,
+        "organization_id": "org-openrft", "result_files": [], "status": "queued", "trained_tokens": None,
+        "training_file": spec.training_file, "validation_file": spec.validation_file, "seed": seed,
+        "estimated_finish": None, "integrations": spec.integrations or [], "metadata": spec.metadata,
+        "method": method, "suffix": spec.suffix, "user_provided_suffix": spec.suffix, "usage_metrics": None,
+        "shared_with_openai": False, "eval_id": f"eval_{job_id.removeprefix('ftjob-')}",
+        "openrft": {**spec.openrft.model_dump(mode="json"), "run_dir": str(run_dir),
+                    "training_path": str(train_path), "validation_path": str(valid_path) if valid_path else None},
+    }
+    save_job(run_dir, job)
+    (run_dir / "job_spec.json").write_text(json.dumps(spec.model_dump(mode="json"), indent=2))
+    EventLog(run_dir).emit("Created fine-tuning job")
+    EventLog(run_dir).emit(f"Validated training file: {len(train_rows)} rows"
+                           + (f"; validation file: {len(valid_rows)} rows" if valid_path else ""))
+    return job
+
+
+def _check_grader_fields(grader: dict, rows: list[dict], path: Path) -> None:
+    """Every `{{ item.x }}` the grader reads must exist in every row: checked before any compute."""
+    from openrft.graders import template_variables
+
+    missing = []
+    for name in sorted(template_variables(grader)):
+        top = name.split(".")[0].split("[")[0]
+        for line, row in enumerate(rows, 1):
+            if top not in row:
+                missing.append(f"{path}:{line}: field '{top}': used by the grader as item.{name} but missing")
+    if missing:
+        shown = "\n".join(missing[:50]) + (f"\n… and {len(missing) - 50} more" if len(missing) > 50 else "")
+        raise JobSpecError(f"{len(missing)} grader field problem(s):\n{shown}")
+
+
+def save_job(run_dir: Path, job: dict) -> None:
+    tmp = Path(run_dir) / "job.json.tmp"
+    tmp.write_text(json.dumps(job, indent=2, default=str))
+    tmp.replace(Path(run_dir) / "job.json")
+
+
+def load_job(run_dir: str | Path) -> dict:
+    path = Path(run_dir) / "job.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{run_dir}: not a job run directory (no job.json)")
+    return json.loads(path.read_text())
+
+
+def spec_of(job: dict) -> JobSpec:
+    """Rebuild the JobSpec from a stored job (files as resolved paths)."""
+    rl = job["method"]["reinforcement"]
+    hp = {k: v for k, v in rl["hyperparameters"].items() if k != "resolved"}
+    body = {"model": job["model"], "training_file": job["openrft"]["training_path"],
+            "validation_file": job["openrft"]["validation_path"], "suffix": job.get("suffix"), "seed": job["seed"],
+            "metadata": job.get("metadata"),
+            "method": {"type": "reinforcement", "reinforcement": {"grader": rl["grader"],
+                                                                  "response_format": rl.get("response_format"),
+                                                                  "hyperparameters": hp}},
+            "openrft": {k: v for k, v in job["openrft"].items() if k not in ("run_dir", "training_path", "validation_path")}}
+    return JobSpec.model_validate(body)

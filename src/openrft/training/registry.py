@@ -1,0 +1,41 @@
+"""Fine-tuned model names (`ft:<base>:openrft:<suffix>:<id>` and `…:ckpt-step-N`) and where they live."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from openrft import paths
+
+ORG = "openrft"
+
+
+def model_name(base: str, suffix: str | None, job_id: str) -> str:
+    return f"ft:{base}:{ORG}:{suffix or ''}:{job_id.removeprefix('ftjob-')[:8]}"
+
+
+def checkpoint_name(fine_tuned_model: str, step: int) -> str:
+    return f"{fine_tuned_model}:ckpt-step-{step}"
+
+
+def find_fine_tuned(name: str, runs_root: Path | None = None) -> Path:
+    """The checkpoint directory of a fine-tuned model or checkpoint name, searching the run directories."""
+    from openrft.models import ModelError
+
+    roots = [runs_root] if runs_root else [paths.runs_dir()]
+    for root in roots:
+        for job_file in sorted(Path(root).glob("*/job.json")):
+            try:
+                job = json.loads(job_file.read_text())
+            except (OSError, json.JSONDecodeError):
+                continue
+            run_dir = job_file.parent
+            if job.get("fine_tuned_model") == name:
+                final = run_dir / "checkpoints" / "final"
+                if final.is_dir():
+                    return final
+            for ckpt_file in sorted(run_dir.glob("checkpoints/*/checkpoint.json")):
+                ckpt = json.loads(ckpt_file.read_text())
+                if ckpt.get("fine_tuned_model_checkpoint") == name:
+                    return ckpt_file.parent
+    raise ModelError(f"fine-tuned model {name!r} not found under {', '.join(str(r) for r in roots)}")

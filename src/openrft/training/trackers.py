@@ -1,0 +1,66 @@
+"""Metric trackers: TensorBoard always available; W&B, MLflow and trackio when installed and asked for."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+
+def flatten(data: dict, prefix: str = "") -> dict[str, float]:
+    out = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, name + "/"))
+        elif isinstance(value, list):
+            for entry in value:
+                if isinstance(entry, dict) and "name" in entry:
+                    out.update(flatten({k: v for k, v in entry.items() if k not in ("name", "type", "model")},
+                                       f"{name}/{entry['name']}/"))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[name] = float(value)
+    return out
+
+
+class Trackers:
+    def __init__(self, names: list[str], run_dir: Path, run_name: str, config: dict, log=print):
+        self.sinks = []
+        for name in names:
+            if name == "tensorboard":
+                from torch.utils.tensorboard import SummaryWriter
+
+                writer = SummaryWriter(str(run_dir / "tensorboard"))
+                self.sinks.append(lambda m, s, w=writer: _tb(w, m, s))
+                self._tb = writer
+            elif importlib.util.find_spec(name) is None:
+                log(f"tracker {name} asked for but not installed; skipped")
+            elif name == "wandb":
+                import wandb
+
+                wandb.init(project="openrft", name=run_name, config=config)
+                self.sinks.append(lambda m, s: wandb.log(m, step=s))
+            elif name == "mlflow":
+                import mlflow
+
+                mlflow.start_run(run_name=run_name)
+                self.sinks.append(lambda m, s: mlflow.log_metrics({k.replace("/", "."): v for k, v in m.items()}, step=s))
+            elif name == "trackio":
+                import trackio
+
+                trackio.init(project="openrft", name=run_name, config=config)
+                self.sinks.append(lambda m, s: trackio.log(m, step=s))
+
+    def log(self, data: dict, step: int) -> None:
+        metrics = flatten(data)
+        for sink in self.sinks:
+            sink(metrics, step)
+
+    def close(self) -> None:
+        if hasattr(self, "_tb"):
+            self._tb.close()
+
+
+def _tb(writer, metrics: dict, step: int) -> None:
+    for key, value in metrics.items():
+        writer.add_scalar(key, value, step)
+    writer.flush()
