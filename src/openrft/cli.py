@@ -44,3 +44,23 @@ app.command("serve")(serve)
 from openrft.training.commands import train_command  # noqa: E402
 
 app.command("train")(train_command)
+
+from openrft.data.commands import data_app  # noqa: E402
+
+app.add_typer(data_app, name="data")
+
+from openrft.dashboard.commands import dashboard, report  # noqa: E402
+
+app.command("dashboard")(dashboard)
+app.command("report")(report)
+
+
+@app.command()
+def demo(full: bool = typer.Option(False, "--full", help="the full run (all rows, two epochs: hours on a CPU)"),
+         max_steps: int = typer.Option(None, help="cap the number of training steps")):
+    """The end-to-end RFT demo on the embedded defaults (EuroVoc, F1 grader, structured output)."""
+    from openrft.demo import run_demo
+
+    verdict = run_demo(full=full, max_steps=max_steps)
+    if verdict.get("status") != "succeeded":
+        raise typer.Exit(1)

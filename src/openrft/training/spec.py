@@ -98,6 +98,10 @@ class OpenrftOptions(BaseModel):
     """What OpenAI does not expose. Defaults suit the embedded model on a laptop CPU."""
 
     model_config = ConfigDict(extra="forbid")
+    task: Optional[str] = Field(None, description="take training/validation files, grader and response_format from "
+                                "an openrft task (see `openrft data tasks`) where the body leaves them out; "
+                                "'auto' = the EuroVoc task when the real data is present, else its offline variant")
+    task_options: dict[str, Any] = Field(default_factory=dict, description="options of the task's loader")
     finetune: Literal["lora", "full"] = "lora"
     lora_rank: int = 16
     lora_alpha: int = 32
@@ -177,6 +181,8 @@ def load_job_body(path: str | Path) -> dict:
             body[key] = str((base / value).resolve())
     rl = ((body.get("method") or {}).get("reinforcement") or {})
     for key in ("grader", "response_format"):
+        if key not in rl:
+            continue
         if isinstance(rl.get(key), str):
             ref = Path(rl[key]) if Path(rl[key]).is_absolute() else base / rl[key]
             try:
@@ -186,10 +192,40 @@ def load_job_body(path: str | Path) -> dict:
     return body
 
 
+def materialize_task(body: dict) -> dict:
+    """Fill what a job body leaves out from its `openrft.task`: the task's rows are exported (unbalanced: the
+    trainer balances each epoch itself) under `$OPENRFT_HOME/tasks/<task>/`, and its grader and
+    response_format are used."""
+    ext = body.get("openrft") or {}
+    if not ext.get("task"):
+        return body
+    from openrft import paths
+    from openrft.tasks import default_task, get_task
+    from openrft.tasks.export import export_task
+
+    task = default_task() if ext["task"] == "auto" else get_task(ext["task"])
+    body = {**body, "openrft": {**ext, "task": task.name}}
+    method = body.setdefault("method", {"type": "reinforcement"})
+    rl = method.setdefault("reinforcement", {})
+    rl.setdefault("grader", task.grader)
+    if "response_format" not in rl:
+        rl["response_format"] = task.response_format
+    if task.labels and "labels" not in body["openrft"]:
+        body["openrft"]["labels"] = task.labels
+    if not body.get("training_file") or ("validation_file" not in body):
+        out = paths.home() / "tasks" / task.name
+        if not (out / "train.jsonl").is_file() or ext.get("task_options"):
+            export_task(task, out, balance=False, **(ext.get("task_options") or {}))
+        body.setdefault("training_file", str(out / "train.jsonl"))
+        body.setdefault("validation_file", str(out / "validation.jsonl"))
+    return body
+
+
 def parse_job(body: dict | str | Path, *, source: str = "job") -> JobSpec:
     if not isinstance(body, dict):
         source = str(body)
         body = load_job_body(body)
+    body = materialize_task(body)
     try:
         return JobSpec.model_validate(body)
     except ValidationError as exc:

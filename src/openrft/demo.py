@@ -1,0 +1,103 @@
+"""`openrft demo`: the end-to-end RFT demo on the embedded defaults, and its honest verdict.
+
+It runs `examples/eurovoc/job.yaml` (or `job_full.yaml` with `--full`): the EuroVoc task (real EU acts when
+the shared data folder is present, the offline thesaurus task otherwise), the embedded model, the F1 grader,
+the strict labels response_format. Step 0 validates the base model; every validation is an eval run with
+`eval_samples` runs per item. At the end it compares the base model, the best checkpoint and the model-free
+baselines on the same validation set, and says whether the gain exceeds twice the base model's run-to-run
+standard deviation and whether it beats the most-frequent-labels baseline.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from openrft.paths import REPO_ROOT
+
+EXAMPLES = REPO_ROOT / "examples" / "eurovoc"
+
+
+def run_demo(full: bool = False, output_dir: Path | None = None, max_steps: int | None = None) -> dict:
+    from openrft.training import create_job, run_job
+    from openrft.training.spec import load_job_body
+
+    console = Console()
+    job_file = EXAMPLES / ("job_full.yaml" if full else "job.yaml")
+    body = load_job_body(job_file)
+    if output_dir:
+        body.setdefault("openrft", {})["output_dir"] = str(output_dir)
+    if max_steps:
+        body.setdefault("openrft", {})["max_steps"] = max_steps
+    job = create_job(body)
+    run_dir = Path(job["openrft"]["run_dir"])
+    console.rule(f"[bold]openrft demo[/]: {job['openrft'].get('task')} with {job['model']}")
+    console.print(f"job {job['id']}  run dir {run_dir}  ({job_file.name})")
+    job = run_job(run_dir)
+    verdict = summarize_run(run_dir, console)
+    (run_dir / "verdict.json").write_text(json.dumps(verdict, indent=2))
+    return verdict
+
+
+def summarize_run(run_dir: Path, console: Console | None = None) -> dict:
+    """Base model (step 0) vs the best validation step vs baselines, from the run's own eval runs."""
+    from openrft.evals import load_eval
+    from openrft.training import load_job
+
+    console = console or Console()
+    job = load_job(run_dir)
+    evals = sorted((p for p in (run_dir / "evals").glob("step-*") if (p / "summary.json").exists()),
+                   key=lambda p: int(p.name.split("-")[1]))
+    if not evals:
+        console.print("no validation runs were recorded")
+        return {"status": job["status"]}
+    results = {int(p.name.split("-")[1]): load_eval(p).summary for p in evals}
+    base_step = min(results)
+    best_step = max((s for s in results if s != base_step), key=lambda s: results[s]["reward"]["mean"], default=base_step)
+    base, best = results[base_step], results[best_step]
+    table = Table("validation", "reward (F1)", "run-to-run std", "micro P", "micro R", "micro F1",
+                  title=f"{job['openrft'].get('task') or 'task'}: {base['reward']['n_items']} validation items × "
+                        f"{base.get('runs')} runs")
+
+    def row(name, s):
+        c = s.get("classification", {}).get("micro", {})
+        table.add_row(name, f"{s['reward']['mean']:.3f}", f"{s['reward'].get('run_to_run_std', 0):.4f}",
+                      *(f"{c[k]:.3f}" if c else "—" for k in ("precision", "recall", "f1")))
+
+    row(f"base model (step {base_step})", base)
+    row(f"best checkpoint (step {best_step})", best)
+    for name, b in (base.get("baselines") or {}).items():
+        c = b["classification"]["micro"]
+        table.add_row(f"baseline: {name}", f"{b['reward']['mean']:.3f}", f"{b['reward'].get('run_to_run_std', 0):.4f}",
+                      f"{c['precision']:.3f}", f"{c['recall']:.3f}", f"{c['f1']:.3f}")
+    console.print(table)
+    gain = best["reward"]["mean"] - base["reward"]["mean"]
+    noise = base["reward"].get("run_to_run_std", 0.0)
+    most_frequent = (base.get("baselines") or {}).get("most_frequent", {}).get("reward", {}).get("mean")
+    verdict = {"status": job["status"], "base_step": base_step, "best_step": best_step,
+               "base_reward": base["reward"]["mean"], "best_reward": best["reward"]["mean"], "gain": gain,
+               "base_run_to_run_std": noise, "gain_exceeds_2x_noise": gain > 2 * noise,
+               "most_frequent_baseline_reward": most_frequent,
+               "beats_most_frequent_baseline": most_frequent is not None and best["reward"]["mean"] > most_frequent,
+               "zero_signal_share_mean": _mean_train(run_dir, "zero_signal_share"),
+               "fine_tuned_model": job.get("fine_tuned_model")}
+    console.print(f"gain {gain:+.3f} vs 2× base run-to-run std {2 * noise:.4f}: "
+                  + ("[green]beyond noise[/]" if verdict["gain_exceeds_2x_noise"] else "[yellow]within noise[/]"))
+    if most_frequent is not None:
+        console.print(f"most-frequent-labels baseline {most_frequent:.3f}: the best checkpoint "
+                      + ("[green]beats it[/]" if verdict["beats_most_frequent_baseline"] else "[yellow]does not beat it[/]"))
+    report = run_dir / "report" / "report.html"
+    if report.exists():
+        console.print(f"report: {report}")
+    return verdict
+
+
+def _mean_train(run_dir: Path, key: str) -> float | None:
+    from openrft.training import read_events
+
+    values = [e["data"]["train"][key] for e in read_events(run_dir)
+              if e.get("type") == "metrics" and "train" in (e.get("data") or {})]
+    return sum(values) / len(values) if values else None
