@@ -20,6 +20,8 @@ def train_command(
     output_dir: Optional[Path] = typer.Option(None, help="run directory (default $OPENRFT_HOME/runs/<job id>)"),
     processes: int = typer.Option(1, help="data-parallel processes on this machine (gloo on CPU, NCCL on GPU)"),
     max_steps: Optional[int] = typer.Option(None, help="stop after this many steps"),
+    create_only: bool = typer.Option(False, help="validate and create the run directory, print it, train nothing "
+                                     "(then launch `torchrun … -m openrft.training.worker RUN_DIR` on each node)"),
 ):
     """Train: sample, grade, update; validate every eval_interval steps; checkpoint the best."""
     from openrft.training import create_job, run_job
@@ -40,12 +42,15 @@ def train_command(
         job = _create(body, job_file)
         run_dir = Path(job["openrft"]["run_dir"])
         console.print(f"[bold]job[/] {job['id']} → {run_dir}")
+        if create_only:
+            print(run_dir)
+            return
     if processes > 1 and "WORLD_SIZE" not in os.environ:
         job = load_job(run_dir)
         if job["status"] == "paused":
             job["status"] = "queued"
             save_job(run_dir, job)
-        cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={processes}", "--master_port=0",
+        cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={processes}", "--standalone",
                "-m", "openrft.training.worker", str(run_dir)]
         raise typer.Exit(subprocess.call(cmd))
     job = run_job(run_dir)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections import Counter
 import signal
 import time
 from pathlib import Path
@@ -29,7 +30,7 @@ import numpy as np
 import torch
 
 from openrft.engines.base import SamplingParams
-from openrft.evals import generate_and_grade, run_eval
+from openrft.evals import generate_and_grade, metrics, run_eval
 from openrft.training import algorithm
 from openrft.training.checkpoints import apply_retention, load_state, save_model, save_state, write_checkpoint
 from openrft.training.events import EventLog
@@ -50,6 +51,14 @@ def set_seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def subset(rows: list[dict], limit: int | None, seed: int) -> list[dict]:
+    """A seeded random subset of `limit` rows in file order (files are often sorted by source or language)."""
+    if not limit or limit >= len(rows):
+        return rows
+    keep = sorted(random.Random(seed).sample(range(len(rows)), limit))
+    return [rows[i] for i in keep]
 
 
 def epoch_order(rows: list[dict], *, n_epochs: int, seed: int, balance: bool, label_key: str | None) -> list[int]:
@@ -107,12 +116,15 @@ def _train(run_dir: Path, job: dict, log: EventLog, should_stop, progress: bool)
     seed, total_steps, group_size = res["seed"], res["total_steps"], res["group_size"]
     set_seed(seed)
 
-    train_rows = load_rows(job["openrft"]["training_path"])[: ext.max_train_rows or None]
-    valid_rows = load_rows(job["openrft"]["validation_path"])[: ext.max_valid_rows or None] \
+    train_rows = subset(load_rows(job["openrft"]["training_path"]), ext.max_train_rows, seed)
+    valid_rows = subset(load_rows(job["openrft"]["validation_path"]), ext.max_valid_rows, seed) \
         if job["openrft"]["validation_path"] else []
     labels = ext.labels or _labels_of(train_rows + valid_rows, ext.label_key)
 
-    model, tokenizer = load_model(spec.model, dtype=ext.precision, device=ext.device)
+    device = ext.device
+    if device == "cuda" and dist.active:  # one GPU per process
+        device = f"cuda:{int(__import__('os').environ.get('LOCAL_RANK', 0))}"
+    model, tokenizer = load_model(spec.model, dtype=ext.precision, device=device)
     if ext.finetune == "lora":
         config = LoraConfig(r=ext.lora_rank, lora_alpha=ext.lora_alpha, lora_dropout=ext.lora_dropout,
                             target_modules=ext.lora_target_modules, task_type="CAUSAL_LM")
@@ -337,14 +349,19 @@ def _metrics_event(step, total_steps, rollouts, summary, stats, timing, grader, 
         usage.update({"train_reasoning_tokens_mean": mean(s.reasoning_tokens for s in samples),
                       "train_reasoning_tokens_count": sum(s.reasoning_tokens for s in samples)})
         for kind in ERROR_KINDS:
-            count = sum(1 for g in grades if g.error_kind == kind) + (
-                sum(1 for s in samples if s.parse_error) if kind == "sample_parse_error" else 0)
+            count = sum(1 for g, s in zip(grades, samples)
+                        if g.error_kind == kind or (kind == "sample_parse_error" and s.parse_error))
             grader_errors[f"train_{kind}_count"] = count
             grader_errors[f"train_{kind}_mean"] = count / len(grades)
         grader_timing["train_execution_latency_mean"] = mean(g.execution_time for g in grades)
         data["train_mean_reward"] = train_mean
         data["completion_tokens_mean"] = mean(s.completion_tokens for s in samples)
         data["reasoning_tokens_mean"] = usage["train_reasoning_tokens_mean"]
+        predicted = Counter(label for s in samples for label in (metrics.predicted_labels(s.output_json) or ()))
+        if predicted or any(isinstance(r.row.get("labels"), list) for r in rollouts):
+            data.setdefault("train", {})["predicted_label_counts"] = dict(predicted)
+            data["train"]["reference_label_counts"] = dict(Counter(
+                label for r in rollouts for label in (r.row.get("labels") or []) for _ in r.samples))
         subs = _sub_means(grades)
         data["scores"]["graders"] = [grader_scores] + [{"name": k, "type": "sub_grader", "train_reward_mean": v}
                                                        for k, v in subs.items()]
@@ -364,8 +381,8 @@ def _metrics_event(step, total_steps, rollouts, summary, stats, timing, grader, 
                       "valid_reasoning_tokens_count": summary["tokens"]["reasoning_mean"] * n_valid})
         for kind in ERROR_KINDS:
             count = summary["errors"]["by_kind"].get(kind, 0)
-            if kind == "sample_parse_error":
-                count += round(summary["errors"]["sample_parse_error_rate"] * n_valid)
+            if kind == "sample_parse_error":  # flagged by the grader or by the engine: the larger count
+                count = max(count, round(summary["errors"]["sample_parse_error_rate"] * n_valid))
             grader_errors[f"valid_{kind}_count"] = count
             grader_errors[f"valid_{kind}_mean"] = count / max(1, n_valid)
         grader_timing["valid_execution_latency_mean"] = summary["latency"]["grader_mean_s"]
@@ -379,6 +396,8 @@ def _metrics_event(step, total_steps, rollouts, summary, stats, timing, grader, 
         if "classification" in summary:
             data["valid"].update({k: summary["classification"]["micro"][k] for k in ("precision", "recall", "f1")})
             data["valid"]["macro_f1"] = summary["classification"]["macro"]["f1"]
+            data["valid"]["predicted_label_counts"] = {label: v["predicted"] for label, v in
+                                                       summary["classification"]["per_label"].items()}
             data["valid"]["baselines"] = {name: {"reward": b["reward"]["mean"], **b["classification"]["micro"]}
                                           for name, b in summary.get("baselines", {}).items()}
     data["usage"] = {"samples": usage, "graders": []}
@@ -386,7 +405,7 @@ def _metrics_event(step, total_steps, rollouts, summary, stats, timing, grader, 
     data["timing"] = {"step": {k: timing.get(k, 0.0) for k in ("sampling", "training", "eval", "full_iteration")},
                       "graders": [grader_timing]}
     if stats:
-        data["train"] = {k: v for k, v in stats.items()}
+        data.setdefault("train", {}).update(stats)
     return data
 
 

