@@ -64,3 +64,15 @@ def demo(full: bool = typer.Option(False, "--full", help="the full run (all rows
     verdict = run_demo(full=full, max_steps=max_steps)
     if verdict.get("status") != "succeeded":
         raise typer.Exit(1)
+
+from openrft.graders.commands import grade_command  # noqa: E402
+
+app.command("grade")(grade_command)
+
+from openrft.doctor.commands import doctor_command  # noqa: E402
+
+app.command("doctor")(doctor_command)
+
+from openrft.engines.commands import sample as sample_command  # noqa: E402
+
+app.command("sample")(sample_command)

@@ -25,6 +25,8 @@ class SamplingParams:
     seed: int | None = None
     response_format: dict | None = None  # OpenAI's {"type": "json_schema", "json_schema": {...}} or None
     reasoning_effort: str | None = None  # None / "default" (no reasoning segment) or low / medium / high
+    min_tokens: int = 0  # end-of-sequence is suppressed before this many new tokens (as vLLM's min_tokens;
+    # benchmarks use it to fix the length; ignored when a grammar constrains the completion)
 
 
 @dataclass

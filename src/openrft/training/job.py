@@ -64,11 +64,20 @@ def create_job(body: dict | str | Path, *, run_dir: str | Path | None = None,
                     "training_path": str(train_path), "validation_path": str(valid_path) if valid_path else None},
     }
     save_job(run_dir, job)
+    _register(run_dir, job_id)
     (run_dir / "job_spec.json").write_text(json.dumps(spec.model_dump(mode="json"), indent=2))
     EventLog(run_dir).emit("Created fine-tuning job")
     EventLog(run_dir).emit(f"Validated training file: {len(train_rows)} rows"
                            + (f"; validation file: {len(valid_rows)} rows" if valid_path else ""))
     return job
+
+
+def _register(run_dir: Path, job_id: str) -> None:
+    """A run kept outside `$OPENRFT_HOME/runs` is linked there, so its models, events and checkpoints are
+    found by name (`ft:…`), by the API and by the dashboard like any other run."""
+    link = paths.runs_dir() / job_id
+    if link.resolve() != run_dir.resolve() and not link.exists():
+        link.symlink_to(run_dir.resolve(), target_is_directory=True)
 
 
 def _check_grader_fields(grader: dict, rows: list[dict], path: Path) -> None:

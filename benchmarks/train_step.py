@@ -1,0 +1,350 @@
+"""Seconds per RL step and reward: openrft's trainer against TRL's GRPOTrainer, same model, data and batch.
+
+    python benchmarks/train_step.py             # writes benchmarks/results/train_step.json (~15 min on 2 cores)
+    python benchmarks/train_step.py --steps 1   # a quick run: 1 warm-up + 1 measured step per configuration
+    python benchmarks/train_step.py --configs openrft-lora,trl-lora
+
+Each configuration runs in its own subprocess, one after the other, so that its peak memory (ru_maxrss) is
+its own: `openrft-lora` and `openrft-full` (a job written with openrft.training.create_job and run with
+run_job) and `trl-lora` (trl.GRPOTrainer); `trl-full` and `openrft-lora-json` can be asked for by name.
+
+The same for every configuration:
+
+- the embedded model (SmolLM2-135M-Instruct), float32 on the CPU, torch's default threads;
+- the rows and their order: the first `(warmup + steps) × prompts` rows of the EuroVoc task (the offline
+  EuroVoc task when ../shared/data is absent), visited in the order openrft's trainer draws them
+  (`epoch_order`, balancing off); TRL reads them in that order, unshuffled, so step k samples the same
+  prompts in both;
+- `prompts` prompts × a group of 8 samples per step, 128 new tokens at most, temperature 1, top_p 1, and
+  no response_format: TRL's transformers generation has no grammar-constrained decoding, so both sample
+  free text (`openrft-lora-json` adds the task's response_format to show openrft's structured path);
+- the reward: the task's grader (multilabel F1, python). openrft grades through its sandboxed grader pool
+  (the path of every job); TRL calls the same python `grade` function in-process;
+- GRPO without KL (β = 0): group advantages scaled by the group's std, clipped ratio (ε = 0.2), the loss
+  summed over tokens and divided by the batch's token count (TRL's `dapo`), `updates` optimizer passes per
+  batch (openrft `updates_per_batch`, TRL `num_iterations`), AdamW at a constant learning rate (1e-4 for
+  LoRA, 1e-5 for full fine-tuning: openrft's defaults), gradient norm clipped at 1, no weight decay,
+  LoRA r = 16, α = 32, no dropout, on q/k/v/o/gate/up/down; no gradient checkpointing and no bf16 (TRL
+  turns both on by default; here both are off, which is TRL's faster setting on a CPU).
+
+What differs is each framework's machinery, the thing measured: openrft samples with its own engine
+(openrft.engines.transformers) and computes the update's log-probabilities with the prompt run once per
+group (openrft.training.algorithm.sequence_logprobs); TRL samples with `model.generate` over the batch with
+each prompt repeated 8 times, and runs prompt + completion for each of the 16 sequences. With `updates` > 1,
+TRL also runs an extra no-grad pass for the old log-probabilities, which openrft takes from its first pass.
+
+Measured, per configuration: seconds per RL step (sampling + grading + update; openrft's
+`timing.step.full_iteration`, TRL's time from the first optimizer step of a generation to the end of its
+last), its median over the measured steps (the warm-up steps are left out), the sampling / update split,
+the mean train reward and completion length of each step, and the peak RSS of the process. One run,
+absolute times are noisy on a shared machine; the ratio is what the benchmark is for. Four steps move a
+135M model very little: the reward columns show that both learn from the same signal, not which learns
+faster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from statistics import mean, median
+
+from rich.console import Console
+from rich.table import Table
+
+RESULTS = Path(__file__).resolve().parent / "results" / "train_step.json"
+CONFIGS = ("openrft-lora", "openrft-full", "trl-lora", "trl-full", "openrft-lora-json")
+DEFAULT_CONFIGS = ("openrft-lora", "openrft-full", "trl-lora")
+SEED = 1234
+LORA = {"r": 16, "lora_alpha": 32, "lora_dropout": 0.0,
+        "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]}
+LEARNING_RATE = {"lora": 1e-4, "full": 1e-5}
+console = Console(stderr=True)
+
+
+def benchmark_rows(n: int) -> tuple[str, list[dict], dict, dict | None]:
+    """The first `n` training rows of the EuroVoc task (its offline variant without the data folder), with
+    the task's name, grader and response_format."""
+    from openrft.tasks import get_task, task_available
+
+    name = "eurovoc" if task_available("eurovoc")[0] else "eurovoc-offline"
+    task = get_task(name)
+    rows = task.rows("train")[:n]
+    if len(rows) < n:
+        raise SystemExit(f"task {name} has {len(rows)} training rows; the benchmark needs {n}")
+    return name, rows, task.grader, task.response_format
+
+
+def python_grade_function(grader: dict):
+    """The grader's python `grade(sample, item)` as an in-process function (TRL's reward).
+
+    A python grader, or a multi grader whose `calculate_output` names one python sub-grader (the ready-made
+    multilabel graders: the reward is that sub-grader's value).
+    """
+    if grader["type"] == "multi":
+        if grader["calculate_output"] not in grader["graders"]:
+            raise SystemExit(f"grader {grader.get('name')}: calculate_output {grader['calculate_output']!r} is a "
+                             "formula; the TRL side needs it to name one python sub-grader")
+        grader = grader["graders"][grader["calculate_output"]]
+    if grader["type"] != "python":
+        raise SystemExit(f"grader type {grader['type']!r}: the TRL side runs python graders only")
+    namespace = {"__name__": "grader"}
+    exec(compile(grader["source"], grader.get("name", "grader"), "exec"), namespace)
+    return namespace["grade"]
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+# ---------------------------------------------------------------------------------------------- workers
+
+def run_openrft(config: str, work: Path, setup: dict) -> dict:
+    """One openrft job on the benchmark rows (no validation set, no trackers); its metrics events, per step."""
+    from openrft.training import create_job, read_events, run_job
+
+    finetune = "full" if config == "openrft-full" else "lora"
+    steps = setup["warmup"] + setup["steps"]
+    body = {
+        "model": "default", "training_file": str(work / "train.jsonl"), "seed": SEED,
+        "method": {"type": "reinforcement", "reinforcement": {
+            "grader": setup["grader"],
+            "response_format": setup["response_format"] if config == "openrft-lora-json" else None,
+            "hyperparameters": {"batch_size": setup["prompts"], "n_epochs": 1, "compute_multiplier": setup["group"] / 8,
+                                "eval_interval": steps}}},
+        "openrft": {"finetune": finetune, "lora_rank": LORA["r"], "lora_alpha": LORA["lora_alpha"],
+                    "lora_dropout": LORA["lora_dropout"], "lora_target_modules": LORA["target_modules"],
+                    "learning_rate": LEARNING_RATE[finetune], "max_tokens": setup["max_tokens"],
+                    "temperature": 1.0, "top_p": 1.0, "updates_per_batch": setup["updates"], "kl_coef": 0.0,
+                    "clip_epsilon": 0.2, "scale_rewards": True, "max_grad_norm": 1.0, "weight_decay": 0.0,
+                    "balance": False, "validate_at_start": False, "trackers": [], "max_steps": steps},
+    }
+    run_dir = work / config
+    job = create_job(body, run_dir=run_dir)
+    resolved = job["method"]["reinforcement"]["hyperparameters"]["resolved"]
+    if resolved["group_size"] != setup["group"] or resolved["total_steps"] != steps:
+        raise SystemExit(f"openrft resolved group_size={resolved['group_size']}, total_steps={resolved['total_steps']}")
+    job = run_job(run_dir)
+    if job["status"] != "succeeded":
+        raise SystemExit(f"openrft job {job['status']}: {job.get('error')}")
+    per_step = []
+    for event in read_events(run_dir):
+        data = event.get("data") or {}
+        if event.get("type") != "metrics" or not data.get("step"):
+            continue
+        timing = data["timing"]["step"]
+        per_step.append({"step": data["step"], "seconds": timing["full_iteration"], "sampling": timing["sampling"],
+                         "update": timing["training"], "reward": data["scores"]["train_reward_mean"],
+                         "completion_tokens": data["train"]["response_length_mean"]})
+    return {"steps": per_step}
+
+
+def run_trl(config: str, work: Path, setup: dict) -> dict:
+    """trl.GRPOTrainer on the same rows in the same order; per RL step: wall time, reward, completion length."""
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    from openrft.models import resolve_model
+    from openrft.training.loop import epoch_order
+
+    rows = [json.loads(line) for line in (work / "train.jsonl").read_text().splitlines()]
+    order = epoch_order(rows, n_epochs=1, seed=SEED, balance=False, label_key=None)  # openrft's visiting order
+    items = [json.dumps({k: v for k, v in rows[i].items() if k not in ("messages", "tools")}) for i in order]
+    dataset = Dataset.from_list([{"prompt": rows[i]["messages"], "item": item} for i, item in zip(order, items)])
+    grade = python_grade_function(setup["grader"])
+    generations: list[dict] = []  # one entry per generation = per RL step
+
+    def multilabel_reward(prompts, completions, completion_ids, item, **_):
+        texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
+        rewards = [float(grade({"output_text": t, "output_json": None, "output_tools": []}, json.loads(it)))
+                   for t, it in zip(texts, item)]
+        generations.append({"graded_at": time.perf_counter(), "reward": mean(rewards),
+                            "completion_tokens": mean(len(ids) for ids in completion_ids)})
+        return rewards
+
+    class StepTimes(TrainerCallback):
+        def __init__(self):
+            self.begin, self.end = [], []
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            self.begin.append(time.perf_counter())
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.end.append(time.perf_counter())
+
+    finetune = "full" if config == "trl-full" else "lora"
+    path = str(resolve_model("default").path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    steps, updates = setup["warmup"] + setup["steps"], setup["updates"]
+    args = GRPOConfig(
+        output_dir=str(work / config), seed=SEED, use_cpu=True, bf16=False, fp16=False, gradient_checkpointing=False,
+        per_device_train_batch_size=setup["prompts"] * setup["group"], gradient_accumulation_steps=1,
+        num_generations=setup["group"], max_completion_length=setup["max_tokens"], temperature=1.0, top_p=1.0,
+        learning_rate=LEARNING_RATE[finetune], lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0,
+        max_grad_norm=1.0, beta=0.0, epsilon=0.2, num_iterations=updates, loss_type="dapo", scale_rewards="group",
+        max_steps=steps * updates, shuffle_dataset=False, logging_steps=1, report_to="none", save_strategy="no",
+        dataloader_num_workers=0, disable_tqdm=False,
+    )
+    timer = StepTimes()
+    trainer = GRPOTrainer(model=model, processing_class=tokenizer, reward_funcs=multilabel_reward, args=args,
+                          train_dataset=dataset, callbacks=[timer],
+                          peft_config=LoraConfig(task_type="CAUSAL_LM", **LORA) if finetune == "lora" else None)
+    trainer.train()
+    if len(generations) != steps or len(timer.end) != steps * updates:
+        raise SystemExit(f"TRL ran {len(timer.end)} optimizer steps and {len(generations)} generations; "
+                         f"expected {steps * updates} and {steps}")
+    per_step = []
+    for k, gen in enumerate(generations):
+        began, ended = timer.begin[k * updates], timer.end[(k + 1) * updates - 1]
+        per_step.append({"step": k + 1, "seconds": ended - began, "sampling": gen["graded_at"] - began,
+                         "update": ended - gen["graded_at"], "reward": gen["reward"],
+                         "completion_tokens": gen["completion_tokens"]})
+    return {"steps": per_step}
+
+
+def worker(config: str, work: Path) -> None:
+    """Run one configuration and write WORK/<config>.json (steps, peak RSS, versions)."""
+    setup = json.loads((work / "setup.json").read_text())
+    began = time.perf_counter()
+    result = (run_trl if config.startswith("trl") else run_openrft)(config, work, setup)
+    result.update(config=config, wall_seconds=time.perf_counter() - began, peak_rss_mib=peak_rss_mib())
+    (work / f"{config}.json").write_text(json.dumps(result, indent=2))
+
+
+# ---------------------------------------------------------------------------------------------- parent
+
+def summarize(result: dict, warmup: int) -> dict:
+    measured = [s for s in result["steps"] if s["step"] > warmup]
+    return {"seconds_per_step_median": median(s["seconds"] for s in measured),
+            "sampling_seconds_median": median(s["sampling"] for s in measured),
+            "update_seconds_median": median(s["update"] for s in measured),
+            "reward_last_step": result["steps"][-1]["reward"],
+            "reward_mean_measured": mean(s["reward"] for s in measured),
+            "completion_tokens_mean": mean(s["completion_tokens"] for s in measured),
+            "peak_rss_mib": result["peak_rss_mib"]}
+
+
+def versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in ("torch", "transformers", "peft", "trl", "accelerate"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=3, help="measured steps per configuration")
+    parser.add_argument("--warmup", type=int, default=1, help="steps run first and left out of the timing")
+    parser.add_argument("--prompts", type=int, default=2, help="prompts per step")
+    parser.add_argument("--group", type=int, default=8, help="samples per prompt")
+    parser.add_argument("--max-tokens", type=int, default=128, help="completion length (new tokens at most)")
+    parser.add_argument("--updates", type=int, default=1,
+                        help="optimizer passes per batch (openrft updates_per_batch, TRL num_iterations)")
+    parser.add_argument("--configs", default=",".join(DEFAULT_CONFIGS), help=f"comma-separated, of {', '.join(CONFIGS)}")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--worker", choices=CONFIGS, help=argparse.SUPPRESS)
+    parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args.worker, args.work)
+        return
+    configs = [c.strip() for c in args.configs.split(",") if c.strip()]
+    unknown = [c for c in configs if c not in CONFIGS]
+    if unknown:
+        parser.error(f"unknown configuration(s) {unknown}; choose from {', '.join(CONFIGS)}")
+
+    n_rows = (args.warmup + args.steps) * args.prompts
+    task, rows, grader, response_format = benchmark_rows(n_rows)
+    setup = {"task": task, "rows": n_rows, "prompts": args.prompts, "group": args.group, "max_tokens": args.max_tokens,
+             "steps": args.steps, "warmup": args.warmup, "updates": args.updates, "seed": SEED, "lora": LORA,
+             "learning_rate": LEARNING_RATE, "grader": grader, "response_format": response_format}
+    results: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory(prefix="openrft-bench-") as tmp:
+        work = Path(tmp)
+        (work / "train.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+        (work / "setup.json").write_text(json.dumps(setup))
+        env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
+        for config in configs:
+            console.rule(f"[bold]{config}[/]: {args.warmup} warm-up + {args.steps} measured steps of "
+                         f"{args.prompts} prompts × {args.group} samples, {args.max_tokens} tokens ({task})")
+            proc = subprocess.run([sys.executable, __file__, "--worker", config, "--work", str(work)], env=env,
+                                  stderr=subprocess.PIPE, text=True)
+            out = work / f"{config}.json"
+            if proc.returncode or not out.is_file():
+                tail = proc.stderr.strip().splitlines()[-15:]
+                console.print(f"[red]{config} failed (exit {proc.returncode}):[/]\n" + "\n".join(tail))
+                results[config] = {"error": "\n".join(tail), "exit_code": proc.returncode}
+                continue
+            sys.stderr.write(proc.stderr[-3000:] if proc.returncode == 0 else "")
+            result = json.loads(out.read_text())
+            result["summary"] = summarize(result, args.warmup)
+            results[config] = result
+
+    comparison = compare(results)
+    report = {"benchmark": "train_step", "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                          "cpu_count": os.cpu_count(), "python": platform.python_version(), **versions()},
+              "setup": {k: v for k, v in setup.items() if k not in ("grader", "response_format")}
+              | {"grader": grader.get("name")},
+              "configs": results, "comparison": comparison}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print_table(results, comparison)
+    console.print(f"written: {args.out}")
+
+
+def compare(results: dict) -> dict:
+    """TRL's seconds per step over openrft's (LoRA against LoRA, full against full) and the reward difference."""
+    out = {}
+    for kind in ("lora", "full"):
+        ours, theirs = results.get(f"openrft-{kind}", {}), results.get(f"trl-{kind}", {})
+        if "summary" in ours and "summary" in theirs:
+            a, b = ours["summary"], theirs["summary"]
+            speedup = b["seconds_per_step_median"] / a["seconds_per_step_median"]
+            out[kind] = {"speedup": speedup,
+                         "reward_last_step_delta": a["reward_last_step"] - b["reward_last_step"],
+                         "reward_mean_measured_delta": a["reward_mean_measured"] - b["reward_mean_measured"],
+                         "target_2x_met": speedup >= 2.0}
+    return out
+
+
+def print_table(results: dict, comparison: dict) -> None:
+    table = Table(title="Seconds per RL step (median of the measured steps) and reward")
+    for column in ("configuration", "s/step", "sampling s", "update s", "tokens/sample", "reward last",
+                   "reward mean", "peak RSS MiB"):
+        table.add_column(column, justify="left" if column == "configuration" else "right")
+    for name, result in results.items():
+        if "summary" not in result:
+            table.add_row(name, "[red]failed[/]", *[""] * 6)
+            continue
+        s = result["summary"]
+        table.add_row(name, f"{s['seconds_per_step_median']:.1f}", f"{s['sampling_seconds_median']:.1f}",
+                      f"{s['update_seconds_median']:.1f}", f"{s['completion_tokens_mean']:.0f}",
+                      f"{s['reward_last_step']:.3f}", f"{s['reward_mean_measured']:.3f}", f"{s['peak_rss_mib']:.0f}")
+    Console().print(table)
+    for kind, c in comparison.items():
+        Console().print(f"{kind}: openrft is {c['speedup']:.2f}× TRL's speed per step "
+                        f"(target 2×: {'met' if c['target_2x_met'] else 'not met'}); reward difference "
+                        f"(openrft − TRL) last step {c['reward_last_step_delta']:+.3f}, "
+                        f"mean {c['reward_mean_measured_delta']:+.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,23 @@
+"""The dashboard and the static reports: see training as it happens, and keep the curves afterwards.
+
+- `web.py`: the web page (a FastAPI router, mounted at `/dashboard` by `openrft serve`, and a standalone
+  app for `openrft dashboard RUN_DIR…`), drawn with Chart.js (vendored in `static/`), polling while a run runs;
+- `report.py`: `build_report(run_dir)` writes the same charts as PNG files plus one self-contained HTML file;
+- `rundata.py`: reads run directories into the series both of them draw.
+
+Importing this package is cheap: FastAPI and matplotlib load only when a page or a report is made.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def build_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
+    """Write `run_dir/report/` (PNG charts + `report.html`) for a job or an eval run; returns the HTML file."""
+    from openrft.dashboard.report import build_report as build
+
+    return build(run_dir, out_dir)
+
+
+__all__ = ["build_report"]

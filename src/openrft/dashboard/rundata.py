@@ -1,0 +1,696 @@
+"""Read run directories into the series the dashboard and the static reports draw.
+
+One reader for both outputs: the web page gets these dicts as JSON, `report.py` draws the same dicts
+with matplotlib, so a chart on the page and its PNG always show the same numbers.
+
+The input is the run directory format of `docs/architecture.md`:
+
+- a job: `job.json` (`fine_tuning.job`), `events.jsonl` (metrics events with OpenAI's `data.scores`,
+  `data.usage`, `data.errors`, `data.timing` and our `data.train`), `checkpoints/step-N/checkpoint.json`,
+  `evals/step-N/` (the validation eval run of step N);
+- an eval run: `run.json` (`eval.run`), `summary.json`, `output_items.jsonl`.
+
+A job is read while it runs, so a last JSONL line that is still being written is skipped; a broken line
+anywhere else is an error naming the file, the line and the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+# Statuses in which a run may still change: the page keeps polling these.
+ACTIVE_STATUSES = {"validating_files", "queued", "running", "in_progress"}
+
+# RL internals drawn first, in this order (other numeric keys of `data.train` follow).
+TRAIN_KEYS = ("loss", "kl", "clip_fraction", "entropy", "grad_norm", "zero_signal_groups", "zero_signal_share",
+              "response_length_mean", "truncated_share", "ratio_mean", "sampler_logprob_gap", "learning_rate")
+
+# The eval module's reward histogram uses 20 bins; the page uses the same.
+HISTOGRAM_BINS = 20
+
+_ERROR_KEY = re.compile(r"^(train|valid)_(.+)_count$")
+
+
+class RunDirError(ValueError):
+    """A run directory that cannot be read: names the file, the line when there is one, and the reason."""
+
+
+@dataclass(frozen=True)
+class RunRef:
+    """A run found on disk: `key` is its id in URLs, `kind` is "job" or "eval"; `parent` is the job of a step eval."""
+
+    key: str
+    kind: str
+    path: Path
+    parent: str | None = None
+
+
+# --- finding runs ---------------------------------------------------------------------------------------
+
+def is_job_dir(path: Path) -> bool:
+    return (path / "job.json").is_file()
+
+
+def is_eval_dir(path: Path) -> bool:
+    return any((path / name).is_file() for name in ("run.json", "summary.json", "output_items.jsonl"))
+
+
+def discover(roots: Iterable[Path]) -> dict[str, RunRef]:
+    """Every job and eval run in `roots`: a root is a run directory itself or a folder of them, or a folder of
+    folders of them (`openrft eval -m A -m B` writes `evals/<time>/<model>/`, keyed `<time>/<model>`).
+
+    A job's validation runs are included under the key `<job key>/evals/step-N`.
+    """
+    found: dict[str, RunRef] = {}
+
+    def add(path: Path, kind: str, key: str, parent: str | None = None) -> str:
+        base, n = key, 2
+        while key in found:
+            if found[key].path == path:
+                return key
+            key, n = f"{base}-{n}", n + 1
+        found[key] = RunRef(key, kind, path, parent)
+        return key
+
+    def add_run(path: Path, key: str) -> bool:
+        if is_job_dir(path):
+            key = add(path, "job", key)
+            for step_dir in step_dirs(path / "evals"):
+                add(step_dir, "eval", f"{key}/evals/{step_dir.name}", parent=key)
+        elif is_eval_dir(path):
+            add(path, "eval", key)
+        else:
+            return False
+        return True
+
+    def subdirs(path: Path) -> list[Path]:
+        return sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+    for root in roots:
+        root = Path(root).expanduser().resolve()
+        if add_run(root, root.name) or not root.is_dir():
+            continue
+        for child in subdirs(root):
+            if not add_run(child, child.name):
+                for grandchild in subdirs(child):
+                    add_run(grandchild, f"{child.name}/{grandchild.name}")
+    return found
+
+
+def step_dirs(folder: Path) -> list[Path]:
+    """The `step-N` subfolders of `folder`, by step number."""
+    if not folder.is_dir():
+        return []
+    dirs = [p for p in folder.iterdir() if p.is_dir() and re.fullmatch(r"step-\d+", p.name)]
+    return sorted(dirs, key=lambda p: int(p.name.split("-")[1]))
+
+
+# --- reading files ---------------------------------------------------------------------------------------
+
+def read_json(path: Path) -> dict:
+    """A JSON object file; `{}` when it is absent."""
+    if not path.is_file():
+        return {}
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise RunDirError(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg})") from None
+    if not isinstance(value, dict):
+        raise RunDirError(f"{path}: expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """The objects of a JSONL file, tolerating a last line that is still being written."""
+    if not path.is_file():
+        return []
+    stat = path.stat()
+    return list(_read_jsonl_cached(str(path), stat.st_mtime_ns, stat.st_size))
+
+
+@lru_cache(maxsize=64)
+def _read_jsonl_cached(path: str, mtime_ns: int, size: int) -> tuple[dict, ...]:
+    text = Path(path).read_text(encoding="utf-8", errors="replace")
+    lines = text.split("\n")
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            if number == len(lines):  # no newline after it yet: the writer is still on it
+                continue
+            raise RunDirError(f"{path}: line {number}: not valid JSON ({exc.msg})") from None
+        if not isinstance(row, dict):
+            raise RunDirError(f"{path}: line {number}: expected a JSON object, got {type(row).__name__}")
+        rows.append(row)
+    return tuple(rows)
+
+
+def signature(path: Path) -> str:
+    """Changes whenever a file of the run changes: lets the page skip redrawing an unchanged run."""
+    parts = []
+    for name in ("job.json", "events.jsonl", "run.json", "summary.json", "output_items.jsonl"):
+        file = path / name
+        if file.is_file():
+            stat = file.stat()
+            parts.append(f"{stat.st_mtime_ns}:{stat.st_size}")
+    parts.append(str(len(step_dirs(path / "checkpoints"))))
+    parts.append(str(len(step_dirs(path / "evals"))))
+    return "-".join(parts)
+
+
+# --- jobs ------------------------------------------------------------------------------------------------
+
+def job_summary(ref: RunRef) -> dict:
+    """One row of the run list: status, model, task, progress and best validation reward."""
+    job = read_json(ref.path / "job.json")
+    steps = metrics_steps(read_jsonl(ref.path / "events.jsonl"))
+    best_step, best_reward = best_valid(steps)
+    last = steps[-1] if steps else {}
+    return {
+        "key": ref.key,
+        "kind": "job",
+        "id": job.get("id", ref.path.name),
+        "status": job.get("status"),
+        "model": job.get("model"),
+        "fine_tuned_model": job.get("fine_tuned_model"),
+        "task": job_task(job),
+        "created_at": job.get("created_at"),
+        "finished_at": job.get("finished_at"),
+        "step": last.get("step"),
+        "total_steps": last.get("total_steps"),
+        "best_valid_reward": best_reward,
+        "best_step": best_step,
+        "path": str(ref.path),
+    }
+
+
+def job_task(job: dict) -> str | None:
+    """What the job trains on: the task named in our extension block or metadata, else the training file."""
+    for block in (job.get("openrft"), job.get("metadata")):
+        if isinstance(block, dict) and block.get("task"):
+            return str(block["task"])
+    training_file = job.get("training_file")
+    return Path(str(training_file)).name if training_file else None
+
+
+def job_view(ref: RunRef) -> dict:
+    """Everything the job page draws: its summary, per-step series, checkpoints and validation runs."""
+    job = read_json(ref.path / "job.json")
+    events = read_jsonl(ref.path / "events.jsonl")
+    steps = metrics_steps(events)
+    series = job_series(steps)
+    step_evals = job_step_evals(ref)
+    series["precision_recall"] = {
+        "step": [e["step"] for e in step_evals],
+        "precision": [e["precision"] for e in step_evals],
+        "recall": [e["recall"] for e in step_evals],
+        "f1": [e["f1"] for e in step_evals],
+        "valid_reward": [e["reward_mean"] for e in step_evals],
+    }
+    reinforcement = (job.get("method") or {}).get("reinforcement") or {}
+    grader = reinforcement.get("grader") or {}
+    return _finite({
+        **job_summary(ref),
+        "signature": signature(ref.path),
+        "active": job.get("status") in ACTIVE_STATUSES,
+        "error": job.get("error") or None,
+        "hyperparameters": reinforcement.get("hyperparameters") or job.get("hyperparameters") or {},
+        "grader": {"type": grader.get("type"), "name": grader.get("name")},
+        "series": series,
+        "checkpoints": job_checkpoints(ref, steps),
+        "step_evals": step_evals,
+        "guards": guard_warnings(events),
+        "baselines": step_evals[-1]["baselines"] if step_evals else {},
+        "messages": [
+            {"created_at": e.get("created_at"), "level": e.get("level"), "message": e.get("message")}
+            for e in events if e.get("type") != "metrics"
+        ][-50:],
+    })
+
+
+def guard_warnings(events: list[dict]) -> list[dict]:
+    """The reward-hacking guards that fired (`openrft.doctor.guards`: warn events with `data.guard`), in order."""
+    found = []
+    for event in events:
+        guard = (event.get("data") or {}).get("guard") if isinstance(event.get("data"), dict) else None
+        if isinstance(guard, dict):
+            found.append({"step": guard.get("step"), "check": guard.get("check"), "verdict": guard.get("verdict"),
+                          "message": guard.get("message") or event.get("message"), "value": _num(guard.get("value"))})
+    return found
+
+
+def metrics_steps(events: list[dict]) -> list[dict]:
+    """The `data` of each metrics event, one per step (a step written twice, e.g. after a resume, keeps the last)."""
+    by_step: dict[int, dict] = {}
+    for event in events:
+        data = event.get("data")
+        if event.get("type") == "metrics" and isinstance(data, dict) and isinstance(data.get("step"), int):
+            by_step[data["step"]] = data
+    return [by_step[step] for step in sorted(by_step)]
+
+
+def train_reward(data: dict) -> float | None:
+    return _num((data.get("scores") or {}).get("train_reward_mean", data.get("train_mean_reward")))
+
+
+def valid_reward(data: dict) -> float | None:
+    return _num((data.get("scores") or {}).get("valid_reward_mean", data.get("full_valid_mean_reward")))
+
+
+def best_valid(steps: list[dict]) -> tuple[int | None, float | None]:
+    """The step with the highest validation reward (what OpenAI ranks checkpoints on), first one on ties."""
+    best: tuple[int | None, float | None] = (None, None)
+    for data in steps:
+        reward = valid_reward(data)
+        if reward is not None and (best[1] is None or reward > best[1]):
+            best = (data["step"], reward)
+    return best
+
+
+def job_series(steps: list[dict]) -> dict:
+    """Per-step series; every list is aligned with `step`, None where a step did not report the value."""
+    graders = _names((data.get("scores") or {}).get("graders") for data in steps)
+    latency_graders = _names((data.get("timing") or {}).get("graders") for data in steps)
+    usage_graders = _names((data.get("usage") or {}).get("graders") for data in steps)
+    error_kinds: list[str] = []
+    for data in steps:
+        for entry in (data.get("errors") or {}).get("graders") or []:
+            for key in entry:
+                match = _ERROR_KEY.match(key)
+                if match and match.group(2) not in error_kinds:
+                    error_kinds.append(match.group(2))
+    train_keys = [k for k in TRAIN_KEYS if any(_num((d.get("train") or {}).get(k)) is not None for d in steps)]
+    for data in steps:
+        for key, value in (data.get("train") or {}).items():
+            if key not in train_keys and _num(value) is not None:
+                train_keys.append(key)
+
+    def grader_entry(data: dict, block: str, name: str) -> dict:
+        for entry in (data.get(block) or {}).get("graders") or []:
+            if entry.get("name") == name:
+                return entry
+        return {}
+
+    def timing(data: dict, key: str) -> float | None:
+        return _num(((data.get("timing") or {}).get("step") or {}).get(key))
+
+    def other_time(data: dict) -> float | None:
+        full = timing(data, "full_iteration")
+        if full is None:
+            return None
+        return max(0.0, full - sum(timing(data, k) or 0.0 for k in ("sampling", "training", "eval")))
+
+    def errors_of(data: dict, kind: str) -> float | None:
+        total, seen = 0.0, False
+        for entry in (data.get("errors") or {}).get("graders") or []:
+            for prefix in ("train", "valid"):
+                value = _num(entry.get(f"{prefix}_{kind}_count"))
+                if value is not None:
+                    total, seen = total + value, True
+        return total if seen else None
+
+    return {
+        "step": [d["step"] for d in steps],
+        "total_steps": steps[-1].get("total_steps") if steps else None,
+        "reward": {"train": [train_reward(d) for d in steps], "valid": [valid_reward(d) for d in steps]},
+        "graders": [
+            {"name": name,
+             "type": next((grader_entry(d, "scores", name).get("type") for d in steps
+                           if grader_entry(d, "scores", name)), None),
+             "train": [_num(grader_entry(d, "scores", name).get("train_reward_mean")) for d in steps],
+             "valid": [_num(grader_entry(d, "scores", name).get("valid_reward_mean")) for d in steps]}
+            for name in graders
+        ],
+        "tokens": {
+            "train_reasoning": [_sample_tokens(d, "train", "reasoning") for d in steps],
+            "valid_reasoning": [_sample_tokens(d, "valid", "reasoning") for d in steps],
+            "train_answer": [_answer_tokens(d, "train") for d in steps],
+            "valid_answer": [_answer_tokens(d, "valid") for d in steps],
+        },
+        "timing": {key: [timing(d, key) for d in steps] for key in ("sampling", "training", "eval")}
+        | {"other": [other_time(d) for d in steps]},
+        "grader_latency": [
+            {"name": name,
+             "train": [_num(grader_entry(d, "timing", name).get("train_execution_latency_mean")) for d in steps],
+             "valid": [_num(grader_entry(d, "timing", name).get("valid_execution_latency_mean")) for d in steps]}
+            for name in latency_graders
+        ],
+        "errors": {kind: [errors_of(d, kind) for d in steps] for kind in error_kinds},
+        "grader_tokens": [
+            {"name": name,
+             "model": next((grader_entry(d, "usage", name).get("model") for d in steps
+                            if grader_entry(d, "usage", name)), None),
+             "prompt": [_sum_num(grader_entry(d, "usage", name), "train_prompt_tokens_count",
+                                 "valid_prompt_tokens_count") for d in steps],
+             "completion": [_sum_num(grader_entry(d, "usage", name), "train_completion_tokens_count",
+                                     "valid_completion_tokens_count") for d in steps]}
+            for name in usage_graders
+        ],
+        "train": {key: [_num((d.get("train") or {}).get(key)) for d in steps] for key in train_keys},
+    }
+
+
+def _sample_tokens(data: dict, split: str, kind: str) -> float | None:
+    samples = (data.get("usage") or {}).get("samples") or {}
+    value = _num(samples.get(f"{split}_{kind}_tokens_mean"))
+    if value is None and split == "train" and kind == "reasoning":
+        value = _num(data.get("reasoning_tokens_mean"))
+    if value is None and split == "valid" and kind == "reasoning":
+        value = _num(data.get("valid_reasoning_tokens_mean"))
+    return value
+
+
+def _answer_tokens(data: dict, split: str) -> float | None:
+    """Answer tokens per sample: reported directly, else completion tokens minus reasoning tokens."""
+    direct = _sample_tokens(data, split, "answer")
+    if direct is not None:
+        return direct
+    samples = (data.get("usage") or {}).get("samples") or {}
+    completion = _num(samples.get(f"{split}_completion_tokens_mean"))
+    if completion is None and split == "train":
+        completion = _num(data.get("completion_tokens_mean"))  # OpenAI's older flat key
+    if completion is None and split == "valid":
+        completion = _num((data.get("valid") or {}).get("completion_tokens_mean"))  # the trainer's `valid` block
+    reasoning = _sample_tokens(data, split, "reasoning")
+    if completion is None:
+        return None
+    return max(0.0, completion - (reasoning or 0.0))
+
+
+def job_checkpoints(ref: RunRef, steps: list[dict]) -> list[dict]:
+    """The job's checkpoints with their metrics; `best` marks the one with the highest validation reward."""
+    valid_by_step = {d["step"]: valid_reward(d) for d in steps}
+    rows = []
+    for step_dir in step_dirs(ref.path / "checkpoints"):
+        ckpt = read_json(step_dir / "checkpoint.json")
+        step = ckpt.get("step_number", int(step_dir.name.split("-")[1]))
+        metrics = ckpt.get("metrics") or {}
+        reward = _num(metrics.get("full_valid_mean_reward", metrics.get("valid_reward_mean")))
+        rows.append({
+            "id": ckpt.get("id"),
+            "step": step,
+            "model": ckpt.get("fine_tuned_model_checkpoint"),
+            "created_at": ckpt.get("created_at"),
+            "metrics": metrics,
+            "valid_reward": reward if reward is not None else valid_by_step.get(step),
+            "path": str(step_dir),
+            "best": False,
+        })
+    scored = [row for row in rows if row["valid_reward"] is not None]
+    if scored:
+        max(scored, key=lambda row: (row["valid_reward"], -row["step"]))["best"] = True
+    return rows
+
+
+def job_step_evals(ref: RunRef) -> list[dict]:
+    """The validation eval runs of a job (`evals/step-N`): reward, micro precision/recall/F1, baselines."""
+    rows = []
+    for step_dir in step_dirs(ref.path / "evals"):
+        summary = read_json(step_dir / "summary.json")
+        micro = classification(summary)["micro"] or {}
+        rows.append({
+            "step": int(step_dir.name.split("-")[1]),
+            "key": f"{ref.key}/evals/{step_dir.name}",
+            "reward_mean": reward_stats(summary).get("mean"),
+            "ci95": reward_stats(summary).get("ci95"),
+            "precision": micro.get("precision"),
+            "recall": micro.get("recall"),
+            "f1": micro.get("f1"),
+            "baselines": baselines(summary),
+        })
+    return rows
+
+
+# --- eval runs (summary.json as written by openrft.evals) --------------------------------------------------
+
+def eval_summary(ref: RunRef) -> dict:
+    """One row of the run list for an eval run."""
+    run = read_json(ref.path / "run.json")
+    summary = read_json(ref.path / "summary.json")
+    return {
+        "key": ref.key,
+        "kind": "eval",
+        "id": run.get("id", ref.path.name),
+        "name": run.get("name") or summary.get("name"),
+        "status": run.get("status") or ("completed" if summary else None),
+        "model": run.get("model") or summary.get("model"),
+        "task": (run.get("metadata") or {}).get("task"),
+        "created_at": run.get("created_at"),
+        "reward_mean": reward_stats(summary).get("mean"),
+        "runs": summary.get("runs"),
+        "result_counts": run.get("result_counts"),
+        "parent": ref.parent,
+        "path": str(ref.path),
+    }
+
+
+def eval_view(ref: RunRef) -> dict:
+    """Everything the eval page draws: variance study, reward histogram, precision/recall, headline figures."""
+    summary = read_json(ref.path / "summary.json")
+    items = read_jsonl(ref.path / "output_items.jsonl")
+    head = eval_summary(ref)
+    return _finite({
+        **head,
+        "signature": signature(ref.path),
+        "active": head["status"] in ACTIVE_STATUSES,
+        "reward": reward_stats(summary),
+        "figures": headline_figures(summary),
+        "n_output_items": len(items),
+        "variance": variance_study(summary),
+        "histogram": histogram([r for r in (item_reward(item) for item in items) if r is not None]),
+        "classification": classification(summary),
+        "baselines": baselines(summary),
+    })
+
+
+def reward_stats(summary: dict) -> dict:
+    """`summary.reward` (mean, ci95, run_to_run_std, headroom, …), `{}` for a run without a summary yet."""
+    reward = summary.get("reward")
+    return reward if isinstance(reward, dict) else {}
+
+
+def item_reward(item: dict) -> float | None:
+    """The reward of one output item: the first result's score (the RFT grader's when there is one)."""
+    results = item.get("results") or []
+    return _num(results[0].get("score")) if results and isinstance(results[0], dict) else None
+
+
+def variance_study(summary: dict) -> dict:
+    """The per-item statistics of `summary.items` (mean, min, max, std over the k runs), sorted by mean.
+
+    Sorted this way the plot shows at a glance which items are always solved, never solved, or solved
+    by chance (a wide min–max bar): the headroom that training can take.
+    """
+    items = sorted((it for it in summary.get("items") or [] if _num(it.get("mean")) is not None),
+                   key=lambda it: it["mean"])
+    return {
+        "items": [{"item": it.get("id", it.get("index")), "mean": it["mean"], "min": it.get("min"),
+                   "max": it.get("max"), "std": it.get("std"), "k": it.get("k")} for it in items],
+        "runs": summary.get("runs"),
+        "headroom": reward_stats(summary).get("headroom"),
+    }
+
+
+def histogram(values: list[float], bins: int = HISTOGRAM_BINS, span: tuple[float, float] | None = None) -> dict:
+    """Counts of `values` in equal bins over `span`, by default [min(0, lowest), max(1, highest)]: the same
+    bins as the eval module's reward histogram PNG."""
+    if not values:
+        return {"edges": [], "counts": []}
+    span = span or (min(0.0, min(values)), max(1.0, max(values)))
+    counts, edges = np.histogram(values, bins=bins, range=span)
+    return {"edges": [float(e) for e in edges], "counts": [int(c) for c in counts]}
+
+
+def classification(summary: dict) -> dict:
+    """`summary.classification`: micro and macro precision/recall/F1 and per label (None when the task has no labels)."""
+    block = summary.get("classification") or {}
+    per_label = {label: {k: _num(v.get(k)) for k in ("precision", "recall", "f1", "support")}
+                 for label, v in (block.get("per_label") or {}).items() if isinstance(v, dict)}
+    return {"micro": _prf(block.get("micro")), "macro": _prf(block.get("macro")), "per_label": per_label}
+
+
+def baselines(summary: dict) -> dict:
+    """The model-free baselines graded by the same grader: name → {reward, precision, recall, f1}."""
+    out = {}
+    for name, block in (summary.get("baselines") or {}).items():
+        if isinstance(block, dict):
+            micro = _prf(((block.get("classification") or {}).get("micro"))) or {}
+            out[name] = {"reward": _num(reward_stats(block).get("mean")), **micro}
+    return out
+
+
+def headline_figures(summary: dict) -> list[tuple[str, Any]]:
+    """The figures a reader looks at first, as (name, value) rows for a plain table."""
+    reward = reward_stats(summary)
+    errors = summary.get("errors") or {}
+    tokens = summary.get("tokens") or {}
+    latency = summary.get("latency") or {}
+    rows = [
+        ("mean reward", reward.get("mean")),
+        ("95% CI", reward.get("ci95")),
+        ("run-to-run std", reward.get("run_to_run_std")),
+        ("best-of-k mean", reward.get("best_of_k_mean")),
+        ("headroom (best − mean)", reward.get("headroom")),
+        ("zero-signal items", reward.get("zero_signal_share")),
+        ("items × runs", f"{reward.get('n_items')} × {summary.get('runs')}" if reward else None),
+        ("pass rate", summary.get("pass_rate")),
+        ("grader errors", errors.get("rate")),
+        ("parse errors", errors.get("sample_parse_error_rate")),
+        ("answer tokens (mean)", tokens.get("answer_mean")),
+        ("reasoning tokens (mean)", tokens.get("reasoning_mean")),
+        ("truncated answers", tokens.get("truncated_share")),
+        ("sampling time (s)", latency.get("sampling_s")),
+        ("grader latency (s, mean)", latency.get("grader_mean_s")),
+    ]
+    for kind, count in (errors.get("by_kind") or {}).items():
+        rows.append((f"errors: {kind}", count))
+    for criterion in summary.get("criteria") or []:
+        rows.append((f"criterion {criterion.get('name')} ({criterion.get('type')})", criterion.get("mean")))
+    for name, value in (summary.get("sub_rewards") or {}).items():
+        rows.append((f"sub-reward {name}", value))
+    return [(name, value) for name, value in rows if value is not None]
+
+
+def output_items(ref: RunRef, *, offset: int = 0, limit: int = 20, status: str | None = None,
+                 order: str = "item", query: str | None = None) -> dict:
+    """A page of output items, slimmed for display; filter by status or text, order by item or reward."""
+    items = list(read_jsonl(ref.path / "output_items.jsonl"))
+    if status:
+        items = [item for item in items if item.get("status") == status]
+    if query:
+        needle = query.lower()
+        items = [item for item in items if needle in json.dumps(item, ensure_ascii=False).lower()]
+    if order in ("reward_asc", "reward_desc"):
+        items.sort(key=lambda item: _or(item_reward(item), -math.inf), reverse=order == "reward_desc")
+    page = items[offset:offset + limit]
+    return _finite({"total": len(items), "offset": offset, "limit": limit, "items": [slim_item(item) for item in page]})
+
+
+def slim_item(item: dict) -> dict:
+    """An output item as the page shows it: prompt, answer, reasoning, reference fields and each grade."""
+    sample = item.get("sample") or {}
+    output = sample.get("output") or []
+    return {
+        "id": item.get("id"),
+        "datasource_item_id": item.get("datasource_item_id"),
+        "status": item.get("status"),
+        "reward": item_reward(item),
+        "run": sample.get("run"),
+        "input": [_message(m) for m in sample.get("input") or []],
+        "output": "\n".join(_message(m)["content"] for m in output),
+        "reasoning": sample.get("reasoning") or "",
+        "error": sample.get("error"),
+        "finish_reason": sample.get("finish_reason"),
+        "usage": sample.get("usage"),
+        "reference": item.get("datasource_item") or {},
+        "results": item.get("results") or [],
+    }
+
+
+def _message(message: Any) -> dict:
+    if not isinstance(message, dict):
+        return {"role": "", "content": str(message)}
+    content = message.get("content")
+    if isinstance(content, dict):
+        content = content.get("text", json.dumps(content))
+    elif isinstance(content, list):
+        content = "".join(part.get("text", "") if isinstance(part, dict) else str(part) for part in content)
+    return {"role": message.get("role", ""), "content": "" if content is None else str(content)}
+
+
+# --- listing and comparing -------------------------------------------------------------------------------
+
+def list_runs(refs: dict[str, RunRef]) -> dict:
+    """The run list: jobs and top-level eval runs, newest first (an unreadable run shows its error), plus the
+    keys of every eval run, a job's validation runs included, for the comparison picker."""
+    jobs, evals = [], []
+    for ref in refs.values():
+        if ref.parent:
+            continue
+        try:
+            row = job_summary(ref) if ref.kind == "job" else eval_summary(ref)
+        except RunDirError as exc:
+            row = {"key": ref.key, "kind": ref.kind, "id": ref.path.name, "status": "unreadable",
+                   "error": str(exc), "path": str(ref.path)}
+        (jobs if ref.kind == "job" else evals).append(row)
+    newest = lambda row: -(row.get("created_at") or 0)  # noqa: E731
+    return _finite({"jobs": sorted(jobs, key=newest), "evals": sorted(evals, key=newest),
+                    "eval_keys": [ref.key for ref in refs.values() if ref.kind == "eval"]})
+
+
+def compare(refs: list[RunRef]) -> dict:
+    """Eval runs side by side (models, checkpoints): `openrft.evals.compare`'s rows (reward, noise, P/R/F1,
+    difference to the first run and whether it exceeds the noise, baselines) plus histograms on shared bins."""
+    from openrft.evals import compare as compare_results, load_eval
+
+    results = []
+    for ref in refs:
+        try:
+            results.append(load_eval(ref.path))
+        except (FileNotFoundError, json.JSONDecodeError) as exc:
+            raise RunDirError(f"{ref.path}: cannot compare: {exc}") from None
+    rows = compare_results(results) if results else []
+    rewards = {ref.key: [r for r in (item_reward(i) for i in result.output_items) if r is not None]
+               for ref, result in zip(refs, results)}
+    every = [r for values in rewards.values() for r in values]
+    span = (min(0.0, *every), max(1.0, *every)) if every else None
+    for row, ref in zip(rows, refs):  # the first len(refs) rows are the runs, in order; baselines follow
+        row["key"] = ref.key
+        row["histogram"] = histogram(rewards[ref.key], span=span)
+    return {"runs": _finite(rows)}
+
+
+# --- helpers ---------------------------------------------------------------------------------------------
+
+def _num(value: Any) -> float | None:
+    """A finite number, or None (JSON has no NaN, and the page must never receive one)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _or(value: Any, default: Any) -> Any:
+    return default if value is None else value
+
+
+def _prf(block: Any) -> dict | None:
+    if not isinstance(block, dict):
+        return None
+    return {k: _num(block.get(k)) for k in ("precision", "recall", "f1")}
+
+
+def _finite(value: Any) -> Any:
+    """`value` with every NaN or infinity replaced by None, for JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _sum_num(entry: dict, *keys: str) -> float | None:
+    values = [_num(entry.get(key)) for key in keys]
+    present = [v for v in values if v is not None]
+    return sum(present) if present else None
+
+
+def _names(grader_lists: Iterable[Any]) -> list[str]:
+    names: list[str] = []
+    for entries in grader_lists:
+        for entry in entries or []:
+            if isinstance(entry, dict) and entry.get("name") is not None and entry["name"] not in names:
+                names.append(entry["name"])
+    return names

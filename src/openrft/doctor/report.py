@@ -1,0 +1,175 @@
+"""`diagnose(job)`: is this job ready for RFT? Everything the doctor measures, before a step is paid for.
+
+    data checks ─► label balance as the trainer samples it ─► N training rows (in the trainer's epoch order)
+      ─► the policy exactly as the trainer builds it (model, LoRA, engine)
+      ─► eval run: the job's grader, response_format, max_tokens, temperature, samples per prompt
+      ─► eval run without the response_format (fewer samples)
+      ─► one timed training step unit ─► the checks of openrft.doctor.checks and the job's estimate
+
+Sampling and grading go through `openrft.evals.run_eval`, the path the trainer's validation uses, so the
+figures are the ones the job will see at step 0. The CLI (`openrft doctor`) prints the result; a service
+route or dashboard panel can serve the same dict.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable
+
+from openrft.doctor import checks as C
+
+DEFAULT_ROWS = 8
+NO_FORMAT_RUNS = 2  # samples per row in the run without the response_format (a smaller check)
+
+
+def diagnose(job: str | Path | dict, *, rows: int = DEFAULT_ROWS, progress: bool = True,
+             file_resolver: Callable[[str], Path] | None = None, log: Callable[[str], None] | None = None) -> dict:
+    """Run every check on a job file or body; returns the report (see `openrft doctor --json`).
+
+    Raises `openrft.training.JobSpecError` when the job itself does not validate.
+    """
+    from openrft.data import check_file, dataset_stats, read_jsonl
+    from openrft.data.validate import grader_item_fields
+    from openrft.training.hyperparams import resolve
+    from openrft.training.job import resolve_file
+    from openrft.training.spec import parse_job
+
+    say = log or (lambda message: None)
+    began = time.perf_counter()
+    spec = parse_job(job) if isinstance(job, dict) else parse_job(Path(job))
+    ext, rl = spec.openrft, spec.method.reinforcement
+    train_path = resolve_file(spec.training_file, file_resolver, "training_file")
+    valid_path = resolve_file(spec.validation_file, file_resolver, "validation_file") if spec.validation_file else None
+    report = {"object": "openrft.doctor.report", "job": str(job) if not isinstance(job, dict) else None,
+              "model": spec.model, "task": ext.task, "training_file": str(train_path),
+              "validation_file": str(valid_path) if valid_path else None, "checks": [], "estimate": None}
+
+    # 1. the data, as the trainer will refuse or accept it
+    files = [(str(train_path), read_jsonl(train_path)[0])] + ([(str(valid_path), read_jsonl(valid_path)[0])]
+                                                              if valid_path else [])
+    problems = check_file(train_path) + (check_file(valid_path) if valid_path else [])
+    fields, grader_problems = grader_item_fields(rl.grader)
+    missing = C.missing_fields(files, fields, grader_problems)
+    report["checks"] += [C.data_problems(problems), missing]
+    if problems or missing["verdict"] == "stop":  # the trainer would refuse the job: fix the data first
+        return _finish(report, began)
+    train_rows = [row for _, row in files[0][1]][: ext.max_train_rows or None]
+    valid_rows = [row for _, row in files[1][1]][: ext.max_valid_rows or None] if valid_path else []
+
+    # 2. hyperparameters and label balance of one epoch as the trainer orders it
+    from openrft.training.loop import epoch_order
+
+    hp = resolve(spec, len(train_rows))
+    res = hp["resolved"]
+    seed, group_size = res["seed"], res["group_size"]
+    label_key = ext.label_key if ext.label_key and all(ext.label_key in r for r in train_rows) else None
+    order = epoch_order(train_rows, n_epochs=1, seed=seed, balance=ext.balance, label_key=label_key)
+    before = dataset_stats(train_rows, label_key=label_key) if label_key else None
+    after = dataset_stats([train_rows[i] for i in order], label_key=label_key) if label_key else None
+    report["checks"].append(C.label_balance(before, after, balance=ext.balance))
+    subset = [train_rows[i] for i in dict.fromkeys(order)][:rows]
+    report.update({"rows": len(subset), "group_size": group_size, "max_tokens": ext.max_tokens,
+                   "hyperparameters": hp})
+
+    # 3. the policy as the trainer builds it, sampled with and without the response_format
+    say(f"loading {spec.model} as the trainer does ({ext.finetune}, {ext.precision}, {ext.device})")
+    model, engine, grader = _policy(spec)
+    from openrft.engines.base import SamplingParams
+    from openrft.evals import run_eval
+
+    labels = ext.labels or _labels(train_rows + valid_rows, label_key)
+    reasoning = None if hp["reasoning_effort"] == "default" else hp["reasoning_effort"]
+    params = SamplingParams(n=group_size, temperature=ext.temperature, top_p=ext.top_p, max_tokens=ext.max_tokens,
+                            seed=seed, response_format=rl.response_format, reasoning_effort=reasoning)
+    say(f"sampling {len(subset)} rows × {group_size} answers with the job's grader"
+        + (" and response_format" if rl.response_format else ""))
+    shaped = run_eval(subset, engine=engine, grader=rl.grader, graders=[grader], params=params, runs=group_size,
+                      train_rows=train_rows, labels=labels, label_key=label_key or "labels", progress=progress,
+                      seed=seed, plots=False, name="doctor")
+    free = None
+    if rl.response_format:
+        say(f"sampling {len(subset)} rows × {NO_FORMAT_RUNS} answers without the response_format")
+        free = run_eval(subset, engine=engine, grader=rl.grader, graders=[grader], runs=NO_FORMAT_RUNS,
+                        params=SamplingParams(**{**params.__dict__, "response_format": None}), progress=progress,
+                        seed=seed, plots=False, name="doctor-no-format")
+    summary = shaped.summary
+    reward = summary["reward"]
+    rewards = [g.reward for r in shaped.rollouts for g in r.grades[0]]
+    report["checks"] += [C.baseline_reward(reward), C.headroom(reward), C.zero_signal(reward, group_size),
+                         C.grader_continuity(rewards)]
+    guess = C.guessing_baseline(summary)
+    if guess:
+        report["checks"].append(guess)
+    report["checks"].append(C.grader_errors(_errors(shaped), _errors(free) if free else None,
+                                            max_share=ext.max_grader_error_share))
+    free_parse = C.schema_parse_rate([s.output_text for r in free.rollouts for s in r.samples],
+                                     rl.response_format) if free else None
+    report["checks"].append(C.parse_errors(
+        {"rate": summary["errors"]["sample_parse_error_rate"], "truncated": summary["tokens"]["truncated_share"]}
+        if rl.response_format else None, {"rate": free_parse}))
+    report["sampled"] = {"reward": {k: reward.get(k) for k in ("mean", "ci95", "std", "best_of_k_mean", "headroom",
+                                                                 "zero_signal_share", "distinct_rewards")},
+                         "tokens": summary["tokens"], "latency": summary["latency"],
+                         "examples": [s.output_text for s in shaped.rollouts[0].samples[:3]] if shaped.rollouts else []}
+
+    # 4. one timed unit of training work, scaled by the job's hyperparameters
+    from openrft.doctor.estimate import describe_device, job_estimate, time_training
+
+    say("timing a training step on one group")
+    groups = [(r.samples[0].prompt_token_ids, [s.token_ids for s in r.samples]) for r in shaped.rollouts if r.samples]
+    timed = time_training(model, groups, temperature=ext.temperature, learning_rate=res["learning_rate"])
+    n_items = max(1, reward["n_items"])
+    estimate = job_estimate(
+        total_steps=res["total_steps"], batch_size=hp["batch_size"], group_size=group_size,
+        updates_per_batch=ext.updates_per_batch, eval_interval=hp["eval_interval"], eval_samples=hp["eval_samples"],
+        validate_at_start=ext.validate_at_start, n_valid=len(valid_rows),
+        sampling_group_s=summary["latency"]["sampling_s"] / n_items,
+        grading_group_s=summary["latency"]["grading_s"] / n_items,
+        training_group_s=timed["group_s"], optimizer_s=timed["optimizer_s"],
+        completion_tokens_mean=summary["tokens"]["completion_mean"], prompt_tokens_mean=summary["tokens"]["prompt_mean"],
+        device=describe_device(ext.device))
+    report["estimate"] = estimate
+    report["checks"].append(C.estimate_check(estimate))
+    return _finish(report, began)
+
+
+def _finish(report: dict, began: float) -> dict:
+    report["verdict"] = C.worst(report["checks"])
+    report["elapsed_s"] = time.perf_counter() - began
+    return report
+
+
+def _policy(spec):
+    """The model, engine and grader exactly as `openrft.training.loop` builds them for this job."""
+    from openrft.engines.transformers import TransformersEngine
+    from openrft.graders import build_grader
+    from openrft.models import load_model
+
+    ext = spec.openrft
+    model, tokenizer = load_model(spec.model, dtype=ext.precision, device=ext.device)
+    if ext.finetune == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(r=ext.lora_rank, lora_alpha=ext.lora_alpha,
+                                                 lora_dropout=ext.lora_dropout, target_modules=ext.lora_target_modules,
+                                                 task_type="CAUSAL_LM"))
+    model.eval()
+    return model, TransformersEngine(model, tokenizer, model_name=spec.model), build_grader(spec.method.reinforcement.grader)
+
+
+def _errors(result) -> dict:
+    """Grader errors of an eval run, parse errors apart (the trainer's max_grader_error_share leaves them out)."""
+    grades = [g for r in result.rollouts for g in r.grades[0]]
+    failed = [g for g in grades if g.error_kind and g.error_kind != "sample_parse_error"]
+    by_kind: dict[str, int] = {}
+    for g in failed:
+        by_kind[g.error_kind] = by_kind.get(g.error_kind, 0) + 1
+    return {"rate": len(failed) / max(1, len(grades)), "by_kind": by_kind,
+            "example": next((g.message for g in failed if g.message), None)}
+
+
+def _labels(rows: list[dict], label_key: str | None) -> list[str] | None:
+    if not label_key or not rows or not all(isinstance(r.get(label_key), list) for r in rows):
+        return None
+    return sorted({str(label) for r in rows for label in r[label_key]})

@@ -1,0 +1,162 @@
+"""Prefix sharing for `n` samples per prompt: each prompt's keys and values are computed and stored once.
+
+RFT samples a group of `n` answers to every prompt. A plain `model.generate(num_return_sequences=n)`
+repeats the prompt `n` times: `n` prefills of the same tokens and `n` copies of its KV cache, read
+again at every decoding step. Here the prompt is prefilled once, its KV stays one copy
+(`[prompts, kv_heads, prompt_len, head_dim]`), and each sample keeps only the keys and values of its
+own new tokens in a preallocated buffer (`[prompts * n, kv_heads, max_new, head_dim]`; no reallocation
+while decoding). The attention of a decoding step is split in two and recombined exactly with one
+softmax over the concatenated scores ("cascade" attention):
+
+- prompt part: the queries of all `n` samples (and of the query heads that share a KV head) form one
+  matrix against the prompt's keys, one batched matmul that reads the prompt KV once for the group;
+- own part: each sample's query against its own new keys.
+
+It plugs into Hugging Face models through their attention interface: `SharedPrefixCache` is passed as
+`past_key_values`, and the attention function registered under `ATTENTION_NAME` is switched on only
+for the duration of `generate` (see `shared_prefix_attention`). Any model whose attention goes through
+`ALL_ATTENTION_FUNCTIONS` (Llama, Qwen2/3, Mistral, SmolLM, Gemma, ...) works, adapters (peft) included.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import torch
+from transformers import AttentionInterface
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+ATTENTION_NAME = "openrft_shared_prefix"
+
+
+class SharedPrefixCache:
+    """Keys/values of a batch of prompts (once each) and of their `n` samples' new tokens (apart).
+
+    Duck-types the part of `transformers.Cache` that the attention layers call (`update`). Use:
+    `prefill` mode for the prompt forward (stores the prompt KV), then `start_decoding()`, then one
+    forward per new token; `advance()` after each.
+    """
+
+    def __init__(self, num_layers: int, n: int, max_new_tokens: int, prompt_mask: torch.Tensor):
+        self.num_layers = num_layers
+        self.n = n
+        self.max_new_tokens = max_new_tokens
+        self.prompt_mask = prompt_mask  # [prompts, prompt_len] bool, False on left padding
+        self.prefix_keys: list[torch.Tensor | None] = [None] * num_layers
+        self.prefix_values: list[torch.Tensor | None] = [None] * num_layers
+        self.own_keys: list[torch.Tensor | None] = [None] * num_layers
+        self.own_values: list[torch.Tensor | None] = [None] * num_layers
+        self.decoding = False
+        self.length = 0  # new tokens written per sample
+        # additive mask over the prompt positions, broadcast over samples and heads: [prompts, 1, 1, prompt_len]
+        self.prefix_bias = torch.zeros(prompt_mask.shape, dtype=torch.float32)
+        self.prefix_bias.masked_fill_(~prompt_mask, float("-inf"))
+        self.prefix_bias = self.prefix_bias[:, None, None, :]
+
+    # --- the Cache surface the attention layers use ---
+    def update(self, key_states, value_states, layer_idx, *args, **kwargs):
+        if not self.decoding:
+            self.prefix_keys[layer_idx] = key_states
+            self.prefix_values[layer_idx] = value_states
+            return key_states, value_states
+        own_k = self.own_keys[layer_idx]
+        if own_k is None:
+            rows, heads, _, dim = key_states.shape
+            shape = (rows, heads, self.max_new_tokens, dim)
+            own_k = self.own_keys[layer_idx] = key_states.new_zeros(shape)
+            self.own_values[layer_idx] = value_states.new_zeros(shape)
+        own_k[:, :, self.length] = key_states[:, :, 0]
+        self.own_values[layer_idx][:, :, self.length] = value_states[:, :, 0]
+        return _Decoding(self, layer_idx), None
+
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        prefix = self.prefix_keys[layer_idx]
+        return (0 if prefix is None else prefix.shape[2]) + self.length
+
+    def start_decoding(self) -> None:
+        self.decoding = True
+
+    def advance(self) -> None:
+        self.length += 1
+
+    def keep(self, prompt_rows: torch.Tensor) -> None:
+        """Drop finished prompt groups: keep only these prompt indices (and their samples)."""
+        sample_rows = (prompt_rows[:, None] * self.n + torch.arange(self.n)).reshape(-1)
+        for i in range(self.num_layers):
+            self.prefix_keys[i] = self.prefix_keys[i][prompt_rows]
+            self.prefix_values[i] = self.prefix_values[i][prompt_rows]
+            if self.own_keys[i] is not None:
+                self.own_keys[i] = self.own_keys[i][sample_rows]
+                self.own_values[i] = self.own_values[i][sample_rows]
+        self.prompt_mask = self.prompt_mask[prompt_rows]
+        self.prefix_bias = self.prefix_bias[prompt_rows]
+
+
+class _Decoding:
+    """What `SharedPrefixCache.update` hands the attention function while decoding."""
+
+    __slots__ = ("cache", "layer_idx")
+
+    def __init__(self, cache: SharedPrefixCache, layer_idx: int):
+        self.cache = cache
+        self.layer_idx = layer_idx
+
+
+def _attention(module, query, key, value, attention_mask, dropout: float = 0.0, scaling: float | None = None,
+               **kwargs):
+    """The registered attention function: plain SDPA for the prompt, cascade attention while decoding."""
+    if not isinstance(key, _Decoding):
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
+                                      scaling=scaling, **kwargs)
+    cache, layer = key.cache, key.layer_idx
+    prefix_k, prefix_v = cache.prefix_keys[layer], cache.prefix_values[layer]
+    own_k = cache.own_keys[layer][:, :, : cache.length + 1]
+    own_v = cache.own_values[layer][:, :, : cache.length + 1]
+    prompts, kv_heads, prompt_len, dim = prefix_k.shape
+    n = cache.n
+    heads = query.shape[1]
+    group = heads // kv_heads
+    scale = scaling if scaling is not None else dim ** -0.5
+    # query [prompts*n, heads, 1, dim] -> [prompts, n, kv_heads, group, dim] (head h reads KV head h // group)
+    q = query.reshape(prompts, n, kv_heads, group, dim)
+    # prompt part: one [n*group, prompt_len] score matrix per (prompt, kv head)
+    q_prefix = q.permute(0, 2, 1, 3, 4).reshape(prompts, kv_heads, n * group, dim)
+    scores_prefix = torch.matmul(q_prefix, prefix_k.transpose(-1, -2)).mul_(scale)
+    scores_prefix.add_(cache.prefix_bias)
+    scores_prefix = scores_prefix.reshape(prompts, kv_heads, n, group, prompt_len).permute(0, 2, 1, 3, 4)
+    # own part: [prompts*n, kv_heads, group, new]
+    q_own = q.reshape(prompts * n, kv_heads, group, dim)
+    scores_own = torch.matmul(q_own, own_k.transpose(-1, -2)).mul_(scale)
+    scores_own = scores_own.reshape(prompts, n, kv_heads, group, -1)
+    probs = torch.softmax(torch.cat([scores_prefix, scores_own], dim=-1), dim=-1)
+    probs_prefix = probs[..., :prompt_len].permute(0, 2, 1, 3, 4).reshape(prompts, kv_heads, n * group, prompt_len)
+    probs_own = probs[..., prompt_len:].reshape(prompts * n, kv_heads, group, -1)
+    out = torch.matmul(probs_prefix, prefix_v)  # [prompts, kv_heads, n*group, dim]
+    out = out.reshape(prompts, kv_heads, n, group, dim).permute(0, 2, 1, 3, 4).reshape(prompts * n, heads, dim)
+    out = out + torch.matmul(probs_own, own_v).reshape(prompts * n, heads, dim)
+    return out[:, None], None  # [rows, 1 (query length), heads, dim], as the attention interface returns
+
+
+AttentionInterface.register(ATTENTION_NAME, _attention)
+
+
+def _base_model(model):
+    """The transformers model under a peft wrapper (or the model itself)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def supports_shared_prefix(model) -> bool:
+    base = _base_model(model)
+    return bool(getattr(base, "_can_set_attn_implementation", lambda: False)())
+
+
+@contextmanager
+def shared_prefix_attention(model):
+    """Switch the model's attention to the cascade function for the duration of a generate call."""
+    base = _base_model(model)
+    previous = base.config._attn_implementation
+    base.set_attn_implementation(ATTENTION_NAME)
+    try:
+        yield
+    finally:
+        base.set_attn_implementation(previous)

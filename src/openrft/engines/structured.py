@@ -1,0 +1,134 @@
+"""Structured outputs: OpenAI's `response_format`, enforced while sampling by an xgrammar grammar.
+
+One grammar describes the whole completion as an xgrammar *structural tag*:
+
+- with `reasoning_effort`: a `<think>` segment of free text (at most the level's token budget; when
+  the budget is used up the grammar admits only the closing tag), then the answer;
+- the answer: the JSON of the `json_schema` response_format (at most `JSON_MAX_WHITESPACE` whitespace
+  characters in a row, so that a small model cannot wander off into blank space), or free text.
+
+The same structural tag drives the transformers engine (a `GrammarMatcher` per sample masks the
+logits at each step) and vLLM (`StructuredOutputsParams(structural_tag=...)`). A completion is
+parsed back with `parse_answer`: `json.loads`, then validation against the schema (jsonschema), so
+that `output_json` is set only for answers that match the schema, and `parse_error` says why not.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from openrft.engines.base import EngineError
+
+JSON_MAX_WHITESPACE = 2  # consecutive whitespace characters the JSON grammar admits between tokens
+
+
+@dataclass(frozen=True)
+class ThinkFormat:
+    """How a model writes its reasoning: `begin` text `end`, then the answer."""
+
+    begin: str = "<think>"
+    end: str = "</think>"
+    budget: int = 128  # most tokens inside the segment (the closing tag is forced after them)
+    opened_in_prompt: bool = True  # the prompt already ends with `begin` (the model continues inside it)
+
+
+def response_schema(response_format: dict | None) -> dict | None:
+    """The JSON schema a response_format asks for: None for free text, {} for any JSON object.
+
+    Accepts OpenAI's shapes `{"type": "text"}`, `{"type": "json_object"}` and
+    `{"type": "json_schema", "json_schema": {"name": ..., "schema": {...}, "strict": true}}`
+    (and Azure's flat `{"type": "json_schema", "name": ..., "schema": {...}}`).
+    """
+    if response_format is None:
+        return None
+    if not isinstance(response_format, dict):
+        raise EngineError(f"response_format: expected an object, got {type(response_format).__name__}")
+    kind = response_format.get("type")
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return {"type": "object"}
+    if kind != "json_schema":
+        raise EngineError(f"response_format.type: expected 'text', 'json_object' or 'json_schema', got {kind!r}")
+    spec = response_format.get("json_schema", response_format)
+    if not isinstance(spec, dict) or not isinstance(spec.get("schema"), dict):
+        raise EngineError("response_format.json_schema.schema: missing (expected a JSON schema object)")
+    schema = spec["schema"]
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        path = ".".join(str(p) for p in exc.path) or "(root)"
+        raise EngineError(f"response_format.json_schema.schema: invalid JSON schema at {path}: {exc.message}") from exc
+    return schema
+
+
+def structural_tag(schema: dict | None, think: ThinkFormat | None) -> dict | None:
+    """The xgrammar structural tag for a completion, or None when nothing needs constraining."""
+    if schema is None and think is None:
+        return None
+    answer: dict[str, Any]
+    if schema is None:
+        answer = {"type": "any_text"}
+    else:
+        answer = {"type": "json_schema", "json_schema": schema, "max_whitespace_cnt": JSON_MAX_WHITESPACE}
+    if think is None:
+        return {"type": "structural_tag", "format": answer}
+    segment = {"type": "tag", "begin": "" if think.opened_in_prompt else think.begin,
+               "content": {"type": "any_text", "max_tokens": think.budget, "excludes": [think.begin, think.end]},
+               "end": think.end}
+    # The model may put a little whitespace between the closing tag and the answer.
+    separator = {"type": "regex", "pattern": r"\s{0,2}"}
+    return {"type": "structural_tag", "format": {"type": "sequence", "elements": [segment, separator, answer]}}
+
+
+def parse_answer(text: str, schema: dict | None) -> tuple[Any, str | None]:
+    """(output_json, parse_error) of an answer: the parsed object when it is JSON matching the schema."""
+    if schema is None:
+        return None, None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return None, f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+    from jsonschema import Draft202012Validator
+
+    errors = sorted(Draft202012Validator(schema).iter_errors(value), key=lambda e: list(e.path))
+    if errors:
+        first = errors[0]
+        where = "/".join(str(p) for p in first.path) or "(root)"
+        return None, f"does not match the schema at {where}: {first.message}"
+    return value, None
+
+
+class Grammars:
+    """Compiles structural tags for one tokenizer (once each) and hands out per-sample matchers."""
+
+    def __init__(self, tokenizer, vocab_size: int, stop_token_ids: list[int]):
+        import xgrammar as xgr
+
+        self._xgr = xgr
+        info = xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=vocab_size, stop_token_ids=stop_token_ids)
+        self.compiler = xgr.GrammarCompiler(info)
+        self.vocab_size = vocab_size
+        self._compiled = lru_cache(maxsize=64)(self._compile)
+
+    def _compile(self, tag_json: str):
+        try:
+            return self.compiler.compile_structural_tag(tag_json)
+        except Exception as exc:  # xgrammar reports unsupported schema features here
+            raise EngineError(f"response_format: cannot build a grammar for this schema: {exc}") from exc
+
+    def matchers(self, tag: dict, count: int) -> list:
+        compiled = self._compiled(json.dumps(tag, sort_keys=True))
+        return [self._xgr.GrammarMatcher(compiled) for _ in range(count)]
+
+    def allocate_bitmask(self, rows: int):
+        return self._xgr.allocate_token_bitmask(rows, self.vocab_size)
+
+    def apply_bitmask(self, logits, bitmask) -> None:
+        self._xgr.apply_token_bitmask_inplace(logits, bitmask.to(logits.device, non_blocking=True))

@@ -1,0 +1,92 @@
+"""OpenAI's error object, `{"error": {"message", "type", "param", "code"}}`, for every failure.
+
+Routes raise `APIError`; `install(app)` turns it, FastAPI's request validation errors, unknown routes
+and unexpected exceptions into that object with the right HTTP status, so that the `openai` SDK raises
+its usual `BadRequestError`, `AuthenticationError`, `NotFoundError`... on the client side.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("openrft.service")
+
+
+class APIError(Exception):
+    """An error answered to the client as OpenAI's error object."""
+
+    def __init__(self, status: int, message: str, *, param: str | None = None, code: str | None = None,
+                 type: str = "invalid_request_error", extra: dict[str, Any] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.param = param
+        self.code = code
+        self.type = type
+        self.extra = extra or {}
+
+    def body(self) -> dict:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code,
+                          **self.extra}}
+
+    def response(self) -> JSONResponse:
+        return JSONResponse(self.body(), status_code=self.status)
+
+
+def not_found(kind: str, object_id: str, param: str | None = None) -> APIError:
+    return APIError(404, f"No {kind} found with id '{object_id}'.", param=param, code=f"{kind}_not_found")
+
+
+def bad_request(message: str, param: str | None = None, code: str | None = "invalid_value") -> APIError:
+    return APIError(400, message, param=param, code=code)
+
+
+def unauthorized(message: str) -> APIError:
+    return APIError(401, message, code="invalid_api_key")
+
+
+def _validation_error(exc: RequestValidationError) -> APIError:
+    """The first problem of a request body or query, naming its parameter as OpenAI does."""
+    problems = exc.errors()
+    first = problems[0] if problems else {"loc": (), "msg": "invalid request", "type": ""}
+    loc = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path", "form")]
+    param = ".".join(loc) or None
+    if first.get("type") == "missing":
+        return APIError(400, f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter")
+    if first.get("type") == "json_invalid":
+        return APIError(400, "We could not parse the JSON body of your request. The body must be valid JSON.",
+                        code="invalid_json")
+    return APIError(400, f"Invalid value for '{param}': {first.get('msg')}.", param=param, code="invalid_value")
+
+
+def install(app: FastAPI) -> None:
+    """Answer every error of `app` with OpenAI's error object."""
+
+    @app.exception_handler(APIError)
+    async def _api_error(request: Request, exc: APIError):
+        return exc.response()
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError):
+        return _validation_error(exc).response()
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException):
+        if exc.status_code == 404:
+            return APIError(404, f"Invalid URL ({request.method} {request.url.path})", code="unknown_url").response()
+        if exc.status_code == 405:
+            return APIError(405, f"Method {request.method} is not allowed on {request.url.path}.",
+                            code="method_not_allowed").response()
+        return APIError(exc.status_code, str(exc.detail)).response()
+
+    @app.exception_handler(Exception)
+    async def _crash(request: Request, exc: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return APIError(500, f"The server had an error while processing your request: {type(exc).__name__}: {exc}",
+                        type="server_error", code="internal_error").response()

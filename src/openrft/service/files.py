@@ -1,0 +1,135 @@
+"""`/v1/files`: upload (multipart), list, retrieve, content, delete.
+
+Bytes go to `$OPENRFT_HOME/files/<id>` (the client's filename is kept in the store for display and never
+used as a path). A `fine-tune` upload is checked with the data tools (`openrft.data.load_rows`) before it
+is accepted; a bad one is refused with the line-level report of every problem.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi.responses import FileResponse
+
+from openrft import paths
+from openrft.service.app import store_of
+from openrft.service.errors import APIError, bad_request, not_found
+from openrft.service.ids import is_safe, new_id
+from openrft.service.pagination import page
+from openrft.service.store import Store, files
+
+router = APIRouter()
+PURPOSES = {"fine-tune", "evals", "batch", "assistants", "vision", "user_data"}
+CHUNK = 1 << 20
+
+
+def file_path(file_id: str) -> Path:
+    """Where the bytes of `file_id` live; refuses any id that could step outside the files folder."""
+    folder = paths.files_dir().resolve()
+    if not is_safe(file_id):
+        raise not_found("file", file_id)
+    path = (folder / file_id).resolve()
+    if path.parent != folder:
+        raise not_found("file", file_id)
+    return path
+
+
+def resolve(store: Store, file_id: str, *, param: str = "file_id") -> Path:
+    """The stored bytes of an uploaded file id (400 naming `param` when there is no such file)."""
+    if store.get(files, file_id) is None or not file_path(file_id).is_file():
+        raise APIError(400, f"Invalid file '{file_id}': no uploaded file has this id.", param=param,
+                       code="invalid_file")
+    return file_path(file_id)
+
+
+def file_object(row: dict) -> dict:
+    return {"id": row["id"], "object": "file", "bytes": row["bytes"], "created_at": row["created_at"],
+            "filename": row["filename"], "purpose": row["purpose"], "status": "processed",
+            "status_details": None, "expires_at": None}
+
+
+def _problem(problem, filename: str) -> dict:
+    """One `(file, line, field, reason)` problem of a DatasetError as a JSON object naming the upload."""
+    file, line, field, reason = (problem if isinstance(problem, (tuple, list)) else
+                                 (getattr(problem, "file", None), getattr(problem, "line", None),
+                                  getattr(problem, "field", None), getattr(problem, "reason", str(problem))))
+    return {"file": filename, "line": line, "field": field, "reason": reason}
+
+
+def _check_fine_tune(path: Path, filename: str) -> None:
+    from openrft.data import DatasetError, load_rows
+
+    try:
+        load_rows(path)
+    except DatasetError as exc:
+        problems = [_problem(p, filename) for p in (getattr(exc, "problems", None) or [])]
+        lines = [f"{filename} line {p['line']}, field {p['field']}: {p['reason']}" for p in problems[:50]]
+        more = f"\n... and {len(problems) - 50} more" if len(problems) > 50 else ""
+        raise APIError(400, f"Invalid fine-tuning file {filename}: {len(problems) or 'some'} problem(s)\n"
+                       + "\n".join(lines) + more, param="file", code="invalid_file_format",
+                       extra={"problems": problems}) from None
+
+
+@router.post("/files")
+async def upload(request: Request, file: UploadFile = File(...), purpose: str = Form(...)):
+    store = store_of(request)
+    if purpose not in PURPOSES:
+        raise bad_request(f"Invalid value for 'purpose': '{purpose}' (expected one of {sorted(PURPOSES)}).",
+                          param="purpose")
+    file_id = new_id("file-")
+    target = file_path(file_id)
+    partial = target.with_name(target.name + ".partial")
+    size = 0
+    with open(partial, "wb") as out:
+        while chunk := await file.read(CHUNK):
+            out.write(chunk)
+            size += len(chunk)
+    filename = os.path.basename(file.filename or "upload.jsonl") or "upload.jsonl"
+    try:
+        if size == 0:
+            raise bad_request(f"Invalid file {filename}: the file is empty.", param="file")
+        if purpose == "fine-tune":
+            _check_fine_tune(partial, filename)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    partial.rename(target)
+    store.insert(files, id=file_id, filename=filename, purpose=purpose, bytes=size)
+    return file_object(store.get(files, file_id))
+
+
+@router.get("/files")
+def list_files(request: Request, purpose: str | None = None, after: str | None = None,
+               limit: int = Query(10_000), order: str = Query("desc", pattern="^(asc|desc)$")):
+    store = store_of(request)
+    where = [files.c.purpose == purpose] if purpose else []
+    rows = store.rows(files, *where, newest_first=order == "desc")
+    return page([file_object(row) for row in rows], after=after, limit=limit, extra_ids=True)
+
+
+@router.get("/files/{file_id}")
+def retrieve(request: Request, file_id: str):
+    row = store_of(request).get(files, file_id)
+    if row is None:
+        raise not_found("file", file_id)
+    return file_object(row)
+
+
+@router.get("/files/{file_id}/content")
+def content(request: Request, file_id: str):
+    row = store_of(request).get(files, file_id)
+    if row is None or not file_path(file_id).is_file():
+        raise not_found("file", file_id)
+    return FileResponse(file_path(file_id), media_type="application/octet-stream", filename=row["filename"])
+
+
+@router.delete("/files/{file_id}")
+def remove(request: Request, file_id: str):
+    store = store_of(request)
+    if store.get(files, file_id) is None:
+        raise not_found("file", file_id)
+    file_path(file_id).unlink(missing_ok=True)
+    store.delete(files, file_id)
+    return {"id": file_id, "object": "file", "deleted": True}

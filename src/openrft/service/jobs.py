@@ -1,0 +1,275 @@
+"""`/v1/fine_tuning/jobs`: create, list, retrieve, cancel, pause, resume, events, checkpoints.
+
+A job is its run directory (job.json, events.jsonl, checkpoints/), written by `openrft.training`; the
+store indexes it and queues it for the workers. Runs that `openrft train` wrote under
+`$OPENRFT_HOME/runs` are indexed when jobs are listed, so they show up here too (read-only: the CLI
+process runs them, not the workers).
+
+Status changes made while no worker holds a job (cancel or pause of a queued job, resume, re-queue after
+a crash) are written both to the store and to the job's run directory, with an event, so that the run
+directory stays the one record of a job.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+from fastapi import APIRouter, Body, Query, Request
+
+from openrft import paths
+from openrft.service.app import store_of
+from openrft.service.errors import APIError, bad_request, not_found
+from openrft.service.files import resolve
+from openrft.service.ids import is_safe
+from openrft.service.pagination import page
+from openrft.service.store import Store, jobs
+
+router = APIRouter(prefix="/fine_tuning/jobs")
+TERMINAL = {"succeeded", "failed", "cancelled"}
+_METADATA_KEY = re.compile(r"^metadata\[(.+)\]$")
+
+
+# --- the run directory, for changes made outside a worker ---
+
+def set_status(run_dir: Path, status: str, message: str, *, level: str = "info") -> dict:
+    """Write `status` into run_dir/job.json and log a message event (training's writers); returns the job."""
+    from openrft.training.job import load_job, save_job
+
+    job = load_job(run_dir)
+    job["status"] = status
+    if status in TERMINAL:
+        job["finished_at"] = job.get("finished_at") or int(time.time())
+    save_job(Path(run_dir), job)
+    append_event(run_dir, message, level=level)
+    return job
+
+
+def append_event(run_dir: Path, message: str, *, level: str = "info") -> None:
+    from openrft.training.events import EventLog
+
+    EventLog(Path(run_dir)).emit(message, level=level)
+
+
+# --- reading jobs ---
+
+def index_cli_runs(store: Store) -> None:
+    """Add the run directories under $OPENRFT_HOME/runs that the store does not know (CLI runs)."""
+    from openrft.training import load_job
+
+    known = {row["id"] for row in store.rows(jobs)}
+    for job_file in sorted(paths.runs_dir().glob("*/job.json")):
+        run_dir = job_file.parent
+        try:
+            job = load_job(run_dir)
+        except Exception:  # a half-written or foreign folder: not a job
+            continue
+        if job.get("id") in known or not isinstance(job.get("id"), str):
+            continue
+        created = int(job.get("created_at") or job_file.stat().st_mtime)
+        store.insert(jobs, id=job["id"], created_at=created, sort_key=created * 1_000_000_000,
+                     metadata=job.get("metadata"), run_dir=str(run_dir), source="cli",
+                     status=job.get("status") or "queued", attempts=0)
+        known.add(job["id"])
+
+
+def job_object(store: Store, row: dict) -> dict:
+    """The `fine_tuning.job` object: job.json, with the store's queue status for jobs the workers run."""
+    from openrft.training import load_job
+
+    job = load_job(Path(row["run_dir"]))
+    if row["source"] == "api" and job.get("status") not in TERMINAL:
+        job["status"] = row["status"]
+    elif row["source"] != "api" and job.get("status") != row["status"]:
+        store.update(jobs, row["id"], status=job.get("status"))
+    return job
+
+
+def get_row(store: Store, job_id: str) -> dict:
+    row = store.get(jobs, job_id)
+    if row is None:
+        raise not_found("fine-tuning job", job_id, param="fine_tuning_job_id")
+    if not (Path(row["run_dir"]) / "job.json").is_file():
+        raise APIError(404, f"Fine-tuning job '{job_id}' has lost its run directory {row['run_dir']}.",
+                       param="fine_tuning_job_id", code="run_directory_missing")
+    return row
+
+
+def _metadata_filter(request: Request) -> tuple[dict[str, str], bool]:
+    wanted, none_only = {}, False
+    for key, value in request.query_params.multi_items():
+        match = _METADATA_KEY.match(key)
+        if match:
+            wanted[match.group(1)] = value
+        elif key == "metadata" and value == "null":
+            none_only = True
+    return wanted, none_only
+
+
+# --- routes ---
+
+@router.post("")
+def create(request: Request, body: dict = Body(...)):
+    from openrft.training import create_job
+
+    store = store_of(request)
+    for field in ("model", "training_file"):
+        if not body.get(field):
+            raise APIError(400, f"Missing required parameter: '{field}'.", param=field,
+                           code="missing_required_parameter")
+    method = body.get("method")
+    if not isinstance(method, dict) or method.get("type") != "reinforcement":
+        raise bad_request("openrft trains with method {'type': 'reinforcement', 'reinforcement': {...}} only "
+                          f"(got {json.dumps(method)}).", param="method.type")
+    for field in ("training_file", "validation_file"):
+        if body.get(field) is not None:
+            resolve(store, body[field], param=field)
+    if isinstance(body.get("openrft"), dict) and body["openrft"].get("output_dir"):
+        raise bad_request("openrft.output_dir cannot be set through the API: jobs of the service live in "
+                          "$OPENRFT_HOME/runs.", param="openrft.output_dir")
+    try:
+        job = create_job(body, file_resolver=lambda file_id: resolve(store, file_id))
+    except APIError:
+        raise
+    except Exception as exc:
+        raise _job_error(exc) from None
+    run_dir = run_dir_of(job)
+    store.insert(jobs, id=job["id"], created_at=int(job.get("created_at") or time.time()),
+                 metadata=job.get("metadata"), run_dir=str(run_dir), source="api", status="queued",
+                 queue_order=time.time_ns(), attempts=0)
+    return job_object(store, store.get(jobs, job["id"]))
+
+
+def run_dir_of(job: dict) -> Path:
+    """The run directory `create_job` wrote (it records it as `openrft.run_dir`; runs/<id> by default)."""
+    extension = job.get("openrft") or {}
+    if isinstance(extension, dict) and extension.get("run_dir"):
+        return Path(extension["run_dir"])
+    if not is_safe(job["id"]):
+        raise APIError(500, f"create_job returned an unsafe id {job['id']!r}", type="server_error")
+    return paths.runs_dir() / job["id"]
+
+
+def _job_error(exc: Exception) -> APIError:
+    """A spec, grader or data error of create_job as a 400, naming the parameter when it is known."""
+    from pydantic import ValidationError
+
+    param = getattr(exc, "param", None) or getattr(exc, "field", None)
+    if isinstance(exc.__cause__, ValidationError) and exc.__cause__.errors():
+        param = ".".join(str(part) for part in exc.__cause__.errors()[0]["loc"])
+    elif type(exc).__name__ == "GraderValidationError":
+        param = "method.reinforcement.grader" + (f".{param}" if param else "")
+    extra = {}
+    if getattr(exc, "problems", None):
+        extra["problems"] = [
+            dict(zip(("file", "line", "field", "reason"), p)) if isinstance(p, (tuple, list)) else
+            {k: getattr(p, k, None) for k in ("file", "line", "field", "reason")} for p in exc.problems]
+        param = param or "training_file"
+    return APIError(400, str(exc) or type(exc).__name__, param=str(param) if param else None,
+                    code="invalid_value", extra=extra)
+
+
+@router.get("")
+def list_jobs(request: Request, after: str | None = None, limit: int = Query(20)):
+    store = store_of(request)
+    index_cli_runs(store)
+    wanted, none_only = _metadata_filter(request)
+    selected = []
+    for row in store.rows(jobs):
+        meta = row["metadata"] or {}
+        if none_only and meta:
+            continue
+        if any(meta.get(key) != value for key, value in wanted.items()):
+            continue
+        if not (Path(row["run_dir"]) / "job.json").is_file():
+            continue
+        selected.append(row)
+    # Page on the rows first, so that only the job.json files of one page are read.
+    body = page(selected, after=after, limit=limit)
+    body["data"] = [job_object(store, row) for row in body["data"]]
+    return body
+
+
+@router.get("/{job_id}")
+def retrieve(request: Request, job_id: str):
+    store = store_of(request)
+    row = store.get(jobs, job_id)
+    if row is None:
+        index_cli_runs(store)
+    return job_object(store, get_row(store, job_id))
+
+
+@router.post("/{job_id}/cancel")
+def cancel(request: Request, job_id: str):
+    store = store_of(request)
+    row = get_row(store, job_id)
+    job = job_object(store, row)
+    _only_api(row, "cancel")
+    if job["status"] in TERMINAL:
+        raise bad_request(f"Job {job_id} has already {job['status']}: it cannot be cancelled.",
+                          param="fine_tuning_job_id", code="invalid_status")
+    if store.update(jobs, job_id, jobs.c.status.in_(["queued", "paused"]), status="cancelled",
+                    queue_order=None):
+        set_status(Path(row["run_dir"]), "cancelled", "Fine-tuning job cancelled")
+    else:  # a worker holds it: it stops at the next step boundary
+        store.update(jobs, job_id, requested_action="cancel")
+        append_event(Path(row["run_dir"]), "Cancellation requested: the job stops at the next step boundary")
+    return job_object(store, store.get(jobs, job_id))
+
+
+@router.post("/{job_id}/pause")
+def pause(request: Request, job_id: str):
+    store = store_of(request)
+    row = get_row(store, job_id)
+    job = job_object(store, row)
+    _only_api(row, "pause")
+    if job["status"] not in ("queued", "running"):
+        raise bad_request(f"Job {job_id} is {job['status']}: only a queued or running job can be paused.",
+                          param="fine_tuning_job_id", code="invalid_status")
+    if store.update(jobs, job_id, jobs.c.status == "queued", status="paused", queue_order=None):
+        set_status(Path(row["run_dir"]), "paused", "Fine-tuning job paused")
+    else:
+        store.update(jobs, job_id, jobs.c.status == "running", requested_action="pause")
+        append_event(Path(row["run_dir"]), "Pause requested: a checkpoint is written at the next step boundary")
+    return job_object(store, store.get(jobs, job_id))
+
+
+@router.post("/{job_id}/resume")
+def resume(request: Request, job_id: str):
+    store = store_of(request)
+    row = get_row(store, job_id)
+    _only_api(row, "resume")
+    if row["status"] != "paused":
+        raise bad_request(f"Job {job_id} is {job_object(store, row)['status']}: only a paused job can be resumed.",
+                          param="fine_tuning_job_id", code="invalid_status")
+    if store.update(jobs, job_id, jobs.c.status == "paused", status="queued", queue_order=time.time_ns(),
+                    requested_action=None):
+        set_status(Path(row["run_dir"]), "queued", "Fine-tuning job resumed")
+    return job_object(store, store.get(jobs, job_id))
+
+
+def _only_api(row: dict, action: str) -> None:
+    if row["source"] != "api":
+        raise bad_request(f"Job {row['id']} was started by `openrft train` in its own process ({row['run_dir']}): "
+                          f"it cannot be {action}d through the API.", param="fine_tuning_job_id",
+                          code="not_managed")
+
+
+@router.get("/{job_id}/events")
+def events(request: Request, job_id: str, after: str | None = None, limit: int = Query(20)):
+    from openrft.training import read_events
+
+    row = get_row(store_of(request), job_id)
+    newest_first = list(reversed(read_events(Path(row["run_dir"]))))
+    return page(newest_first, after=after, limit=limit)
+
+
+@router.get("/{job_id}/checkpoints")
+def checkpoints(request: Request, job_id: str, after: str | None = None, limit: int = Query(10)):
+    from openrft.training import list_checkpoints
+
+    row = get_row(store_of(request), job_id)
+    found = sorted(list_checkpoints(Path(row["run_dir"])), key=lambda c: c.get("step_number", 0), reverse=True)
+    return page(found, after=after, limit=limit, extra_ids=True)

@@ -1,0 +1,1 @@
+"""Alembic migrations of the service store (applied by `Store.migrate()` on start)."""

@@ -1,0 +1,40 @@
+"""Fixtures of the engine tests: one embedded-model engine per session, the EuroVoc schema."""
+
+from __future__ import annotations
+
+import pytest
+
+# The 21 EuroVoc level-1 domains (as in shared/data/eurovoc/labels.json), so that these tests run without it.
+EUROVOC_DOMAINS = [
+    "politics", "international relations", "European Union", "law", "economics", "trade", "finance",
+    "social questions", "education and communications", "science", "business and competition",
+    "employment and working conditions", "transport", "environment", "agriculture, forestry and fisheries",
+    "agri-foodstuffs", "production, technology and research", "energy", "industry", "geography",
+    "international organisations",
+]
+
+
+def eurovoc_response_format(max_items: int | None = 7) -> dict:
+    """OpenAI's response_format for `{"labels": [domain, ...]}` (documents carry 1-7 domains)."""
+    labels = {"type": "array", "items": {"type": "string", "enum": EUROVOC_DOMAINS}}
+    if max_items is not None:
+        labels["maxItems"] = max_items
+    schema = {"type": "object", "properties": {"labels": labels}, "required": ["labels"],
+              "additionalProperties": False}
+    return {"type": "json_schema", "json_schema": {"name": "eurovoc_domains", "strict": True, "schema": schema}}
+
+
+EUROVOC_PROMPT = [
+    {"role": "system", "content": "You classify EU legal acts into EuroVoc domains. Domains: "
+     + "; ".join(EUROVOC_DOMAINS) + '. Answer with JSON: {"labels": [...]}.'},
+    {"role": "user", "content": "Commission Regulation fixing the fishing quotas for cod and herring in the "
+     "Baltic Sea for 2006 and amending the rules on fishing vessels."},
+]
+
+
+@pytest.fixture(scope="session")
+def engine(embedded_model):
+    """The embedded model behind the transformers engine (loaded once for all engine tests)."""
+    from openrft.engines.transformers import TransformersEngine
+
+    return TransformersEngine.from_name("default")
