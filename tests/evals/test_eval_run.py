@@ -1,0 +1,69 @@
+"""A real eval run of the embedded model: output items, per-item statistics, P/R/F1, baselines, plots, compare."""
+
+import json
+
+from typer.testing import CliRunner
+
+LABELS = ["AGRICULTURE", "TRADE", "ENERGY"]
+FORMAT = {"type": "json_schema", "json_schema": {"name": "labels", "strict": True, "schema": {
+    "type": "object", "properties": {"labels": {"type": "array", "items": {"type": "string", "enum": LABELS}}},
+    "required": ["labels"], "additionalProperties": False}}}
+F1 = {"type": "python", "name": "f1", "source": (
+    "def grade(sample, item):\n"
+    "    p = set((sample.get('output_json') or {}).get('labels') or [])\n"
+    "    t = set(item['labels'])\n"
+    "    tp = len(p & t)\n"
+    "    return 0.0 if not tp else 2 * tp / (len(p) + len(t))\n")}
+
+
+def rows():
+    texts = [("Rules on milk quotas for dairy farmers.", ["AGRICULTURE"]),
+             ("Customs duties on imported steel.", ["TRADE"]),
+             ("Subsidies for wind farms and grid tariffs on farm land.", ["ENERGY", "AGRICULTURE"])]
+    return [{"messages": [{"role": "user", "content": f"Which domains (AGRICULTURE, TRADE, ENERGY) does this act "
+                                                      f"belong to? Answer in JSON.\n\n{t}"}], "labels": l, "id": i}
+            for i, (t, l) in enumerate(texts)]
+
+
+def test_eval_run_writes_openai_objects_and_figures(home, tmp_path):
+    from openrft.engines import SamplingParams, get_engine
+    from openrft.evals import compare, load_eval, run_eval
+
+    engine = get_engine("default")
+    params = SamplingParams(max_tokens=24, temperature=1.0, seed=3, response_format=FORMAT)
+    result = run_eval(rows(), engine=engine, grader=F1, params=params, runs=3, out_dir=tmp_path / "ev",
+                      labels=LABELS, train_rows=rows(), progress=False)
+    assert result.run["object"] == "eval.run" and result.run["result_counts"]["total"] == 9
+    assert len(result.output_items) == 9
+    item = result.output_items[0]
+    assert item["object"] == "eval.run.output_item" and item["results"][0]["name"] == "f1"
+    assert item["sample"]["output_json"] is not None  # the schema was enforced
+    s = result.summary
+    assert s["reward"]["runs"] == 3 and len(s["items"]) == 3
+    for it in s["items"]:
+        assert it["min"] <= it["mean"] <= it["max"]
+    # Under the grammar every finished answer parses; only an answer cut by max_tokens can fail to.
+    for rollout in result.rollouts:
+        for sample in rollout.samples:
+            assert sample.parse_error is None or sample.finish_reason == "length"
+    assert s["errors"]["sample_parse_error_rate"] <= s["tokens"]["truncated_share"]
+    assert set(s["classification"]["per_label"]) == set(LABELS)
+    assert set(s["baselines"]) == {"most_frequent", "random"}
+    assert s["baselines"]["most_frequent"]["example"] == ["AGRICULTURE"]  # k = round(4/3) = 1
+    for name in ("variance.png", "reward_hist.png", "precision_recall.png"):
+        assert (tmp_path / "ev" / "plots" / name).stat().st_size > 1000
+    assert "Output items" in (tmp_path / "ev" / "index.html").read_text()
+
+    again = load_eval(tmp_path / "ev")
+    assert again.summary["reward"]["mean"] == s["reward"]["mean"]
+    rows_ = compare([again, again])
+    assert rows_[1]["vs_first_diff"] == 0.0 and rows_[1]["vs_first_significant"] is False
+    assert [r["name"] for r in rows_][-2:] == ["baseline:most_frequent", "baseline:random"]
+
+    from openrft.cli import app
+
+    out = CliRunner().invoke(app, ["eval", "--compare", str(tmp_path / "ev"), "--compare", str(tmp_path / "ev")])
+    assert out.exit_code == 0, out.output
+    assert "comparison" in out.output and "baseline:most_frequent" in out.output
+    lines = (tmp_path / "ev" / "output_items.jsonl").read_text().splitlines()
+    assert json.loads(lines[0])["run_id"] == result.run["id"]

@@ -1,0 +1,47 @@
+"""Eval aggregates checked against hand-computed values."""
+
+import pytest
+
+from openrft.evals import metrics
+
+
+def test_reward_stats_noise_and_headroom():
+    rewards = [[0.0, 1.0, 0.5], [0.5, 0.5, 0.5], [1.0, 0.0, 1.0]]
+    s = metrics.reward_stats(rewards)
+    assert s["n_items"] == 3 and s["runs"] == 3 and s["n_samples"] == 9
+    assert s["mean"] == pytest.approx(5 / 9)
+    assert s["run_means"] == pytest.approx([0.5, 0.5, 2 / 3])
+    assert s["run_to_run_std"] == pytest.approx(0.0962250, abs=1e-6)  # sample std of the three run means
+    assert s["headroom"] == pytest.approx((0.5 + 0.0 + 1 / 3) / 3)  # mean of (best - mean) per item
+    assert s["zero_signal_share"] == pytest.approx(1 / 3)
+    assert s["ci95"][0] < s["mean"] < s["ci95"][1]
+
+
+def test_classification_metrics_micro_macro_and_unparsed():
+    pairs = [({"a", "b"}, {"a"}), ({"c"}, {"c", "a"}), (None, {"b"})]
+    m = metrics.classification_metrics(pairs, ["a", "b", "c"])
+    # tp: a1 c1 = 2; fp: b1 = 1; fn: a1 b1 = 2
+    assert m["micro"]["precision"] == pytest.approx(2 / 3)
+    assert m["micro"]["recall"] == pytest.approx(2 / 4)
+    assert m["per_label"]["a"] == {"precision": 1.0, "recall": 0.5, "f1": pytest.approx(2 / 3), "support": 2,
+                                   "predicted": 1}
+    assert m["per_label"]["b"]["precision"] == 0.0 and m["per_label"]["b"]["support"] == 1
+    assert m["macro"]["recall"] == pytest.approx((0.5 + 0.0 + 1.0) / 3)
+    assert m["parsed_share"] == pytest.approx(2 / 3)
+    assert m["samples_f1"] == pytest.approx((2 / 3 + 2 / 3 + 0.0) / 3)
+
+
+def test_baselines_follow_training_frequencies_and_cardinality():
+    train = [{"labels": ["a", "b"]}, {"labels": ["a"]}, {"labels": ["a", "c"]}, {"labels": ["b", "a"]}]
+    preds = metrics.baseline_predictions(train, n_items=5, runs=2, labels=["a", "b", "c", "d"], seed=1)
+    assert preds["_k"] == 2  # mean cardinality 1.75 rounds to 2
+    assert all(p == ["a", "b"] for item in preds["most_frequent"] for p in item)
+    assert all(len(p) in (1, 2) and set(p) <= {"a", "b", "c", "d"} for item in preds["random"] for p in item)
+
+
+def test_difference_vs_noise():
+    a = {"mean": 0.30, "run_to_run_std": 0.01, "runs": 3, "ci95": [0.2, 0.4]}
+    b = {"mean": 0.40, "run_to_run_std": 0.01, "runs": 3, "ci95": [0.3, 0.5]}
+    assert metrics.difference_vs_noise(a, b)["significant"]
+    b2 = {**b, "mean": 0.31}
+    assert not metrics.difference_vs_noise(a, b2)["significant"]
