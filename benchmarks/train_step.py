@@ -108,7 +108,11 @@ def peak_rss_mib() -> float:
 # ---------------------------------------------------------------------------------------------- workers
 
 def run_openrft(config: str, work: Path, setup: dict) -> dict:
-    """One openrft job on the benchmark rows (no validation set, no trackers); its metrics events, per step."""
+    """One openrft job on the benchmark rows (no validation set, no trackers); its metrics events, per step.
+
+    The job is given one step more than measured and cancelled when that step begins (`should_stop`), so that
+    the step boundaries give each step's wall and CPU time and no final checkpoint or report is written.
+    """
     from openrft.training import create_job, read_events, run_job
 
     finetune = "full" if config == "openrft-full" else "lora"
@@ -118,31 +122,38 @@ def run_openrft(config: str, work: Path, setup: dict) -> dict:
         "method": {"type": "reinforcement", "reinforcement": {
             "grader": setup["grader"],
             "response_format": setup["response_format"] if config == "openrft-lora-json" else None,
-            "hyperparameters": {"batch_size": setup["prompts"], "n_epochs": 1, "compute_multiplier": setup["group"] / 8,
-                                "eval_interval": steps}}},
+            "hyperparameters": {"batch_size": setup["prompts"], "n_epochs": 2, "compute_multiplier": setup["group"] / 8,
+                                "eval_interval": 1000}}},
         "openrft": {"finetune": finetune, "lora_rank": LORA["r"], "lora_alpha": LORA["lora_alpha"],
                     "lora_dropout": LORA["lora_dropout"], "lora_target_modules": LORA["target_modules"],
                     "learning_rate": LEARNING_RATE[finetune], "max_tokens": setup["max_tokens"],
                     "temperature": 1.0, "top_p": 1.0, "updates_per_batch": setup["updates"], "kl_coef": 0.0,
                     "clip_epsilon": 0.2, "scale_rewards": True, "max_grad_norm": 1.0, "weight_decay": 0.0,
-                    "balance": False, "validate_at_start": False, "trackers": [], "max_steps": steps},
+                    "balance": False, "validate_at_start": False, "trackers": [], "max_steps": steps + 1},
     }
     run_dir = work / config
     job = create_job(body, run_dir=run_dir)
     resolved = job["method"]["reinforcement"]["hyperparameters"]["resolved"]
-    if resolved["group_size"] != setup["group"] or resolved["total_steps"] != steps:
+    if resolved["group_size"] != setup["group"] or resolved["total_steps"] != steps + 1:
         raise SystemExit(f"openrft resolved group_size={resolved['group_size']}, total_steps={resolved['total_steps']}")
-    job = run_job(run_dir)
-    if job["status"] != "succeeded":
-        raise SystemExit(f"openrft job {job['status']}: {job.get('error')}")
+    boundaries: list[tuple[float, float]] = []  # (wall, cpu) when each step begins
+
+    def should_stop():
+        boundaries.append((time.perf_counter(), time.process_time()))
+        return "cancel" if len(boundaries) > steps else None
+
+    job = run_job(run_dir, should_stop=should_stop)
+    if job["status"] != "cancelled" or len(boundaries) != steps + 1:
+        raise SystemExit(f"openrft job {job['status']} after {len(boundaries) - 1} steps: {job.get('error')}")
     per_step = []
     for event in read_events(run_dir):
         data = event.get("data") or {}
         if event.get("type") != "metrics" or not data.get("step"):
             continue
-        timing = data["timing"]["step"]
-        per_step.append({"step": data["step"], "seconds": timing["full_iteration"], "sampling": timing["sampling"],
-                         "update": timing["training"], "reward": data["scores"]["train_reward_mean"],
+        k, timing = data["step"], data["timing"]["step"]
+        per_step.append({"step": k, "seconds": timing["full_iteration"], "sampling": timing["sampling"],
+                         "update": timing["training"], "cpu_seconds": boundaries[k][1] - boundaries[k - 1][1],
+                         "reward": data["scores"]["train_reward_mean"],
                          "completion_tokens": data["train"]["response_length_mean"]})
     return {"steps": per_step}
 
@@ -178,19 +189,22 @@ def run_trl(config: str, work: Path, setup: dict) -> dict:
             self.begin, self.end = [], []
 
         def on_step_begin(self, args, state, control, **kwargs):
-            self.begin.append(time.perf_counter())
+            self.begin.append((time.perf_counter(), time.process_time()))
 
         def on_step_end(self, args, state, control, **kwargs):
-            self.end.append(time.perf_counter())
+            self.end.append((time.perf_counter(), time.process_time()))
 
     finetune = "full" if config == "trl-full" else "lora"
     path = str(resolve_model("default").path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(path)
     steps, updates = setup["warmup"] + setup["steps"], setup["updates"]
+    batch, micro = setup["prompts"] * setup["group"], setup["trl_micro_batch"]
+    if batch % micro:
+        raise SystemExit(f"--trl-micro-batch {micro} must divide the step's {batch} sequences")
     args = GRPOConfig(
         output_dir=str(work / config), seed=SEED, use_cpu=True, bf16=False, fp16=False, gradient_checkpointing=False,
-        per_device_train_batch_size=setup["prompts"] * setup["group"], gradient_accumulation_steps=1,
+        per_device_train_batch_size=micro, gradient_accumulation_steps=batch // micro,  # one generation of `batch`
         num_generations=setup["group"], max_completion_length=setup["max_tokens"], temperature=1.0, top_p=1.0,
         learning_rate=LEARNING_RATE[finetune], lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0,
         max_grad_norm=1.0, beta=0.0, epsilon=0.2, num_iterations=updates, loss_type="dapo", scale_rewards="group",
@@ -207,9 +221,9 @@ def run_trl(config: str, work: Path, setup: dict) -> dict:
                          f"expected {steps * updates} and {steps}")
     per_step = []
     for k, gen in enumerate(generations):
-        began, ended = timer.begin[k * updates], timer.end[(k + 1) * updates - 1]
+        (began, cpu_began), (ended, cpu_ended) = timer.begin[k * updates], timer.end[(k + 1) * updates - 1]
         per_step.append({"step": k + 1, "seconds": ended - began, "sampling": gen["graded_at"] - began,
-                         "update": ended - gen["graded_at"], "reward": gen["reward"],
+                         "update": ended - gen["graded_at"], "cpu_seconds": cpu_ended - cpu_began, "reward": gen["reward"],
                          "completion_tokens": gen["completion_tokens"]})
     return {"steps": per_step}
 
@@ -217,17 +231,35 @@ def run_trl(config: str, work: Path, setup: dict) -> dict:
 def worker(config: str, work: Path) -> None:
     """Run one configuration and write WORK/<config>.json (steps, peak RSS, versions)."""
     setup = json.loads((work / "setup.json").read_text())
-    began = time.perf_counter()
-    result = (run_trl if config.startswith("trl") else run_openrft)(config, work, setup)
-    result.update(config=config, wall_seconds=time.perf_counter() - began, peak_rss_mib=peak_rss_mib())
+    began, load_start = time.perf_counter(), os.getloadavg()[0]
+    try:
+        result = (run_trl if config.startswith("trl") else run_openrft)(config, work, setup)
+    except BaseException as exc:  # the parent reports it: the last lines of the traceback
+        import traceback
+
+        lines = traceback.format_exception(exc)
+        (work / f"{config}.error").write_text("".join(lines[-3:]).strip())
+        raise
+    result.update(config=config, wall_seconds=time.perf_counter() - began, peak_rss_mib=peak_rss_mib(),
+                  load_average_1min={"start": load_start, "end": os.getloadavg()[0]})
     (work / f"{config}.json").write_text(json.dumps(result, indent=2))
 
 
 # ---------------------------------------------------------------------------------------------- parent
 
+def run_worker(config: str, work: Path, env: dict) -> tuple[int, str]:
+    """Run one configuration in a subprocess (its progress on this terminal); returns (exit code, error)."""
+    proc = subprocess.run([sys.executable, __file__, "--worker", config, "--work", str(work)], env=env)
+    error = work / f"{config}.error"
+    if proc.returncode == -9:
+        return proc.returncode, "killed by SIGKILL (the kernel's out-of-memory killer, see dmesg)"
+    return proc.returncode, error.read_text() if error.is_file() else ""
+
+
 def summarize(result: dict, warmup: int) -> dict:
     measured = [s for s in result["steps"] if s["step"] > warmup]
     return {"seconds_per_step_median": median(s["seconds"] for s in measured),
+            "cpu_seconds_per_step_median": median(s["cpu_seconds"] for s in measured),
             "sampling_seconds_median": median(s["sampling"] for s in measured),
             "update_seconds_median": median(s["update"] for s in measured),
             "reward_last_step": result["steps"][-1]["reward"],
@@ -257,6 +289,9 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=128, help="completion length (new tokens at most)")
     parser.add_argument("--updates", type=int, default=1,
                         help="optimizer passes per batch (openrft updates_per_batch, TRL num_iterations)")
+    parser.add_argument("--trl-micro-batch", type=int, default=4,
+                        help="sequences per TRL forward/backward; gradient accumulation makes up the step (all 16 "
+                             "at once without gradient checkpointing need ~21 GB)")
     parser.add_argument("--configs", default=",".join(DEFAULT_CONFIGS), help=f"comma-separated, of {', '.join(CONFIGS)}")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--worker", choices=CONFIGS, help=argparse.SUPPRESS)
@@ -273,7 +308,8 @@ def main() -> None:
     n_rows = (args.warmup + args.steps) * args.prompts
     task, rows, grader, response_format = benchmark_rows(n_rows)
     setup = {"task": task, "rows": n_rows, "prompts": args.prompts, "group": args.group, "max_tokens": args.max_tokens,
-             "steps": args.steps, "warmup": args.warmup, "updates": args.updates, "seed": SEED, "lora": LORA,
+             "steps": args.steps, "warmup": args.warmup, "updates": args.updates,
+             "trl_micro_batch": args.trl_micro_batch, "seed": SEED, "lora": LORA,
              "learning_rate": LEARNING_RATE, "grader": grader, "response_format": response_format}
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="openrft-bench-") as tmp:
@@ -284,15 +320,12 @@ def main() -> None:
         for config in configs:
             console.rule(f"[bold]{config}[/]: {args.warmup} warm-up + {args.steps} measured steps of "
                          f"{args.prompts} prompts × {args.group} samples, {args.max_tokens} tokens ({task})")
-            proc = subprocess.run([sys.executable, __file__, "--worker", config, "--work", str(work)], env=env,
-                                  stderr=subprocess.PIPE, text=True)
+            returncode, error = run_worker(config, work, env)
             out = work / f"{config}.json"
-            if proc.returncode or not out.is_file():
-                tail = proc.stderr.strip().splitlines()[-15:]
-                console.print(f"[red]{config} failed (exit {proc.returncode}):[/]\n" + "\n".join(tail))
-                results[config] = {"error": "\n".join(tail), "exit_code": proc.returncode}
+            if returncode or not out.is_file():
+                console.print(f"[red]{config} failed (exit code {returncode}):[/] {error}")
+                results[config] = {"error": error, "exit_code": returncode}
                 continue
-            sys.stderr.write(proc.stderr[-3000:] if proc.returncode == 0 else "")
             result = json.loads(out.read_text())
             result["summary"] = summarize(result, args.warmup)
             results[config] = result
@@ -319,6 +352,7 @@ def compare(results: dict) -> dict:
             a, b = ours["summary"], theirs["summary"]
             speedup = b["seconds_per_step_median"] / a["seconds_per_step_median"]
             out[kind] = {"speedup": speedup,
+                         "speedup_cpu_seconds": b["cpu_seconds_per_step_median"] / a["cpu_seconds_per_step_median"],
                          "reward_last_step_delta": a["reward_last_step"] - b["reward_last_step"],
                          "reward_mean_measured_delta": a["reward_mean_measured"] - b["reward_mean_measured"],
                          "target_2x_met": speedup >= 2.0}
@@ -327,20 +361,23 @@ def compare(results: dict) -> dict:
 
 def print_table(results: dict, comparison: dict) -> None:
     table = Table(title="Seconds per RL step (median of the measured steps) and reward")
-    for column in ("configuration", "s/step", "sampling s", "update s", "tokens/sample", "reward last",
-                   "reward mean", "peak RSS MiB"):
+    for column in ("configuration", "s/step", "CPU s/step", "sampling s", "update s", "tokens/sample",
+                   "reward last", "reward mean", "peak RSS MiB", "load"):
         table.add_column(column, justify="left" if column == "configuration" else "right")
     for name, result in results.items():
         if "summary" not in result:
-            table.add_row(name, "[red]failed[/]", *[""] * 6)
+            table.add_row(name, "[red]failed[/]", *[""] * 8)
             continue
-        s = result["summary"]
-        table.add_row(name, f"{s['seconds_per_step_median']:.1f}", f"{s['sampling_seconds_median']:.1f}",
-                      f"{s['update_seconds_median']:.1f}", f"{s['completion_tokens_mean']:.0f}",
-                      f"{s['reward_last_step']:.3f}", f"{s['reward_mean_measured']:.3f}", f"{s['peak_rss_mib']:.0f}")
+        s, load = result["summary"], result["load_average_1min"]
+        table.add_row(name, f"{s['seconds_per_step_median']:.1f}", f"{s['cpu_seconds_per_step_median']:.1f}",
+                      f"{s['sampling_seconds_median']:.1f}", f"{s['update_seconds_median']:.1f}",
+                      f"{s['completion_tokens_mean']:.0f}", f"{s['reward_last_step']:.3f}",
+                      f"{s['reward_mean_measured']:.3f}", f"{s['peak_rss_mib']:.0f}",
+                      f"{load['start']:.1f}–{load['end']:.1f}")
     Console().print(table)
     for kind, c in comparison.items():
         Console().print(f"{kind}: openrft is {c['speedup']:.2f}× TRL's speed per step "
+                        f"({c['speedup_cpu_seconds']:.2f}× in CPU seconds) "
                         f"(target 2×: {'met' if c['target_2x_met'] else 'not met'}); reward difference "
                         f"(openrft − TRL) last step {c['reward_last_step_delta']:+.3f}, "
                         f"mean {c['reward_mean_measured_delta']:+.3f}")

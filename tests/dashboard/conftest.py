@@ -23,7 +23,8 @@ def runs_root(tmp_path_factory) -> Path:
     return root
 
 
-# A tiny real job: 4 training rows, 2 validation rows, 2 steps, a python grader rewarding ~30-character answers.
+# A tiny real job: 4 training rows, 2 validation rows, one step (validated before and after), 8-token answers,
+# a python grader rewarding answers of about 30 characters.
 GRADER = {"type": "python", "name": "length_30",
           "source": "def grade(sample, item):\n    n = len(sample['output_text'])\n"
                     "    return max(0.0, 1.0 - abs(n - item['target']) / item['target'])\n"}
@@ -47,8 +48,8 @@ def real_job(tmp_path_factory, embedded_model) -> Path:
             "method": {"type": "reinforcement", "reinforcement": {
                 "grader": GRADER,
                 "hyperparameters": {"batch_size": 2, "n_epochs": 1, "compute_multiplier": 0.25, "eval_interval": 1,
-                                    "eval_samples": 2}}},
-            "openrft": {"max_tokens": 12, "max_steps": 2, "learning_rate": 1e-3}}
+                                    "eval_samples": 1}}},
+            "openrft": {"max_tokens": 8, "max_steps": 1, "learning_rate": 1e-3}}
     run_dir = root / "runs" / "ftjob-real"
     create_job(body, run_dir=run_dir)
     job = run_job(run_dir, progress=False)

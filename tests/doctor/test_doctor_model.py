@@ -73,6 +73,7 @@ def test_doctor_reports_every_check_and_the_estimate(home, tmp_path):
     assert report["sampled"]["tokens"]["completion_mean"] <= 6
 
 
+@pytest.mark.slow  # the failing grader itself is covered fast in test_checks; this adds the model and the CLI
 def test_doctor_stops_a_job_whose_grader_always_fails(home, tmp_path):
     result = doctor(str(write_job(tmp_path, ALWAYS_FAILS)), "--rows", "2")
     assert result.exit_code == 1

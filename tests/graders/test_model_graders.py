@@ -85,7 +85,7 @@ def test_a_group_is_one_judge_call():
 @pytest.mark.parametrize("answer, kind", [
     ({"text": "I think it deserves a high score"}, "model_grader_parse_error"),  # non-numeric: 0 (§3.5)
     ({"output_json": {"steps": [], "result": "high"}}, "model_grader_parse_error"),
-    ({"text": "{\"steps\": [", "finish_reason": "length"}, "model_grader_parse_error"),
+    ({"text": "{\"steps\": [{\"description\": \"the", "finish_reason": "length"}, "model_grader_parse_error"),
     ({"text": "", "error": "HTTP 503 from the judge", "finish_reason": "error"}, "model_grader_server_error"),
     ({"text": "I can't help with that.", "finish_reason": "content_filter"}, "model_grader_refusal_error"),
 ])
@@ -93,6 +93,12 @@ def test_judge_failures_are_graded_errors(answer, kind):
     grade = score(ScriptedJudge(lambda prompt: dict(answer))).grade(make_sample("x"), {"reference": "y"})
     assert grade.reward == 0.0 and grade.error_kind == kind
     assert grade.token_usage  # usage is recorded even for a failed answer
+
+
+def test_a_result_given_before_the_token_limit_counts():
+    answer = {"text": '{"result": 0.6, "steps": [{"description": "compare', "finish_reason": "length"}
+    grade = score(ScriptedJudge(lambda prompt: dict(answer))).grade(make_sample("x"), {"reference": "y"})
+    assert grade.reward == 0.6 and grade.error_kind is None
 
 
 def test_a_judge_that_raises_is_a_server_error():
@@ -142,6 +148,7 @@ def test_multi_with_a_model_sub_grader_reports_usage():
     assert grade.to_run_response()["model_grader_token_usage_per_model"]["judge-model"]["total_tokens"] == 30
 
 
+@pytest.mark.slow  # minutes on a busy 2-core CPU (grammar compilation + constrained decoding)
 def test_score_model_with_the_embedded_model(home):
     pytest.importorskip("openrft.engines.transformers", reason="the transformers engine has not landed yet")
     grader = build_grader({**SCORE, "model": "default", "sampling_params": {"max_completions_tokens": 96,

@@ -116,8 +116,9 @@ def test_bad_requests_get_openai_errors(client):
     assert_error(client.get("/v1/fine_tuning/jobs/ftjob-nope", headers=AUTH), 404)
     assert_error(client.get("/v1/evals/eval_nope", headers=AUTH), 404)
     assert_error(client.get("/v1/files", headers=AUTH, params={"after": "file-nope"}), 400, param="after")
-    assert_error(client.post("/v1/chat/completions", headers=AUTH, json={"messages": [{"role": "user", "content": "hi"}]}),
-                 400, param="model", code="missing_required_parameter")
+    hello = [{"role": "user", "content": "hi"}]
+    assert_error(client.post("/v1/chat/completions", headers=AUTH, json={"messages": hello}), 400, param="model",
+                 code="missing_required_parameter")
     assert_error(client.post("/v1/chat/completions", headers=AUTH, content=b"{not json",
                              ), 400)
     assert_error(client.post("/v1/fine_tuning/jobs", headers=AUTH, json={"training_file": "file-x"}), 400,

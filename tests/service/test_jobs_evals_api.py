@@ -105,6 +105,11 @@ def test_bad_job_bodies_name_their_parameter(client):
     assert error["param"] == "method.reinforcement.hyperparameters.batch_size"
     escape = job_body(file_id, openrft={"output_dir": "/tmp/elsewhere"})
     assert client.post("/v1/fine_tuning/jobs", json=escape).json()["error"]["param"] == "openrft.output_dir"
+    not_checked = client.post("/v1/files", files={"file": ("x.jsonl", b'{"answer": "yes"}\n')},
+                              data={"purpose": "evals"}).json()["id"]  # only fine-tune uploads are checked
+    error = client.post("/v1/fine_tuning/jobs", json=job_body(file_id, validation_file=not_checked)).json()["error"]
+    assert (error["param"], error["code"]) == ("validation_file", "invalid_file_format")
+    assert error["problems"][0]["file"] == not_checked and error["problems"][0]["field"] == "messages"
     supervised = job_body(file_id)
     supervised["method"] = {"type": "supervised"}
     assert client.post("/v1/fine_tuning/jobs", json=supervised).json()["error"]["param"] == "method.type"
@@ -143,8 +148,9 @@ def test_eval_with_given_samples_runs_in_a_worker(client, store):
     content = [{"item": {"answer": "yes"}, "sample": {"output_text": '{"answer": "yes"}'}},
                {"item": {"answer": "no"}, "sample": {"output_text": '{"answer": "yes"}'}},
                {"item": {"answer": "no"}, "sample": {"output_text": "not json"}}]
-    run = client.post(f"/v1/evals/{evaluation['id']}/runs", json={
-        "name": "given", "data_source": {"type": "jsonl", "source": {"type": "file_content", "content": content}}}).json()
+    source = {"type": "file_content", "content": content}
+    run = client.post(f"/v1/evals/{evaluation['id']}/runs",
+                      json={"name": "given", "data_source": {"type": "jsonl", "source": source}}).json()
     assert run["status"] == "queued" and run["id"].startswith("evalrun_")
     assert Worker(store, handlers=None).run_once() == ("eval_run", run["id"], "completed")
 
@@ -160,7 +166,8 @@ def test_eval_with_given_samples_runs_in_a_worker(client, store):
     assert [i["datasource_item"] for i in passed["data"]] == [{"answer": "yes"}]
     one = items["data"][1]
     assert client.get(f"/v1/evals/{evaluation['id']}/runs/{run['id']}/output_items/{one['id']}").json() == one
-    assert client.get(f"/v1/evals/{evaluation['id']}/runs", params={"status": "completed"}).json()["data"][0]["id"] == run["id"]
+    completed = client.get(f"/v1/evals/{evaluation['id']}/runs", params={"status": "completed"}).json()["data"]
+    assert [r["id"] for r in completed] == [run["id"]]
     assert client.delete(f"/v1/evals/{evaluation['id']}").json()["deleted"] is True
     assert store.get(eval_runs, run["id"]) is None
 

@@ -150,7 +150,8 @@ def test_the_whole_workflow_through_the_openai_sdk(server):
     assert client.files.retrieve(train.id).filename == "train.jsonl"
 
     assert client.fine_tuning.alpha.graders.validate(grader=MULTI).grader is not None
-    graded = client.fine_tuning.alpha.graders.run(grader=MULTI, model_sample='{"answer": "yes"}', item={"answer": "yes"})
+    graded = client.fine_tuning.alpha.graders.run(grader=MULTI, model_sample='{"answer": "yes"}',
+                                                  item={"answer": "yes"})
     assert graded.reward == pytest.approx(0.8 + 0.2 * graded.sub_rewards["close"])
     assert graded.sub_rewards["exact"] == 1.0
 
@@ -212,7 +213,7 @@ def test_the_whole_workflow_through_the_openai_sdk(server):
     assert run.per_testing_criteria_results[0].testing_criteria == evaluation.testing_criteria[0].id
     items = client.evals.runs.output_items.list(run.id, eval_id=evaluation.id).data
     assert len(items) == 2 and all(i.run_id == run.id and i.status in ("pass", "fail") for i in items)
-    assert all(i.results[0]["name"] == "exact" for i in items)
+    assert all(i.results[0].name == "exact" for i in items)
     assert sum(i.status == "pass" for i in items) == run.result_counts.passed
 
 
@@ -243,7 +244,8 @@ def test_bad_requests_get_openai_errors_through_the_sdk(server):
     with pytest.raises(openai.NotFoundError):
         client.fine_tuning.jobs.retrieve("ftjob-doesnotexist")
     with pytest.raises(openai.NotFoundError) as caught:
-        client.chat.completions.create(model="ft:nothing:openrft::12345678", messages=[{"role": "user", "content": "hi"}])
+        client.chat.completions.create(model="ft:nothing:openrft::12345678",
+                                       messages=[{"role": "user", "content": "hi"}])
     assert caught.value.code == "model_not_found"
 
 

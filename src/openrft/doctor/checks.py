@@ -28,6 +28,7 @@ PARSE_STOP = 0.5  # share of answers that do not parse against the response_form
 PARSE_WARN = 0.1
 PARSE_WITHOUT_FORMAT_WARN = 0.5
 ESTIMATE_WARN_HOURS = 24.0  # a job longer than this on this machine: consider max_steps or a GPU
+BUSY_LOAD_PER_CORE = 1.5  # a load average above this per core makes the measured timings pessimistic
 
 
 def result(check: str, verdict: str, reason: str, value=None) -> dict:
@@ -243,6 +244,10 @@ def estimate_check(estimate: dict) -> dict:
               f"training {duration(s['training'])}) + {estimate['validations']} validations × "
               f"{duration(estimate['validation_s'])}; {_count(tokens['sampled'])} tokens sampled, "
               f"{_count(tokens['trained'])} trained")
+    load, cores = estimate.get("load_average"), estimate.get("cpu_count") or 1
+    if load is not None and load > BUSY_LOAD_PER_CORE * cores:
+        reason += (f" (the machine was busy while measuring, load {load:.1f} on {cores} cores: "
+                   "the times are pessimistic)")
     if hours > ESTIMATE_WARN_HOURS:
         return result("estimate", "warn", f"{reason}. Longer than {ESTIMATE_WARN_HOURS:.0f} h: cap it with "
                       "openrft.max_steps or run on a GPU.", estimate)

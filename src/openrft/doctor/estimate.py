@@ -85,6 +85,8 @@ def job_estimate(*, total_steps: int, batch_size: int, group_size: int, updates_
     valid_samples = validations * n_valid * eval_samples
     return {
         "device": device or describe_device(),
+        "load_average": _load_average(),
+        "cpu_count": os.cpu_count(),
         "total_steps": total_steps, "validations": validations,
         "per_step_s": {"sampling": sampling, "grading": grading, "training": training, "total": step_s},
         "validation_s": validation_s,
@@ -103,3 +105,11 @@ def describe_device(device: str = "cpu") -> str:
     if device.startswith("cuda") and torch.cuda.is_available():
         return f"{torch.cuda.get_device_name(torch.device(device))}"
     return f"this CPU ({torch.get_num_threads()} threads of {os.cpu_count()} cores)"
+
+
+def _load_average() -> float | None:
+    """The 1-minute load average: other work on the machine slows every measurement down."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None

@@ -20,7 +20,9 @@ temperature 0 (greedy), the temperature-1 log-softmax is used.
 
 The engine holds no copy of the weights: it calls the live model, so it can wrap the trainer's peft
 policy (`TransformersEngine(model, tokenizer)`) and samples after an optimizer step see the new
-weights. The model is put in eval mode for the call and every module's train/eval flag is restored.
+weights. The model is put in eval mode for the call (under `torch.no_grad`, not `inference_mode`, so
+that no buffer a model updates lazily becomes an inference tensor the trainer could not backpropagate
+through) and every module's train/eval flag is restored afterwards.
 `seed` makes sampling reproducible: the same prompts, parameters and seed give the same samples.
 """
 
@@ -98,7 +100,7 @@ class TransformersEngine:
         results: list[list[Sample]] = [[] for _ in prompts]
         started = time.perf_counter()
         total_rows = len(prompts) * params.n
-        with self._progress(total_rows) as advance, _eval_mode(self.model), torch.inference_mode():
+        with self._progress(total_rows) as advance, _eval_mode(self.model), torch.no_grad():
             attention = kv.shared_prefix_attention(self.model) if self.share_prefix else nullcontext()
             with attention:
                 for group in groups:

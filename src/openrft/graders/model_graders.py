@@ -7,7 +7,8 @@ Engines are built once per model name and shared by every model grader of the pr
 
 The grader renders its `input` messages, asks the judge for OpenAI's structured output
 (`{"steps": [{"description", "conclusion"}], "result": ...}`, enforced as a json_schema
-response_format) and reads `result`: a number clipped to `range` for score_model, one of `labels`
+response_format) and reads `result` (also from an answer cut at the token limit, as small local
+judges write `result` before `steps` as often as after): a number clipped to `range` for score_model, one of `labels`
 for label_model (reward 1 if it is a passing label). A whole group is one `generate` call.
 Failures: the engine raising or a sample with an error is `model_grader_server_error`; a refusal
 (finish_reason "content_filter" or a `refusal` on the sample) is `model_grader_refusal_error`; an
@@ -19,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import threading
 import time
 from typing import Any, Callable
@@ -171,13 +173,19 @@ class ModelGrader(Grader):
         """Record what the judge said beyond the reward (in `scores`)."""
 
 
+_RESULT = re.compile(r'"result"\s*:\s*(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|"(?:[^"\\]|\\.)*")')
+
+
 def _answer_json(answer) -> Any:
+    """The judge's structured answer; from an answer cut short, the `result` it had already given."""
     if answer.output_json is not None:
         return answer.output_json
     try:
         return json.loads(answer.output_text)
     except (TypeError, ValueError):
-        return None
+        pass
+    found = _RESULT.search(answer.output_text or "")
+    return {"result": json.loads(found.group(1))} if found else None
 
 
 class ScoreModelGrader(ModelGrader):

@@ -43,8 +43,9 @@ def _require_key(app: FastAPI, api_key: str) -> None:
         header = request.headers.get("authorization", "")
         scheme, _, given = header.partition(" ")
         if not header:
-            return errors.unauthorized("You didn't provide an API key. You need to provide your API key in an "
-                                       "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).").response()
+            return errors.unauthorized(
+                "You didn't provide an API key. You need to provide your API key in an Authorization header "
+                "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).").response()
         if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
             shown = given.strip()[-4:] if len(given.strip()) > 4 else ""
             return errors.unauthorized(f"Incorrect API key provided: ...{shown}.").response()

@@ -103,7 +103,7 @@ def _model_not_found(model: str) -> APIError:
 # --- chat completions ---
 
 def _messages(request: ChatRequest) -> list[dict]:
-    """Plain chat messages for the engine: text parts joined, `developer` read as `system`."""
+    """The chat messages for the engine, as training renders them; text content parts are joined."""
     out = []
     for message in request.messages:
         content = message.content
@@ -115,14 +115,20 @@ def _messages(request: ChatRequest) -> list[dict]:
                                       "text only.", param="messages")
                 parts.append(part.get("text", ""))
             content = "".join(parts)
-        out.append({"role": "system" if message.role == "developer" else message.role, "content": content or ""})
+        out.append({"role": message.role, "content": content or ""})
     return out
+
+
+def reasoning_effort_of(value: str | None) -> str | None:
+    """OpenAI's reasoning_effort as the engine takes it: None (no reasoning) for default, minimal read as low."""
+    if value in (None, "default"):
+        return None
+    return "low" if value == "minimal" else value
 
 
 def sampling_params(request: ChatRequest) -> SamplingParams:
     params = SamplingParams(n=request.n, seed=request.seed, response_format=request.response_format,
-                            reasoning_effort=None if request.reasoning_effort in (None, "default") else
-                            ("low" if request.reasoning_effort == "minimal" else request.reasoning_effort))
+                            reasoning_effort=reasoning_effort_of(request.reasoning_effort))
     if request.temperature is not None:
         params.temperature = request.temperature
     if request.top_p is not None:
@@ -147,7 +153,7 @@ def _generate(request: Request, body: ChatRequest) -> list[Sample]:
     params = sampling_params(body)
     try:
         [samples] = request.app.state.engines.generate(body.model, [_messages(body)], params)
-    except (ModelError, FileNotFoundError, KeyError) as exc:
+    except ModelError as exc:
         raise _model_not_found(body.model) from exc
     except EngineError as exc:
         # The engine names the request parameter it refuses ("response_format.json_schema.schema: ...").

@@ -8,7 +8,6 @@ stops its workers (a job they were running is re-queued by the next start).
 
 from __future__ import annotations
 
-import logging
 import os
 import subprocess
 import sys
@@ -19,7 +18,6 @@ import typer
 from rich.console import Console
 
 console = Console(stderr=True)
-log = logging.getLogger("openrft.service")
 RESTART_BACKOFF_S = (1, 2, 5, 10, 30)
 
 
@@ -51,12 +49,12 @@ class WorkerPool:
         self._thread.start()
 
     def _spawn(self, index: int) -> None:
-        env = dict(os.environ)
+        # The store's URL goes in the environment, not on the command line: it may hold a password.
+        env = {**os.environ, "OPENRFT_DATABASE_URL": self.database_url}
         if self.gpus:
             env["CUDA_VISIBLE_DEVICES"] = str(index % self.gpus)
         self.processes[index] = subprocess.Popen(
-            [sys.executable, "-m", "openrft.service.worker", "--parent-pid", str(os.getpid()),
-             "--database-url", self.database_url], env=env,
+            [sys.executable, "-m", "openrft.service.worker", "--parent-pid", str(os.getpid())], env=env,
             start_new_session=True)  # Ctrl-C reaches the server only; it stops the workers itself
         console.print(f"[bold]openrft serve[/]: worker {index} started (pid {self.processes[index].pid}"
                       + (f", GPU {index % self.gpus})" if self.gpus else ")"))
@@ -92,7 +90,7 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="address to listen on (0.0.0.0 exposes the API to the network)"),
     port: int = typer.Option(8000, help="TCP port"),
     api_key: str = typer.Option(None, envvar="OPENRFT_API_KEY", show_default=False,
-                                help="require 'Authorization: Bearer <key>' on every route [env OPENRFT_API_KEY]"),
+                                help="require 'Authorization: Bearer <key>' on every route"),
     workers: int = typer.Option(None, min=0, show_default=False,
                                 help="worker processes (default: one per GPU, or 1); 0 serves the API only"),
     database_url: str = typer.Option(None, envvar="OPENRFT_DATABASE_URL", show_default=False,
@@ -105,9 +103,9 @@ def serve(
     from openrft import paths
     from openrft.service.app import create_app
     from openrft.service.store import Store
-    from openrft.service.worker import recover
+    from openrft.service.worker import recover, setup_logging
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s[%(process)d] %(levelname)s %(message)s")
+    setup_logging()
     store = Store(database_url)
     store.migrate()
     for kind, row_id, status in recover(store):

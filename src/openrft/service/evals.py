@@ -376,13 +376,14 @@ def _prompt(data_source: dict, item: dict, number: int) -> list[dict]:
 
 
 def _params(data_source: dict) -> SamplingParams:
+    from openrft.service.chat import reasoning_effort_of
+
     given = data_source.get("sampling_params") or {}
     params = SamplingParams(temperature=given.get("temperature", 1.0), top_p=given.get("top_p", 1.0),
                             seed=given.get("seed", 42))
     if given.get("max_completion_tokens") or given.get("max_tokens"):
         params.max_tokens = int(given.get("max_completion_tokens") or given.get("max_tokens"))
-    if given.get("reasoning_effort") not in (None, "default", "minimal"):
-        params.reasoning_effort = given["reasoning_effort"]
+    params.reasoning_effort = reasoning_effort_of(given.get("reasoning_effort"))
     response_format = given.get("response_format")
     text_format = (given.get("text") or {}).get("format")  # the Responses API's flattened json_schema
     if response_format is None and isinstance(text_format, dict) and text_format.get("type") == "json_schema":

@@ -18,7 +18,7 @@ def grader_error(exc, prefix: str = "") -> APIError:
     """A GraderValidationError as a 400 naming its first field (under `prefix`, e.g. `testing_criteria[0]`)."""
     field = exc.field or ""
     param = ".".join(part for part in (prefix, field) if part) or None
-    missing = exc.problems[0][1] == "required field is missing"
+    missing = exc.problems[0][1].startswith("required")  # "required field is missing", "required: ..."
     message = f"Missing required parameter: '{param}'." if missing else f"Invalid grader: {exc}"
     return APIError(400, message, param=param, code="missing_required_parameter" if missing else "invalid_grader")
 

@@ -1,4 +1,4 @@
-"""Object ids in OpenAI's style: `file-…`, `eval_…`, `evalrun_…`, `chatcmpl-…` (jobs get theirs from training)."""
+"""Object ids in OpenAI's style: `file-…`, `chatcmpl-…`, and a check that an id can name a file."""
 
 from __future__ import annotations
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 import time
+import uuid
 from pathlib import Path
 
 from fastapi import APIRouter, Body, Query, Request
@@ -23,12 +24,11 @@ from openrft import paths
 from openrft.service.app import store_of
 from openrft.service.errors import APIError, bad_request, not_found
 from openrft.service.files import resolve
-from openrft.service.ids import is_safe
 from openrft.service.pagination import page
 from openrft.service.store import Store, jobs
+from openrft.training.job import TERMINAL
 
 router = APIRouter(prefix="/fine_tuning/jobs")
-TERMINAL = {"succeeded", "failed", "cancelled"}
 _METADATA_KEY = re.compile(r"^metadata\[(.+)\]$")
 
 
@@ -129,46 +129,51 @@ def create(request: Request, body: dict = Body(...)):
     if isinstance(body.get("openrft"), dict) and body["openrft"].get("output_dir"):
         raise bad_request("openrft.output_dir cannot be set through the API: jobs of the service live in "
                           "$OPENRFT_HOME/runs.", param="openrft.output_dir")
+    # The row comes first (validating_files) so that a concurrent listing never takes the new run
+    # directory for a CLI run; it is removed again when the job is refused.
+    job_id = f"ftjob-{uuid.uuid4().hex[:24]}"
+    run_dir = paths.runs_dir() / job_id
+    store.insert(jobs, id=job_id, metadata=body.get("metadata"), run_dir=str(run_dir), source="api",
+                 status="validating_files", attempts=0)
     try:
-        job = create_job(body, file_resolver=lambda file_id: resolve(store, file_id))
-    except APIError:
-        raise
-    except Exception as exc:
-        raise _job_error(exc) from None
-    run_dir = run_dir_of(job)
-    store.insert(jobs, id=job["id"], created_at=int(job.get("created_at") or time.time()),
-                 metadata=job.get("metadata"), run_dir=str(run_dir), source="api", status="queued",
-                 queue_order=time.time_ns(), attempts=0)
-    return job_object(store, store.get(jobs, job["id"]))
+        job = create_job(body, run_dir=run_dir, job_id=job_id, file_resolver=lambda file_id: resolve(store, file_id))
+    except BaseException as exc:
+        store.delete(jobs, job_id)
+        refused = _refusal(exc, body, store)
+        if refused is None:
+            raise
+        raise refused from None
+    store.update(jobs, job_id, jobs.c.status == "validating_files", status="queued", queue_order=time.time_ns(),
+                 created_at=int(job["created_at"]), metadata=job.get("metadata"))
+    return job_object(store, store.get(jobs, job_id))
 
 
-def run_dir_of(job: dict) -> Path:
-    """The run directory `create_job` wrote (it records it as `openrft.run_dir`; runs/<id> by default)."""
-    extension = job.get("openrft") or {}
-    if isinstance(extension, dict) and extension.get("run_dir"):
-        return Path(extension["run_dir"])
-    if not is_safe(job["id"]):
-        raise APIError(500, f"create_job returned an unsafe id {job['id']!r}", type="server_error")
-    return paths.runs_dir() / job["id"]
-
-
-def _job_error(exc: Exception) -> APIError:
-    """A spec, grader or data error of create_job as a 400, naming the parameter when it is known."""
+def _refusal(exc: BaseException, body: dict, store: Store) -> APIError | None:
+    """create_job's refusal of a spec, grader or data file as a 400 naming the parameter; None for a crash."""
     from pydantic import ValidationError
 
-    param = getattr(exc, "param", None) or getattr(exc, "field", None)
-    if isinstance(exc.__cause__, ValidationError) and exc.__cause__.errors():
-        param = ".".join(str(part) for part in exc.__cause__.errors()[0]["loc"])
-    elif type(exc).__name__ == "GraderValidationError":
-        param = "method.reinforcement.grader" + (f".{param}" if param else "")
-    extra = {}
-    if getattr(exc, "problems", None):
-        extra["problems"] = [
-            dict(zip(("file", "line", "field", "reason"), p)) if isinstance(p, (tuple, list)) else
-            {k: getattr(p, k, None) for k in ("file", "line", "field", "reason")} for p in exc.problems]
-        param = param or "training_file"
-    return APIError(400, str(exc) or type(exc).__name__, param=str(param) if param else None,
-                    code="invalid_value", extra=extra)
+    from openrft.data import DatasetError
+    from openrft.graders import GraderValidationError
+    from openrft.training import JobSpecError
+
+    if isinstance(exc, APIError):
+        return exc
+    if isinstance(exc, GraderValidationError):
+        return APIError(400, f"Invalid grader: {exc}", param=f"method.reinforcement.grader.{exc.field}".rstrip("."),
+                        code="invalid_grader")
+    if isinstance(exc, DatasetError):
+        names = {str(resolve(store, body[field])): (field, body[field])
+                 for field in ("training_file", "validation_file") if body.get(field)}
+        first = names.get(exc.problems[0].file, ("training_file", None))[0] if exc.problems else "training_file"
+        problems = [{"file": names.get(p.file, (None, p.file))[1], "line": p.line, "field": p.field,
+                     "reason": p.reason} for p in exc.problems]
+        return APIError(400, str(exc), param=first, code="invalid_file_format", extra={"problems": problems})
+    if isinstance(exc, JobSpecError):
+        param = None
+        if isinstance(exc.__cause__, ValidationError) and exc.__cause__.errors():
+            param = ".".join(str(part) for part in exc.__cause__.errors()[0]["loc"])
+        return APIError(400, str(exc), param=param, code="invalid_value")
+    return None
 
 
 @router.get("")

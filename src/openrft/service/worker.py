@@ -168,13 +168,20 @@ class Worker:
             os._exit(3)
 
 
+def setup_logging() -> None:
+    """INFO for openrft's own loggers; Alembic only when something is wrong."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s[%(process)d] %(levelname)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m openrft.service.worker", description=__doc__.split("\n")[0])
-    parser.add_argument("--database-url", default=None, help="SQLAlchemy URL of the store (default: the data dir's)")
+    parser.add_argument("--database-url", default=None,
+                        help="SQLAlchemy URL of the store (default: $OPENRFT_DATABASE_URL, else the data dir's)")
     parser.add_argument("--poll", type=float, default=POLL_S, help="seconds between looks at an empty queue")
     parser.add_argument("--parent-pid", type=int, default=None, help="exit when this process (the server) dies")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s[%(process)d] %(levelname)s %(message)s")
+    setup_logging()
     store = Store(args.database_url)
     store.migrate()
     Worker(store, poll_s=args.poll, parent_pid=args.parent_pid).run_forever()
