@@ -110,6 +110,17 @@ def write_job_run(path: Path, *, steps: int = 6, eval_interval: int = 2, status:
     (path / "job.json").write_text(json.dumps(job, indent=2))
     lines = [{"object": "fine_tuning.job.event", "id": "ftevent-0", "created_at": 1700000000, "level": "info",
               "message": "Created fine-tuning job", "type": "message", "data": None}]
+    # Step 0: the base model's validation before any update (the trainer's validate-at-start; no checkpoint).
+    base = write_eval_run(path / "evals" / "step-0", skill=0.3, seed=seed * 100, name="default")
+    base_reward = json.loads((base / "summary.json").read_text())["reward"]["mean"]
+    lines.append({"object": "fine_tuning.job.event", "id": "ftevent-step0", "created_at": 1700000000, "level": "info",
+                  "message": f"Step 0/{steps}, full validation mean reward={base_reward:.2f}", "type": "metrics",
+                  "data": {"step": 0, "total_steps": steps,
+                           "scores": {"valid_reward_mean": base_reward,
+                                      "graders": [{"name": "f1", "type": "multi", "valid_reward_mean": base_reward}]},
+                           "usage": {"samples": {}, "graders": []}, "errors": {"graders": []},
+                           "timing": {"step": {"sampling": 0.0, "training": 0.0, "eval": 2.0, "full_iteration": 0.0},
+                                      "graders": []}}})
     for step in range(1, steps + 1):
         is_eval = step % eval_interval == 0 or step == steps
         data = {

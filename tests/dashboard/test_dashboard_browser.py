@@ -101,10 +101,11 @@ def points(chart: dict, label: str) -> int:
     return next(d["points"] for d in chart["datasets"] if d["label"] == label)
 
 
-def save_screenshot(page, path: Path) -> None:
+def save_screenshot(page, path: Path, *, readme: bool = False) -> None:
+    """A full-page screenshot into the test's tmp dir; the README's one (the real job) with OPENRFT_SAVE_SCREENSHOT=1."""
     page.screenshot(path=str(path), full_page=True)
     assert path.stat().st_size > 10000
-    if os.environ.get("OPENRFT_SAVE_SCREENSHOT") == "1":
+    if readme and os.environ.get("OPENRFT_SAVE_SCREENSHOT") == "1":
         target = REPO / "docs" / "img" / "dashboard.png"
         target.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(target), full_page=False)
@@ -137,7 +138,7 @@ def test_job_page_of_a_real_training_run_draws_every_chart(real_job, page, tmp_p
             assert page.locator("text=no grader errors").count() == 1
         best = page.locator("#checkpoint-table tr", has_text="★ best")
         assert best.count() == 1
-        save_screenshot(page, tmp_path / "dashboard-job.png")
+        save_screenshot(page, tmp_path / "dashboard-job.png", readme=True)
         assert page.problems == []
 
 
@@ -173,7 +174,8 @@ def test_label_eval_runs_and_their_comparison(runs_root, page, tmp_path):
         page.locator("#jobs a", has_text="ftjob-ftjob-done").click()
         page.wait_for_function("!!document.getElementById('chart-pr-trade') && document.body.dataset.ready === '1'")
         charts = {chart["id"]: chart for chart in page.evaluate(READ_CHARTS)}
-        assert points(charts["chart-pr-trade"], "checkpoints") == 3 and points(charts["chart-pr-steps"], "recall") == 3
+        # Validation runs at steps 0 (the base model), 2, 4 and 6.
+        assert points(charts["chart-pr-trade"], "checkpoints") == 4 and points(charts["chart-pr-steps"], "recall") == 4
         assert points(charts["chart-reward"], "guard warning") == 1
         assert "response_length" in page.locator("#guards").inner_text()
         save_screenshot(page, tmp_path / "dashboard-labels.png")

@@ -46,7 +46,7 @@ def test_runs_job_eval_items_and_compare_endpoints(runs_root):
     assert done["task"] == "eurovoc" and done["best_valid_reward"] is not None
 
     job = client.get("/dashboard/api/job/ftjob-done").json()
-    assert job["series"]["step"] == list(range(1, 7)) and job["active"] is False
+    assert job["series"]["step"] == list(range(0, 7)) and job["active"] is False
     step_eval = client.get("/dashboard/api/eval/ftjob-done/evals/step-4").json()
     assert step_eval["parent"] == "ftjob-done" and step_eval["n_output_items"] == 18
     items = client.get("/dashboard/api/items/base", params={"limit": 4, "offset": 2, "status": ""}).json()
@@ -76,7 +76,7 @@ def test_the_router_mounted_by_the_service_reads_openrft_home(tmp_path, monkeypa
     app.include_router(router, prefix="/dashboard")
     client = TestClient(app)
     assert [j["key"] for j in client.get("/dashboard/api/runs").json()["jobs"]] == ["ftjob-home"]
-    assert client.get("/dashboard/api/job/ftjob-home").json()["series"]["step"] == [1, 2]
+    assert client.get("/dashboard/api/job/ftjob-home").json()["series"]["step"] == [0, 1, 2]
     assert client.get("/dashboard/").status_code == 200
 
 

@@ -94,10 +94,23 @@ def test_parse_errors_with_and_without_the_response_format():
     assert free == 0.5  # plain text and a string where the schema wants an array do not parse
     assert checks.parse_errors({"rate": 0.0, "truncated": 0.0}, {"rate": free})["verdict"] == "ok"
     assert checks.parse_errors({"rate": 0.0, "truncated": 0.0}, {"rate": 0.9})["verdict"] == "warn"
-    truncated = checks.parse_errors({"rate": 0.7, "truncated": 0.7}, {"rate": 1.0})
-    assert truncated["verdict"] == "stop" and "max_tokens" in truncated["reason"]
+    truncated = checks.parse_errors({"rate": 0.7, "truncated": 0.7, "reward_parsed": 0.4, "reward_unparsed": 0.05},
+                                    {"rate": 1.0})
+    assert truncated["verdict"] == "warn" and "max_tokens" in truncated["reason"] and "0.050" in truncated["reason"]
+    assert checks.parse_errors({"rate": 0.95, "truncated": 0.0}, {"rate": 1.0})["verdict"] == "stop"
     assert checks.parse_errors({"rate": 0.2, "truncated": 0.0}, {"rate": None})["verdict"] == "warn"
     assert checks.parse_errors(None, {"rate": None})["verdict"] == "ok"
+
+
+def test_parse_figures_of_an_eval_run_split_rewards_by_parsed_and_unparsed():
+    from openrft.doctor.report import _parse_figures
+
+    says_paris = {**EXACT, "input": "{{ sample.output_text }}", "reference": '{"labels": ["Paris"]}'}
+    result = run_eval(rows(2, answer="Paris"), engine=ScriptedEngine(['{"labels": ["Paris"]}', '{"labels": ["Par']),
+                      grader=says_paris, params=SamplingParams(response_format=LABELS_FORMAT), runs=2, progress=False)
+    figures = _parse_figures(result)
+    assert figures == {"rate": 0.5, "truncated": 0.0, "reward_parsed": 1.0, "reward_unparsed": 0.0}
+    assert checks.parse_errors(figures, {"rate": None})["verdict"] == "warn"
 
 
 def test_an_item_missing_a_grader_field_is_a_stop(tmp_path):

@@ -15,7 +15,12 @@ LENGTH_GRADER = {"type": "python", "name": "length_20",
 ALWAYS_FAILS = {"type": "python", "name": "broken", "source": "def grade(sample, item):\n    return 1 / 0\n"}
 
 
-def write_job(tmp_path: Path, grader: dict, *, rows: list[dict] | None = None) -> Path:
+SENTENCE_FORMAT = {"type": "json_schema", "json_schema": {"name": "sentence", "strict": True, "schema": {
+    "type": "object", "properties": {"sentence": {"type": "string"}}, "required": ["sentence"],
+    "additionalProperties": False}}}
+
+
+def write_job(tmp_path: Path, grader: dict, *, rows: list[dict] | None = None, response_format: dict | None = None) -> Path:
     topics = ["the sea", "a cat", "rain", "the moon", "bread", "a train"]
     rows = rows or [{"messages": [{"role": "user", "content": f"Write one short sentence about {t}."}], "target": 20,
                      "id": f"r{i}"} for i, t in enumerate(topics)]
@@ -23,7 +28,7 @@ def write_job(tmp_path: Path, grader: dict, *, rows: list[dict] | None = None) -
     (tmp_path / "valid.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[4:]))
     job = {"model": "default", "training_file": "train.jsonl", "validation_file": "valid.jsonl", "seed": 3,
            "method": {"type": "reinforcement", "reinforcement": {
-               "grader": grader, "hyperparameters": {"batch_size": 2, "n_epochs": 2, "compute_multiplier": 0.25,
+               "grader": grader, "response_format": response_format, "hyperparameters": {"batch_size": 2, "n_epochs": 2, "compute_multiplier": 0.25,
                                                      "eval_interval": 2, "eval_samples": 2}}},
            "openrft": {"max_tokens": 6}}
     path = tmp_path / "job.json"
@@ -58,7 +63,7 @@ def test_a_training_unit_is_timed_on_the_real_policy(embedded_model):
 
 
 def test_doctor_reports_every_check_and_the_estimate(home, tmp_path):
-    result = doctor(str(write_job(tmp_path, LENGTH_GRADER)), "--rows", "3", "--json")
+    result = doctor(str(write_job(tmp_path, LENGTH_GRADER, response_format=SENTENCE_FORMAT)), "--rows", "3", "--json")
     report = json.loads(result.stdout)
     names = [c["check"] for c in report["checks"]]
     assert names == ["data", "missing_fields", "label_balance", "baseline_reward", "headroom", "zero_signal",
@@ -71,6 +76,10 @@ def test_doctor_reports_every_check_and_the_estimate(home, tmp_path):
     assert est["per_step_s"]["sampling"] > 0 and est["per_step_s"]["training"] > 0 and est["total_s"] > 0
     assert 0 < est["tokens"]["trained"] <= 4 * 2 * 2 * 6
     assert report["sampled"]["tokens"]["completion_mean"] <= 6
+    parse = next(c for c in report["checks"] if c["check"] == "parse_errors")["value"]
+    assert parse["truncated"] > 0.5  # 6 tokens cannot hold a JSON sentence: the doctor sees it
+    assert parse["with_response_format"] >= parse["truncated"] and parse["without_response_format"] is not None
+    assert set(report["phases_s"]) == {"load", "sampling", "sampling_without_format", "training"}
 
 
 @pytest.mark.slow  # the failing grader itself is covered fast in test_checks; this adds the model and the CLI

@@ -32,9 +32,9 @@ def test_sample_shows_a_table(embedded_model):
     assert "2 samples" in result.output and "reasoning" in result.output
 
 
-def test_a_bad_response_format_file_is_named(tmp_path):
-    bad = tmp_path / "bad.json"
-    bad.write_text('{"type": "object",\n "properties": }')
-    result = CliRunner().invoke(app, ["sample", "-p", "x", "--response-format", str(bad)])
-    assert result.exit_code != 0
+def test_a_bad_response_format_file_is_named(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad.json").write_text('{"type": "object",\n "properties": }')
+    result = CliRunner().invoke(app, ["sample", "-p", "x", "--response-format", "bad.json"])
+    assert result.exit_code == 2  # a usage error, before any model is loaded
     assert "bad.json" in result.output and "line 2" in result.output

@@ -190,7 +190,8 @@ def _pr_tradeoff(view: dict, out: Path) -> Path | None:
     """Precision against recall, one point per checkpoint plus the baselines (the eval module's plot)."""
     from openrft.evals.plots import precision_recall_plot
 
-    points = [(f"step {e['step']}", e["precision"], e["recall"]) for e in view["step_evals"]
+    points = [(f"step {e['step']}" if e["step"] else "base model (step 0)", e["precision"], e["recall"])
+              for e in view["step_evals"]
               if e["precision"] is not None and e["recall"] is not None]
     if not points:
         return None

@@ -269,10 +269,13 @@ def valid_reward(data: dict) -> float | None:
 
 
 def best_valid(steps: list[dict]) -> tuple[int | None, float | None]:
-    """The step with the highest validation reward (what OpenAI ranks checkpoints on), first one on ties."""
+    """The step with the highest validation reward (what OpenAI ranks checkpoints on), first one on ties.
+
+    Step 0 is the base model's validation before any update: a reference, not a checkpoint of the job.
+    """
     best: tuple[int | None, float | None] = (None, None)
     for data in steps:
-        reward = valid_reward(data)
+        reward = valid_reward(data) if data["step"] > 0 else None
         if reward is not None and (best[1] is None or reward > best[1]):
             best = (data["step"], reward)
     return best

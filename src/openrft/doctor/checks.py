@@ -24,7 +24,7 @@ BINARY_SHARE_WARN = 0.9  # share of rewards that are exactly 0 or 1: a pass/fail
 IMBALANCE_WARN = 3.0  # most frequent / rarest label count in the epoch as the trainer samples it
 ERROR_WARN = 0.05  # grader error share (excluding parse errors) with the response_format
 ERROR_WITHOUT_FORMAT_WARN = 0.2  # ... and without it (a prompt at inference that lacks the format)
-PARSE_STOP = 0.5  # share of answers that do not parse against the response_format
+PARSE_STOP = 0.9  # share of answers that do not parse against the response_format
 PARSE_WARN = 0.1
 PARSE_WITHOUT_FORMAT_WARN = 0.5
 ESTIMATE_WARN_HOURS = 24.0  # a job longer than this on this machine: consider max_steps or a GPU
@@ -158,22 +158,29 @@ def grader_errors(with_format: dict, without_format: dict | None, *, max_share: 
 def parse_errors(with_format: dict | None, without_format: dict) -> dict:
     """Answers that do not parse against the response_format, with it enforced and without it.
 
-    `with_format` is `{"rate", "truncated"}` of the constrained run (None when the job has no
-    response_format); `without_format` is `{"rate"}`: the share of free answers that are not valid JSON of
-    the schema (`schema_parse_rate`), or None without a response_format.
+    `with_format` is `{"rate", "truncated", "reward_parsed", "reward_unparsed"}` of the constrained run (None
+    when the job has no response_format); `without_format` is `{"rate"}`: the share of free answers that are
+    not valid JSON of the schema (`schema_parse_rate`), or None without a response_format. Unparsed answers
+    still get graded (a grader may read the text), so their mean reward is shown beside the parsed ones'.
     """
     if with_format is None:
         return result("parse_errors", "ok", "no response_format: the grader reads the answer text.", None)
     rate, truncated = with_format["rate"], with_format["truncated"]
     free = without_format.get("rate")
-    value = {"with_response_format": rate, "truncated": truncated, "without_response_format": free}
+    value = {"with_response_format": rate, "truncated": truncated, "without_response_format": free,
+             "reward_parsed": with_format.get("reward_parsed"), "reward_unparsed": with_format.get("reward_unparsed")}
     figure = (f"{rate:.0%} of answers do not parse with the response_format ({truncated:.0%} cut at max_tokens)"
               + (f", {free:.0%} without it" if free is not None else ""))
+    if rate > 0 and value["reward_unparsed"] is not None:
+        figure += f"; unparsed answers score {value['reward_unparsed']:.3f}"
+        if value["reward_parsed"] is not None:
+            figure += f", parsed ones {value['reward_parsed']:.3f}"
     hint = " Raise openrft.max_tokens." if truncated > 0 else ""
     if rate > PARSE_STOP:
-        return result("parse_errors", "stop", f"{figure}: most answers score 0 for their form alone.{hint}", value)
+        return result("parse_errors", "stop", f"{figure}: almost no answer is graded on its content.{hint}", value)
     if rate > PARSE_WARN:
-        return result("parse_errors", "warn", f"{figure}: those answers score 0 whatever they say.{hint}", value)
+        return result("parse_errors", "warn", f"{figure}: the first steps will mostly teach the format, not the "
+                      f"task.{hint}", value)
     if free is not None and free > PARSE_WITHOUT_FORMAT_WARN:
         return result("parse_errors", "warn", f"{figure}: without the format the model rarely writes valid JSON; "
                       "keep the response_format at inference.", value)

@@ -74,7 +74,10 @@ def diagnose(job: str | Path | dict, *, rows: int = DEFAULT_ROWS, progress: bool
 
     # 3. the policy as the trainer builds it, sampled with and without the response_format
     say(f"loading {spec.model} as the trainer does ({ext.finetune}, {ext.precision}, {ext.device})")
+    phases = report["phases_s"] = {}
+    mark = time.perf_counter()
     model, engine, grader = _policy(spec)
+    phases["load"], mark = time.perf_counter() - mark, time.perf_counter()
     from openrft.engines.base import SamplingParams
     from openrft.evals import run_eval
 
@@ -87,12 +90,14 @@ def diagnose(job: str | Path | dict, *, rows: int = DEFAULT_ROWS, progress: bool
     shaped = run_eval(subset, engine=engine, grader=rl.grader, graders=[grader], params=params, runs=group_size,
                       train_rows=train_rows, labels=labels, label_key=label_key or "labels", progress=progress,
                       seed=seed, plots=False, name="doctor")
+    phases["sampling"], mark = time.perf_counter() - mark, time.perf_counter()
     free = None
     if rl.response_format:
         say(f"sampling {len(subset)} rows × {NO_FORMAT_RUNS} answers without the response_format")
         free = run_eval(subset, engine=engine, grader=rl.grader, graders=[grader], runs=NO_FORMAT_RUNS,
                         params=SamplingParams(**{**params.__dict__, "response_format": None}), progress=progress,
                         seed=seed, plots=False, name="doctor-no-format")
+        phases["sampling_without_format"], mark = time.perf_counter() - mark, time.perf_counter()
     summary = shaped.summary
     reward = summary["reward"]
     rewards = [g.reward for r in shaped.rollouts for g in r.grades[0]]
@@ -105,9 +110,8 @@ def diagnose(job: str | Path | dict, *, rows: int = DEFAULT_ROWS, progress: bool
                                             max_share=ext.max_grader_error_share))
     free_parse = C.schema_parse_rate([s.output_text for r in free.rollouts for s in r.samples],
                                      rl.response_format) if free else None
-    report["checks"].append(C.parse_errors(
-        {"rate": summary["errors"]["sample_parse_error_rate"], "truncated": summary["tokens"]["truncated_share"]}
-        if rl.response_format else None, {"rate": free_parse}))
+    report["checks"].append(C.parse_errors(_parse_figures(shaped) if rl.response_format else None,
+                                           {"rate": free_parse}))
     report["sampled"] = {"reward": {k: reward.get(k) for k in ("mean", "ci95", "std", "best_of_k_mean", "headroom",
                                                                  "zero_signal_share", "distinct_rewards")},
                          "tokens": summary["tokens"], "latency": summary["latency"],
@@ -119,6 +123,7 @@ def diagnose(job: str | Path | dict, *, rows: int = DEFAULT_ROWS, progress: bool
     say("timing a training step on one group")
     groups = [(r.samples[0].prompt_token_ids, [s.token_ids for s in r.samples]) for r in shaped.rollouts if r.samples]
     timed = time_training(model, groups, temperature=ext.temperature, learning_rate=res["learning_rate"])
+    phases["training"] = time.perf_counter() - mark
     n_items = max(1, reward["n_items"])
     estimate = job_estimate(
         total_steps=res["total_steps"], batch_size=hp["batch_size"], group_size=group_size,
@@ -167,6 +172,17 @@ def _errors(result) -> dict:
         by_kind[g.error_kind] = by_kind.get(g.error_kind, 0) + 1
     return {"rate": len(failed) / max(1, len(grades)), "by_kind": by_kind,
             "example": next((g.message for g in failed if g.message), None)}
+
+
+def _parse_figures(result) -> dict:
+    """Parse-error share, truncated share, and the mean reward of parsed and of unparsed answers."""
+    pairs = [(s, g) for r in result.rollouts for s, g in zip(r.samples, r.grades[0])]
+    parsed = [g.reward for s, g in pairs if not s.parse_error]
+    unparsed = [g.reward for s, g in pairs if s.parse_error]
+    return {"rate": result.summary["errors"]["sample_parse_error_rate"],
+            "truncated": result.summary["tokens"]["truncated_share"],
+            "reward_parsed": sum(parsed) / len(parsed) if parsed else None,
+            "reward_unparsed": sum(unparsed) / len(unparsed) if unparsed else None}
 
 
 def _labels(rows: list[dict], label_key: str | None) -> list[str] | None:

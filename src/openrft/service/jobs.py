@@ -19,6 +19,7 @@ import uuid
 from pathlib import Path
 
 from fastapi import APIRouter, Body, Query, Request
+from sqlalchemy.exc import IntegrityError
 
 from openrft import paths
 from openrft.service.app import store_of
@@ -69,9 +70,12 @@ def index_cli_runs(store: Store) -> None:
         if job.get("id") in known or not isinstance(job.get("id"), str):
             continue
         created = int(job.get("created_at") or job_file.stat().st_mtime)
-        store.insert(jobs, id=job["id"], created_at=created, sort_key=created * 1_000_000_000,
-                     metadata=job.get("metadata"), run_dir=str(run_dir), source="cli",
-                     status=job.get("status") or "queued", attempts=0)
+        try:
+            store.insert(jobs, id=job["id"], created_at=created, sort_key=created * 1_000_000_000,
+                         metadata=job.get("metadata"), run_dir=str(run_dir), source="cli",
+                         status=job.get("status") or "queued", attempts=0)
+        except IntegrityError:  # a concurrent request indexed it first
+            pass
         known.add(job["id"])
 
 

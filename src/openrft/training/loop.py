@@ -142,6 +142,9 @@ def _train(run_dir: Path, job: dict, log: EventLog, should_stop, progress: bool)
     if state:
         dropped = log.truncate_after_step(start_step)
         log.emit(f"Resumed from step {start_step}" + (f" ({dropped} events of lost steps dropped)" if dropped else ""))
+    elif any(e.get("type") == "metrics" for e in log.read()):  # died before its first saved state: start over
+        dropped = log.truncate_after_step(-1)
+        log.emit(f"Restarted from the beginning ({dropped} events of lost steps dropped)")
     trackers = Trackers(ext.trackers, run_dir, job["id"], job, log=console.print) if dist.main else None
     job.update(status="running", fine_tuned_model=None)
     if dist.main:
@@ -172,6 +175,8 @@ def _train(run_dir: Path, job: dict, log: EventLog, should_stop, progress: bool)
             log.emit(_message(0, total_steps, None, summary), type="metrics", data=data)
             if trackers:
                 trackers.log(data, 0)
+    history = [e["data"] for e in log.read() if e.get("type") == "metrics" and e.get("data")]
+    reference_freq = _label_freq(train_rows, ext.label_key)
     stop_signal = _SignalStop()
     step = start_step
     for step in range(start_step + 1, total_steps + 1):
@@ -209,6 +214,10 @@ def _train(run_dir: Path, job: dict, log: EventLog, should_stop, progress: bool)
         if dist.main:
             data = _metrics_event(step, total_steps, rollouts, summary, stats, timing, grader, rl.grader)
             log.emit(_message(step, total_steps, rollouts, summary), type="metrics", data=data)
+            history.append(data)
+            for warning in _guards(history, reference_freq):
+                log.emit(f"Guard {warning['check']} ({warning['verdict']}) at step {step}: {warning['message']}",
+                         level="warn", data={"guard": warning})
             if stats.get("skipped_nan"):
                 log.emit(f"Step {step}: loss was NaN/inf; the update was skipped", level="warn")
             if trackers:
@@ -422,6 +431,21 @@ def _message(step, total, rollouts, summary) -> str:
         parts.append(f"full validation mean reward={summary['reward']['mean']:.2f}")
         parts.append(f"full validation mean parse error={summary['errors']['sample_parse_error_rate']:.2f}")
     return " , ".join(parts)
+
+
+def _guards(history: list[dict], reference_freq: dict | None) -> list[dict]:
+    """Reward-hacking and health guards (openrft.doctor.guards) on the metrics so far; never fail a step."""
+    try:
+        from openrft.doctor.guards import check_step
+    except ImportError:
+        return []
+    return check_step(history, reference_label_freq=reference_freq)
+
+
+def _label_freq(rows: list[dict], key: str | None) -> dict | None:
+    counts = Counter(label for r in rows for label in (r.get(key) or []) if isinstance(r.get(key), list)) if key else None
+    total = sum(counts.values()) if counts else 0
+    return {label: c / total for label, c in counts.items()} if total else None
 
 
 def _labels_of(rows: list[dict], key: str | None) -> list[str] | None:

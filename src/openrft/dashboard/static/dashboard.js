@@ -299,7 +299,7 @@ function jobCharts(v) {
     absent: "the grader reports no precision/recall (not a label task)",
     config: has(pr.precision) ? { type: "scatter", data: { datasets: trade }, options: {
       ...axes("recall", "precision", { x: { min: 0, max: 1, ticks: {} }, y: { min: 0, max: 1 } }),
-      plugins: { tooltip: { callbacks: { label: (c) => `${c.raw.step ? "step " + c.raw.step + ": " : ""}` +
+      plugins: { tooltip: { callbacks: { label: (c) => `${c.raw.step !== undefined ? (c.raw.step ? "step " + c.raw.step : "base model") + ": " : ""}` +
         `P ${fmt(c.raw.y)} R ${fmt(c.raw.x)}` } } } } } : null });
 
   // Tokens: how long reasoning and answers get.
