@@ -87,6 +87,9 @@ def read_jsonl(path: str | Path) -> tuple[list[tuple[int, dict]], list[Problem]]
         except json.JSONDecodeError as exc:
             problems.append(Problem(name, number, "", f"not valid JSON: {exc.msg} (column {exc.colno})"))
             continue
+        except RecursionError:
+            problems.append(Problem(name, number, "", "not valid JSON: nested too deeply"))
+            continue
         if not isinstance(value, dict):
             problems.append(Problem(name, number, "", f"a row must be a JSON object, got {_kind(value)}"))
             continue

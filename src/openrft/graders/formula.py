@@ -130,13 +130,16 @@ class Formula:
 
     def __init__(self, text: str):
         self.text = text
-        self.tree = _Parser(text).parse()
-        self.names = frozenset(_names(self.tree))
+        try:
+            self.tree = _Parser(text).parse()
+            self.names = frozenset(_names(self.tree))
+        except RecursionError:
+            raise FormulaError("the formula is nested too deeply") from None
 
     def evaluate(self, values: dict[str, float]) -> float:
         try:
             result = _evaluate(self.tree, values)
-        except (ZeroDivisionError, ValueError, OverflowError) as exc:
+        except (ZeroDivisionError, ValueError, OverflowError, RecursionError) as exc:
             raise FormulaError(f"{self.text!r} cannot be evaluated: {exc}") from None
         if not math.isfinite(result):
             raise FormulaError(f"{self.text!r} evaluates to {result}")

@@ -32,6 +32,9 @@ def create_app(store: Store | None = None, *, api_key: str | None = None, migrat
         _require_key(app, api_key)
     for module in (files, jobs, graders, evals, chat):
         app.include_router(module.router, prefix="/v1")
+    from openrft.dashboard.web import router as dashboard
+
+    app.include_router(dashboard, prefix="/dashboard")  # the same page as `openrft dashboard`, over this data dir
     return app
 
 
