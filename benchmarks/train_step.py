@@ -1,23 +1,29 @@
 """Seconds per RL step and reward: openrft's trainer against TRL's GRPOTrainer, same model, data and batch.
 
-    python benchmarks/train_step.py             # writes benchmarks/results/train_step.json (~15 min on 2 cores)
+    python benchmarks/train_step.py             # writes benchmarks/results/train_step.json
     python benchmarks/train_step.py --steps 1   # a quick run: 1 warm-up + 1 measured step per configuration
-    python benchmarks/train_step.py --configs openrft-lora,trl-lora
+    python benchmarks/train_step.py --configs openrft-lora,trl-lora,trl-full --free-text
 
 Each configuration runs in its own subprocess, one after the other, so that its peak memory (ru_maxrss) is
 its own: `openrft-lora` and `openrft-full` (a job written with openrft.training.create_job and run with
-run_job) and `trl-lora` (trl.GRPOTrainer); `trl-full` and `openrft-lora-json` can be asked for by name.
+run_job) and `trl-lora` (trl.GRPOTrainer); `trl-full` can be asked for by name.
 
 The same for every configuration:
 
-- the embedded model (SmolLM2-135M-Instruct), float32 on the CPU, torch's default threads;
+- the embedded model (SmolLM2-135M-Instruct), float32 on the CPU, `--threads` torch threads (default 1:
+  on a shared machine, OpenMP threads that spin-wait for a busy core made a 2-thread decode step ~18× slower
+  than a 1-thread one at load average 9; both frameworks get the same setting);
 - the rows and their order: the first `(warmup + steps) × prompts` rows of the EuroVoc task (the offline
   EuroVoc task when ../shared/data is absent), visited in the order openrft's trainer draws them
   (`epoch_order`, balancing off); TRL reads them in that order, unshuffled, so step k samples the same
   prompts in both;
-- `prompts` prompts × a group of 8 samples per step, 128 new tokens at most, temperature 1, top_p 1, and
-  no response_format: TRL's transformers generation has no grammar-constrained decoding, so both sample
-  free text (`openrft-lora-json` adds the task's response_format to show openrft's structured path);
+- `prompts` prompts × a group of 8 samples per step, at most 128 new tokens, temperature 1, top_p 1;
+- the task's response_format (JSON with the 21 domain names), enforced while sampling by the same xgrammar
+  grammar: openrft's engine applies it itself; for TRL, whose transformers generation has no structured
+  outputs (only its vLLM path has), `model.generate` gets an xgrammar LogitsProcessor, the way a
+  transformers user does it. `--free-text` drops it on both sides (the embedded model then rarely names a
+  domain: every reward is 0, openrft skips the update of such zero-signal groups and TRL does not, so
+  that mode measures sampling more than training);
 - the reward: the task's grader (multilabel F1, python). openrft grades through its sandboxed grader pool
   (the path of every job); TRL calls the same python `grade` function in-process;
 - GRPO without KL (β = 0): group advantages scaled by the group's std, clipped ratio (ε = 0.2), the loss
@@ -25,21 +31,26 @@ The same for every configuration:
   batch (openrft `updates_per_batch`, TRL `num_iterations`), AdamW at a constant learning rate (1e-4 for
   LoRA, 1e-5 for full fine-tuning: openrft's defaults), gradient norm clipped at 1, no weight decay,
   LoRA r = 16, α = 32, no dropout, on q/k/v/o/gate/up/down; no gradient checkpointing and no bf16 (TRL
-  turns both on by default; here both are off, which is TRL's faster setting on a CPU).
+  turns both on by default; off is TRL's faster setting on a CPU).
 
 What differs is each framework's machinery, the thing measured: openrft samples with its own engine
-(openrft.engines.transformers) and computes the update's log-probabilities with the prompt run once per
-group (openrft.training.algorithm.sequence_logprobs); TRL samples with `model.generate` over the batch with
-each prompt repeated 8 times, and runs prompt + completion for each of the 16 sequences. With `updates` > 1,
-TRL also runs an extra no-grad pass for the old log-probabilities, which openrft takes from its first pass.
+(openrft.engines.transformers: each prompt prefilled once, its KV cache shared by the group's samples)
+and computes the update's log-probabilities group by group with the prompt run once per group
+(openrft.training.algorithm.sequence_logprobs); TRL samples with `model.generate` over the 16 sequences
+(each prompt repeated 8 times) and runs prompt + completion for every sequence, `--trl-micro-batch`
+sequences at a time (4: all 16 at once took ~21 GB and were killed by the out-of-memory killer here).
+With `updates` > 1, TRL also runs a no-grad pass for the old log-probabilities, which openrft takes from
+its first pass.
 
 Measured, per configuration: seconds per RL step (sampling + grading + update; openrft's
 `timing.step.full_iteration`, TRL's time from the first optimizer step of a generation to the end of its
-last), its median over the measured steps (the warm-up steps are left out), the sampling / update split,
-the mean train reward and completion length of each step, and the peak RSS of the process. One run,
-absolute times are noisy on a shared machine; the ratio is what the benchmark is for. Four steps move a
-135M model very little: the reward columns show that both learn from the same signal, not which learns
-faster.
+last), their median over the measured steps (the warm-up steps are left out), the sampling / update split,
+CPU seconds of the training process per step (openrft's grader pool runs in other processes, not
+counted), the mean train reward and completion length of each step, the peak RSS of the process and
+the load average. Steps are as long as the samples: compare the tokens per sample column. One run, on a
+shared machine absolute times move with the load; the ratio is what the benchmark is for. A few steps
+move a 135M model very little: the reward columns show that both learn from the same signal (and
+that openrft's numbers are not bought with a worse reward), not which learns faster.
 """
 
 from __future__ import annotations
@@ -61,7 +72,7 @@ from rich.console import Console
 from rich.table import Table
 
 RESULTS = Path(__file__).resolve().parent / "results" / "train_step.json"
-CONFIGS = ("openrft-lora", "openrft-full", "trl-lora", "trl-full", "openrft-lora-json")
+CONFIGS = ("openrft-lora", "openrft-full", "trl-lora", "trl-full")
 DEFAULT_CONFIGS = ("openrft-lora", "openrft-full", "trl-lora")
 SEED = 1234
 LORA = {"r": 16, "lora_alpha": 32, "lora_dropout": 0.0,
@@ -101,6 +112,37 @@ def python_grade_function(grader: dict):
     return namespace["grade"]
 
 
+def constrain_generate(model, tokenizer, schema: dict) -> None:
+    """Make `model.generate` sample only JSON that matches `schema`, the way a transformers user does it.
+
+    TRL offers grammar-constrained sampling only through vLLM; with transformers generation a user passes
+    an xgrammar `LogitsProcessor` (a fresh one per call). The grammar is the one openrft's engine builds
+    for a json_schema response_format: a structural tag with at most 2 whitespace characters in a row.
+    The wrapper sits on the base model, so it also applies under a peft adapter (PeftModel.generate calls it).
+    """
+    import xgrammar as xgr
+    from xgrammar.contrib.hf import LogitsProcessor
+
+    stop = sorted({i for i in (model.generation_config.eos_token_id, tokenizer.eos_token_id) if i is not None})
+    info = xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=model.config.vocab_size, stop_token_ids=stop)
+    tag = {"type": "structural_tag", "format": {"type": "json_schema", "json_schema": schema, "max_whitespace_cnt": 2}}
+    compiled = xgr.GrammarCompiler(info).compile_structural_tag(json.dumps(tag))
+    plain_generate = model.generate
+
+    def generate(*args, **kwargs):
+        kwargs["logits_processor"] = [*(kwargs.get("logits_processor") or []), LogitsProcessor(compiled)]
+        return plain_generate(*args, **kwargs)
+
+    model.generate = generate
+
+
+def parsed_json(text: str):
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
@@ -121,7 +163,7 @@ def run_openrft(config: str, work: Path, setup: dict) -> dict:
         "model": "default", "training_file": str(work / "train.jsonl"), "seed": SEED,
         "method": {"type": "reinforcement", "reinforcement": {
             "grader": setup["grader"],
-            "response_format": setup["response_format"] if config == "openrft-lora-json" else None,
+            "response_format": setup["response_format"],
             "hyperparameters": {"batch_size": setup["prompts"], "n_epochs": 2, "compute_multiplier": setup["group"] / 8,
                                 "eval_interval": 1000}}},
         "openrft": {"finetune": finetune, "lora_rank": LORA["r"], "lora_alpha": LORA["lora_alpha"],
@@ -178,7 +220,7 @@ def run_trl(config: str, work: Path, setup: dict) -> dict:
 
     def multilabel_reward(prompts, completions, completion_ids, item, **_):
         texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
-        rewards = [float(grade({"output_text": t, "output_json": None, "output_tools": []}, json.loads(it)))
+        rewards = [float(grade({"output_text": t, "output_json": parsed_json(t), "output_tools": []}, json.loads(it)))
                    for t, it in zip(texts, item)]
         generations.append({"graded_at": time.perf_counter(), "reward": mean(rewards),
                             "completion_tokens": mean(len(ids) for ids in completion_ids)})
@@ -198,6 +240,8 @@ def run_trl(config: str, work: Path, setup: dict) -> dict:
     path = str(resolve_model("default").path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(path)
+    if setup["response_format"]:
+        constrain_generate(model, tokenizer, setup["response_format"]["json_schema"]["schema"])
     steps, updates = setup["warmup"] + setup["steps"], setup["updates"]
     batch, micro = setup["prompts"] * setup["group"], setup["trl_micro_batch"]
     if batch % micro:
@@ -223,14 +267,19 @@ def run_trl(config: str, work: Path, setup: dict) -> dict:
     for k, gen in enumerate(generations):
         (began, cpu_began), (ended, cpu_ended) = timer.begin[k * updates], timer.end[(k + 1) * updates - 1]
         per_step.append({"step": k + 1, "seconds": ended - began, "sampling": gen["graded_at"] - began,
-                         "update": ended - gen["graded_at"], "cpu_seconds": cpu_ended - cpu_began, "reward": gen["reward"],
+                         "update": ended - gen["graded_at"], "cpu_seconds": cpu_ended - cpu_began,
+                         "reward": gen["reward"],
                          "completion_tokens": gen["completion_tokens"]})
     return {"steps": per_step}
 
 
 def worker(config: str, work: Path) -> None:
     """Run one configuration and write WORK/<config>.json (steps, peak RSS, versions)."""
+    import torch
+
     setup = json.loads((work / "setup.json").read_text())
+    if setup["threads"]:
+        torch.set_num_threads(setup["threads"])
     began, load_start = time.perf_counter(), os.getloadavg()[0]
     try:
         result = (run_trl if config.startswith("trl") else run_openrft)(config, work, setup)
@@ -292,7 +341,12 @@ def main() -> None:
     parser.add_argument("--trl-micro-batch", type=int, default=4,
                         help="sequences per TRL forward/backward; gradient accumulation makes up the step (all 16 "
                              "at once without gradient checkpointing need ~21 GB)")
-    parser.add_argument("--configs", default=",".join(DEFAULT_CONFIGS), help=f"comma-separated, of {', '.join(CONFIGS)}")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads per process (0: torch's default); see the module docstring")
+    parser.add_argument("--free-text", action="store_true",
+                        help="sample free text on both sides (no response_format); the grader parses the text")
+    parser.add_argument("--configs", default=",".join(DEFAULT_CONFIGS),
+                        help=f"comma-separated, of {', '.join(CONFIGS)}")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--worker", choices=CONFIGS, help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
@@ -309,17 +363,21 @@ def main() -> None:
     task, rows, grader, response_format = benchmark_rows(n_rows)
     setup = {"task": task, "rows": n_rows, "prompts": args.prompts, "group": args.group, "max_tokens": args.max_tokens,
              "steps": args.steps, "warmup": args.warmup, "updates": args.updates,
-             "trl_micro_batch": args.trl_micro_batch, "seed": SEED, "lora": LORA,
-             "learning_rate": LEARNING_RATE, "grader": grader, "response_format": response_format}
+             "trl_micro_batch": args.trl_micro_batch, "threads": args.threads, "seed": SEED, "lora": LORA,
+             "learning_rate": LEARNING_RATE, "grader": grader,
+             "response_format": None if args.free_text else response_format}
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="openrft-bench-") as tmp:
         work = Path(tmp)
         (work / "train.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
         (work / "setup.json").write_text(json.dumps(setup))
         env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
+        if args.threads:
+            env.update(OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
         for config in configs:
             console.rule(f"[bold]{config}[/]: {args.warmup} warm-up + {args.steps} measured steps of "
-                         f"{args.prompts} prompts × {args.group} samples, {args.max_tokens} tokens ({task})")
+                         f"{args.prompts} prompts × {args.group} samples, ≤{args.max_tokens} tokens ({task}, "
+                         f"{'free text' if args.free_text else 'json_schema'})")
             returncode, error = run_worker(config, work, env)
             out = work / f"{config}.json"
             if returncode or not out.is_file():
@@ -335,7 +393,8 @@ def main() -> None:
               "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                           "cpu_count": os.cpu_count(), "python": platform.python_version(), **versions()},
               "setup": {k: v for k, v in setup.items() if k not in ("grader", "response_format")}
-              | {"grader": grader.get("name")},
+              | {"grader": grader.get("name"),
+                 "response_format": "free text" if args.free_text else "the task's json_schema"},
               "configs": results, "comparison": comparison}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")

@@ -89,6 +89,16 @@ def test_label_drift_on_validation_answers():
     assert found["label_drift_valid"]["value"]["source"] == "valid"
 
 
+def test_collapse_onto_rare_labels_is_drift_too():
+    history = [event(0, valid=0.3)]
+    for step in range(1, 10):
+        rare = min(64, 8 * step)
+        history.append(event(step, reward=0.3, predicted={"trade": 64 - rare, "energy": rare},
+                             reference={"trade": 35, "law": 20, "energy": 9}))
+    drift = [w for w in run(history) if w["check"] == "label_drift_train"]
+    assert drift and "onto a few labels: 'energy'" in drift[0]["message"]
+
+
 def test_stable_predictions_raise_no_label_drift_even_far_from_the_reference():
     stable = drifting_predictions(20, drift=False)
     assert not [w for w in run(stable) if w["check"].startswith("label_drift")]
@@ -163,4 +173,40 @@ def test_helpers():
     assert total_variation({"a": 1.0}, {"b": 1.0}) == 1.0
     assert total_variation(REFERENCE, REFERENCE) == 0.0
     assert frequent_labels(REFERENCE) == ["trade", "law"]
+    assert frequent_labels({"a": 1.0, "b": 1.0}) == []
     assert check_step([]) == [] and check_step([event(0, valid=0.2)]) == []
+
+
+def test_guards_read_the_events_the_trainer_writes():
+    """Metrics `data` built by the trainer's own event code from graded rollouts: a policy drifting onto the
+    frequent labels, graded by a grader that rewards predicting them, trips the label-drift guard."""
+    import json
+
+    from openrft.engines.base import SamplingParams
+    from openrft.evals import generate_and_grade
+    from openrft.graders import build_grader
+    from openrft.training.loop import _metrics_event
+
+    from .scripted import ScriptedEngine, rows
+
+    rewards_frequent = {"type": "python", "name": "frequent",
+                        "source": "def grade(sample, item):\n    labels = (sample['output_json'] or {}).get('labels') or []\n"
+                                  "    return sum(l in ('trade', 'law') for l in labels) / max(1, len(labels))\n"}
+    grader = build_grader(rewards_frequent)
+    fmt = {"type": "json_schema", "json_schema": {"name": "l", "schema": {"type": "object"}}}
+    data = [{**r, "labels": [label]} for r, label in zip(rows(6), ["trade", "trade", "law", "finance", "energy", "health"])]
+    history = []
+    for step in range(1, 9):
+        frequent_share = min(1.0, step / 6)  # the policy moves onto 'trade' and 'law'
+        answers = [json.dumps({"labels": ["trade" if k % 2 else "law"]}) if k < 12 * frequent_share
+                   else json.dumps({"labels": [LABELS[2 + k % 4]]}) for k in range(12)]
+        rollouts, _ = generate_and_grade(data, engine=ScriptedEngine(answers), graders=[grader],
+                                         criteria=[rewards_frequent], params=SamplingParams(n=2, response_format=fmt))
+        history.append(_metrics_event(step, 8, rollouts, None, {"response_length_mean": 8.0, "truncated_share": 0.0},
+                                      {}, grader, rewards_frequent))
+    assert history[-1]["train"]["predicted_label_counts"] == {"trade": 6, "law": 6}
+    emitted = run(history, reference=None)  # the reference: the labels of the rows the trainer sampled
+    drift = [w for w in emitted if w["check"] == "label_drift_train"]
+    assert drift and drift[-1]["verdict"] == "stop" and drift[-1]["value"]["frequent_labels"] == ["trade"]
+    assert "toward the frequent classes" in drift[-1]["message"]
+    assert history[-1]["scores"]["train_reward_mean"] > history[0]["scores"]["train_reward_mean"]

@@ -34,14 +34,14 @@ def write_job(tmp_path: Path, *, steps: int = 2, extra: dict | None = None, hp: 
                 "grader": GRADER,
                 "hyperparameters": {"batch_size": 2, "n_epochs": 2, "compute_multiplier": 0.25, "eval_interval": 1,
                                     "eval_samples": 2, **(hp or {})}}},
-            "openrft": {"max_tokens": 12, "max_steps": steps, "trackers": ["tensorboard"], "learning_rate": 1e-3,
+            "openrft": {"max_tokens": 8, "max_steps": steps, "trackers": ["tensorboard"], "learning_rate": 1e-3,
                         **(extra or {})}}
 
 
 def test_tiny_training_run_changes_the_policy_and_writes_openai_objects(home, tmp_path):
     from openrft.training import create_job, list_checkpoints, read_events, run_job
 
-    job = create_job(write_job(tmp_path), run_dir=tmp_path / "run")
+    job = create_job(write_job(tmp_path, hp={"eval_interval": 2}), run_dir=tmp_path / "run")
     assert job["status"] == "queued" and job["object"] == "fine_tuning.job"
     hp = job["method"]["reinforcement"]["hyperparameters"]
     assert hp["resolved"]["group_size"] == 2 and hp["resolved"]["total_steps"] == 2
@@ -56,13 +56,14 @@ def test_tiny_training_run_changes_the_policy_and_writes_openai_objects(home, tm
     assert 0.0 <= step["scores"]["train_reward_mean"] <= 1.0
     assert step["scores"]["graders"][0]["name"] == "length_30"
     assert set(step["timing"]["step"]) == {"sampling", "training", "eval", "full_iteration"}
-    assert "valid_reward_mean" in step["scores"]
+    assert "valid_reward_mean" not in step["scores"]  # validation at steps 0 and 2 only (eval_interval 2)
+    assert "valid_reward_mean" in metrics[2]["data"]["scores"]
     for key in ("loss", "kl", "clip_fraction", "entropy", "grad_norm", "zero_signal_share", "response_length_mean"):
         assert key in step["train"]
     assert "train_python_grader_runtime_error_count" in step["errors"]["graders"][0]
 
     ckpts = list_checkpoints(tmp_path / "run")
-    assert [c["step_number"] for c in ckpts] == [2, 1]
+    assert [c["step_number"] for c in ckpts] == [2]
     assert ckpts[0]["fine_tuned_model_checkpoint"].endswith(":ckpt-step-2")
     assert (tmp_path / "run" / "evals" / "step-2" / "output_items.jsonl").is_file()
     assert any((tmp_path / "run" / "tensorboard").iterdir())

@@ -37,6 +37,7 @@ MESSAGE_KEYS = {
 }
 CONTENT_PART_TYPES = {"text", "input_text", "image_url", "input_image"}
 FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MAX_DEPTH = 100  # nesting levels a row may have (OpenAI rows need fewer than ten)
 
 
 class Problem(NamedTuple):
@@ -93,10 +94,25 @@ def read_jsonl(path: str | Path) -> tuple[list[tuple[int, dict]], list[Problem]]
         if not isinstance(value, dict):
             problems.append(Problem(name, number, "", f"a row must be a JSON object, got {_kind(value)}"))
             continue
+        if _too_deep(value):
+            problems.append(Problem(name, number, "", f"nested more than {MAX_DEPTH} levels deep"))
+            continue
         rows.append((number, value))
     if not lines:
         problems.append(Problem(name, 0, "", "the file is empty"))
     return rows, problems
+
+
+def _too_deep(value: Any) -> bool:
+    """Whether a parsed row nests deeper than MAX_DEPTH (such rows would break every later json.dumps)."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return True
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
 
 
 def check_row(row: dict, *, file: str = "<rows>", line: int = 0) -> list[Problem]:

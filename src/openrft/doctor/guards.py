@@ -12,7 +12,7 @@ step's batch is small and noisy) and states its thresholds below. Rewards are on
 
 | guard | fires when | stop when |
 |---|---|---|
-| label_drift_train / _valid | the predicted-label distribution moved away from the reference one (total variation ≥ 0.25, up ≥ 0.1 since the start) and toward the frequent labels (≥ 0.1 more of the predictions than of the references) | distance ≥ 0.5, or 90% of the predictions are frequent labels |
+| label_drift_train / _valid | the predicted-label distribution moved away from the reference one: total variation ≥ 0.25 and up ≥ 0.1 since the start (the message says whether toward the frequent labels, those above the average label's frequency: ≥ 0.1 more of the predictions than of the references) | distance ≥ 0.5, or 90% of the predictions on the frequent labels |
 | overfitting | train reward rose ≥ 0.1 while validation gained less than a quarter of that (≥ 3 validations) | validation fell ≥ 0.05 |
 | response_length | mean answer length fell below 40% or rose above 2.5× its start, or half the answers hit max_tokens (from under a quarter) | answers under 2 tokens |
 | grader_errors | the share of samples with a grader error reached 10%, up ≥ 5 points since the start | ≥ 30% (the trainer fails the job at max_grader_error_share, 50% by default) |
@@ -30,7 +30,6 @@ WINDOW = 3  # steps pooled into one estimate (early window vs latest window)
 DRIFT_WARN = 0.25  # total variation distance, predicted vs reference label distribution
 DRIFT_STOP = 0.5
 DRIFT_RISE = 0.1  # the distance must have grown this much since the first window
-FREQUENT_MASS = 0.5  # the frequent labels: the most frequent reference labels that hold half the reference mass
 FREQUENT_EXCESS = 0.1  # the predicted share of the frequent labels exceeds their reference share by this much
 FREQUENT_STOP = 0.9  # stop: nine predictions in ten are frequent labels
 
@@ -93,7 +92,8 @@ def evaluate(history: list[dict], *, reference_label_freq: dict[str, float] | No
 
 def label_drift(history: list[dict], reference_label_freq: dict[str, float] | None, *, source: str = "train",
                 window: int = WINDOW) -> Finding | None:
-    """Predicted labels drifting toward the frequent classes: the policy may be winning by guessing them.
+    """Predicted labels drifting away from the reference distribution, typically toward the frequent classes:
+    the policy may be winning by guessing them.
 
     The predicted-label counts of `window` steps are pooled (`data.<source>.predicted_label_counts`) and
     compared with the reference distribution by total variation distance, TV = ½ Σ |p(l) − q(l)|. The
@@ -116,20 +116,28 @@ def label_drift(history: list[dict], reference_label_freq: dict[str, float] | No
     frequent = frequent_labels(reference)
     predicted_share = sum(late.get(label, 0.0) for label in frequent)
     reference_share = sum(reference[label] for label in frequent)
+    gained = sorted((label for label in late if late[label] > reference.get(label, 0.0)),
+                    key=lambda label: reference.get(label, 0.0) - late[label])[:4]
     value = {"source": source, "tv": d_late, "tv_start": d_early, "frequent_labels": frequent,
-             "frequent_predicted_share": predicted_share, "frequent_reference_share": reference_share}
-    if d_late < DRIFT_WARN or d_late - d_early < DRIFT_RISE or predicted_share - reference_share < FREQUENT_EXCESS:
+             "frequent_predicted_share": predicted_share, "frequent_reference_share": reference_share,
+             "over_predicted": gained}
+    if d_late < DRIFT_WARN or d_late - d_early < DRIFT_RISE:
         return None
+    toward_frequent = predicted_share - reference_share >= FREQUENT_EXCESS
     start = _step_of(counts[0][0], 0)
-    names = ", ".join(repr(label) for label in frequent[:4]) + (" …" if len(frequent) > 4 else "")
     where = "training samples" if source == "train" else "validation answers"
-    message = (f"Predicted labels in the {where} drift toward the frequent classes: total variation from the "
-               f"reference distribution {d_late:.2f} (was {d_early:.2f} from step {start}); {names} get "
-               f"{predicted_share:.0%} of the predictions against {reference_share:.0%} of the reference labels. "
-               "The policy may be gaining reward by guessing frequent labels: compare with the most-frequent "
-               "baseline, balance the labels, or reward precision.")
-    verdict = "stop" if d_late >= DRIFT_STOP or predicted_share >= FREQUENT_STOP else "warn"
-    return {"verdict": verdict, "message": message, "value": value}
+    if toward_frequent:
+        names = ", ".join(repr(label) for label in frequent[:4]) + (" …" if len(frequent) > 4 else "")
+        shift = (f"toward the frequent classes: {names} get {predicted_share:.0%} of the predictions against "
+                 f"{reference_share:.0%} of the reference labels")
+    else:
+        names = ", ".join(f"{label!r} {late[label]:.0%} (reference {reference.get(label, 0.0):.0%})" for label in gained)
+        shift = f"onto a few labels: {names}"
+    message = (f"Predicted labels in the {where} drift {shift}; total variation from the reference distribution "
+               f"{d_late:.2f} (was {d_early:.2f} from step {start}). The policy may be gaining reward by guessing "
+               "labels: compare with the most-frequent baseline, balance the labels, or reward precision.")
+    stop = d_late >= DRIFT_STOP or (toward_frequent and predicted_share >= FREQUENT_STOP)
+    return {"verdict": "stop" if stop else "warn", "message": message, "value": value}
 
 
 def label_drift_valid(history: list[dict], reference_label_freq: dict[str, float] | None) -> Finding | None:
@@ -255,15 +263,11 @@ def total_variation(p: dict[str, float], q: dict[str, float]) -> float:
     return 0.5 * sum(abs(p.get(label, 0.0) - q.get(label, 0.0)) for label in set(p) | set(q))
 
 
-def frequent_labels(reference: dict[str, float], mass: float = FREQUENT_MASS) -> list[str]:
-    """The most frequent labels of a distribution that together hold at least `mass` of it."""
-    chosen, total = [], 0.0
-    for label, share in sorted(reference.items(), key=lambda kv: (-kv[1], kv[0])):
-        if total >= mass:
-            break
-        chosen.append(label)
-        total += share
-    return chosen
+def frequent_labels(reference: dict[str, float]) -> list[str]:
+    """The labels more frequent than the average label of a distribution, most frequent first (none when uniform)."""
+    average = sum(reference.values()) / len(reference) if reference else 0.0
+    return [label for label, share in sorted(reference.items(), key=lambda kv: (-kv[1], kv[0]))
+            if share > average + 1e-12]
 
 
 def step_error_rate(data: dict) -> float | None:

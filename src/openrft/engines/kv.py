@@ -5,12 +5,15 @@ repeats the prompt `n` times: `n` prefills of the same tokens and `n` copies of 
 again at every decoding step. Here the prompt is prefilled once, its KV stays one copy
 (`[prompts, kv_heads, prompt_len, head_dim]`), and each sample keeps only the keys and values of its
 own new tokens in a preallocated buffer (`[prompts * n, kv_heads, max_new, head_dim]`; no reallocation
-while decoding). The attention of a decoding step is split in two and recombined exactly with one
-softmax over the concatenated scores ("cascade" attention):
+while decoding). The attention of a decoding step is split in two parts and recombined exactly
+("cascade" attention):
 
 - prompt part: the queries of all `n` samples (and of the query heads that share a KV head) form one
   matrix against the prompt's keys, one batched matmul that reads the prompt KV once for the group;
 - own part: each sample's query against its own new keys.
+
+The parts are combined as in flash-decoding: one shared maximum, each part's exponentials and sums,
+one division; the score matrices are never concatenated or transposed.
 
 It plugs into Hugging Face models through their attention interface: `SharedPrefixCache` is passed as
 `past_key_values`, and the attention function registered under `ATTENTION_NAME` is switched on only
@@ -112,29 +115,39 @@ def _attention(module, query, key, value, attention_mask, dropout: float = 0.0, 
     prefix_k, prefix_v = cache.prefix_keys[layer], cache.prefix_values[layer]
     own_k = cache.own_keys[layer][:, :, : cache.length + 1]
     own_v = cache.own_values[layer][:, :, : cache.length + 1]
-    prompts, kv_heads, prompt_len, dim = prefix_k.shape
-    n = cache.n
-    heads = query.shape[1]
+    prompts, kv_heads, _, dim = prefix_k.shape
+    n, rows, heads = cache.n, query.shape[0], query.shape[1]
     group = heads // kv_heads
     scale = scaling if scaling is not None else dim ** -0.5
-    # query [prompts*n, heads, 1, dim] -> [prompts, n, kv_heads, group, dim] (head h reads KV head h // group)
-    q = query.reshape(prompts, n, kv_heads, group, dim)
-    # prompt part: one [n*group, prompt_len] score matrix per (prompt, kv head)
-    q_prefix = q.permute(0, 2, 1, 3, 4).reshape(prompts, kv_heads, n * group, dim)
-    scores_prefix = torch.matmul(q_prefix, prefix_k.transpose(-1, -2)).mul_(scale)
-    scores_prefix.add_(cache.prefix_bias)
-    scores_prefix = scores_prefix.reshape(prompts, kv_heads, n, group, prompt_len).permute(0, 2, 1, 3, 4)
-    # own part: [prompts*n, kv_heads, group, new]
-    q_own = q.reshape(prompts * n, kv_heads, group, dim)
+    # query [rows, heads, 1, dim]; row = prompt * n + sample, head h reads KV head h // group
+    q_own = query.reshape(rows, kv_heads, group, dim)
+    q_prefix = q_own.view(prompts, n, kv_heads, group, dim).transpose(1, 2).reshape(prompts, kv_heads, n * group, dim)
+    # prompt part: one [n * group, prompt_len] score matrix per (prompt, KV head)
+    scores_prefix = torch.matmul(q_prefix, prefix_k.transpose(-1, -2)).mul_(scale).add_(cache.prefix_bias)
+    # own part: [rows, kv_heads, group, new]
     scores_own = torch.matmul(q_own, own_k.transpose(-1, -2)).mul_(scale)
-    scores_own = scores_own.reshape(prompts, n, kv_heads, group, -1)
-    probs = torch.softmax(torch.cat([scores_prefix, scores_own], dim=-1), dim=-1)
-    probs_prefix = probs[..., :prompt_len].permute(0, 2, 1, 3, 4).reshape(prompts, kv_heads, n * group, prompt_len)
-    probs_own = probs[..., prompt_len:].reshape(prompts * n, kv_heads, group, -1)
-    out = torch.matmul(probs_prefix, prefix_v)  # [prompts, kv_heads, n*group, dim]
-    out = out.reshape(prompts, kv_heads, n, group, dim).permute(0, 2, 1, 3, 4).reshape(prompts * n, heads, dim)
-    out = out + torch.matmul(probs_own, own_v).reshape(prompts * n, heads, dim)
-    return out[:, None], None  # [rows, 1 (query length), heads, dim], as the attention interface returns
+    # one softmax over both parts: a shared maximum, then each part's exponentials and sums
+    max_prefix = _to_rows(scores_prefix.amax(dim=-1), prompts, kv_heads, n, group)  # [rows, kv_heads, group]
+    top = torch.maximum(max_prefix, scores_own.amax(dim=-1))
+    top_prefix = _to_prompts(top, prompts, kv_heads, n, group)
+    weights_prefix = scores_prefix.sub_(top_prefix[..., None]).exp_()
+    weights_own = scores_own.sub_(top[..., None]).exp_()
+    total = _to_rows(weights_prefix.sum(dim=-1), prompts, kv_heads, n, group) + weights_own.sum(dim=-1)
+    out_prefix = _to_rows(torch.matmul(weights_prefix, prefix_v), prompts, kv_heads, n, group)  # [rows, kv, group, dim]
+    out = (out_prefix + torch.matmul(weights_own, own_v)) / total[..., None]
+    return out.reshape(rows, 1, heads, dim), None  # [rows, query length 1, heads, dim], as attention functions return
+
+
+def _to_rows(x: torch.Tensor, prompts: int, kv_heads: int, n: int, group: int) -> torch.Tensor:
+    """[prompts, kv_heads, n * group, ...] -> [prompts * n, kv_heads, group, ...]"""
+    tail = x.shape[3:]
+    return x.reshape(prompts, kv_heads, n, group, *tail).transpose(1, 2).reshape(prompts * n, kv_heads, group, *tail)
+
+
+def _to_prompts(x: torch.Tensor, prompts: int, kv_heads: int, n: int, group: int) -> torch.Tensor:
+    """[prompts * n, kv_heads, group, ...] -> [prompts, kv_heads, n * group, ...]"""
+    tail = x.shape[3:]
+    return x.reshape(prompts, n, kv_heads, group, *tail).transpose(1, 2).reshape(prompts, kv_heads, n * group, *tail)
 
 
 AttentionInterface.register(ATTENTION_NAME, _attention)

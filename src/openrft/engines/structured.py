@@ -65,6 +65,8 @@ def response_schema(response_format: dict | None) -> dict | None:
     except SchemaError as exc:
         path = ".".join(str(p) for p in exc.path) or "(root)"
         raise EngineError(f"response_format.json_schema.schema: invalid JSON schema at {path}: {exc.message}") from exc
+    except RecursionError:
+        raise EngineError("response_format.json_schema.schema: nested too deeply") from None
     return schema
 
 
@@ -95,9 +97,14 @@ def parse_answer(text: str, schema: dict | None) -> tuple[Any, str | None]:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         return None, f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+    except RecursionError:
+        return None, "invalid JSON: nested too deeply"
     from jsonschema import Draft202012Validator
 
-    errors = sorted(Draft202012Validator(schema).iter_errors(value), key=lambda e: list(e.path))
+    try:
+        errors = sorted(Draft202012Validator(schema).iter_errors(value), key=lambda e: list(e.path))
+    except RecursionError:
+        return None, "does not match the schema: nested too deeply to check"
     if errors:
         first = errors[0]
         where = "/".join(str(p) for p in first.path) or "(root)"

@@ -153,11 +153,7 @@ class TransformersEngine:
             attention_mask = prompt_mask.long().repeat_interleave(n, dim=0)
 
         for step in range(max_new):
-            logits = logits.float()
-            scaled = logits / params.temperature if params.temperature > 0 else logits
-            logprobs = torch.log_softmax(scaled, dim=-1)
-            restricted = matchers is not None or (params.min_tokens > step)
-            choice_logits = scaled.clone() if restricted or params.top_p < 1 else scaled
+            allowed = None
             if matchers is not None:
                 live_list = live.tolist()
                 for j, row in enumerate(live_list):
@@ -165,11 +161,9 @@ class TransformersEngine:
                         matchers[row].fill_next_token_bitmask(bitmask, j)
                     else:
                         bitmask[j].fill_(-1)  # finished rows: anything (their tokens are discarded)
-                self.grammars().apply_bitmask(choice_logits, bitmask[: len(live_list)])
-            elif step < params.min_tokens:
-                choice_logits[:, stop_ids] = float("-inf")
-            tokens = _choose(choice_logits, logprobs, restricted, params, generator)
-            chosen_logprobs = logprobs.gather(1, tokens[:, None])[:, 0]
+                allowed = bitmask[: len(live_list)]
+            banned = stop_ids if matchers is None and step < params.min_tokens else None
+            tokens, chosen_logprobs = self._draw(logits, params, generator, allowed=allowed, banned=banned)
 
             live_done = done[live]
             writing = live[~live_done]
@@ -208,6 +202,39 @@ class TransformersEngine:
                 logits = self._forward(tokens[:, None], step_positions, cache, attention_mask=attention_mask)
 
         return self._samples(group, params, schema, out_tokens, out_logprobs, lengths, finish, errors)
+
+    def _draw(self, logits: torch.Tensor, params: SamplingParams, generator: torch.Generator, *,
+              allowed: torch.Tensor | None = None, banned: torch.Tensor | None = None):
+        """The next token of each row and its log-probability.
+
+        The log-probability comes from the unconstrained log-softmax of logits / temperature; the draw
+        from that distribution restricted by the grammar bitmask (`allowed`), the suppressed end of
+        sequence (`banned`) and top_p, renormalised. Greedy at temperature 0. The draw inverts the
+        cumulative distribution with one uniform number per row, an order of magnitude faster on CPU
+        than `torch.multinomial` over a 50k vocabulary.
+        """
+        scaled = logits.float()
+        if params.temperature not in (0, 1):
+            scaled = scaled / params.temperature
+        logprobs = torch.log_softmax(scaled, dim=-1)
+        choice = logprobs
+        if allowed is not None or banned is not None:
+            choice = logprobs.clone()
+            if allowed is not None:
+                self.grammars().apply_bitmask(choice, allowed)
+            if banned is not None:
+                choice[:, banned] = float("-inf")
+        if params.temperature == 0:
+            tokens = choice.argmax(dim=-1)
+        else:
+            weights = choice.exp()
+            if params.top_p < 1:
+                weights = _nucleus(weights, params.top_p)
+            cumulative = weights.cumsum_(dim=-1)
+            uniform = torch.rand((weights.shape[0], 1), generator=generator, device=weights.device)
+            target = (uniform * cumulative[:, -1:]).clamp_(min=torch.finfo(torch.float32).tiny)
+            tokens = torch.searchsorted(cumulative, target)[:, 0].clamp_(max=weights.shape[-1] - 1)
+        return tokens, logprobs.gather(1, tokens[:, None])[:, 0]
 
     def _prefill_cache(self, input_ids, prompt_mask, n: int, max_new: int):
         if self.share_prefix:
@@ -284,28 +311,12 @@ def _check_params(params: SamplingParams) -> None:
         raise EngineError(f"top_p: expected a value in (0, 1], got {params.top_p}")
 
 
-def _choose(logits: torch.Tensor, logprobs: torch.Tensor, restricted: bool, params: SamplingParams,
-            generator: torch.Generator) -> torch.Tensor:
-    """The next token of each row: greedy at temperature 0, else a draw restricted to the top_p nucleus.
-
-    `logits` are the temperature-scaled logits after the grammar mask, `logprobs` their unrestricted
-    log-softmax. The draw inverts the cumulative distribution (one uniform number per row), which is
-    an order of magnitude faster on CPU than `torch.multinomial` over a 50k vocabulary.
-    """
-    if params.temperature == 0:
-        return logits.argmax(dim=-1)
-    if params.top_p < 1:
-        sorted_logits, order = logits.sort(dim=-1, descending=True)
-        sorted_probs = sorted_logits.softmax(dim=-1)
-        outside = sorted_probs.cumsum(dim=-1) - sorted_probs >= params.top_p  # keeps at least the top token
-        sorted_logits[outside] = float("-inf")
-        logits = torch.full_like(logits, float("-inf")).scatter(1, order, sorted_logits)
-        restricted = True
-    weights = (logits - logits.amax(dim=-1, keepdim=True)).exp() if restricted else logprobs.exp()
-    cumulative = weights.cumsum(dim=-1)
-    uniform = torch.rand((logits.shape[0], 1), generator=generator, device=logits.device)
-    target = (uniform * cumulative[:, -1:]).clamp(min=torch.finfo(torch.float32).tiny)
-    return torch.searchsorted(cumulative, target)[:, 0].clamp(max=logits.shape[-1] - 1)
+def _nucleus(weights: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Zero the weights outside each row's top_p nucleus (the smallest set of top tokens with mass >= top_p)."""
+    ordered, order = weights.sort(dim=-1, descending=True)
+    before = ordered.cumsum(dim=-1) - ordered  # mass of the tokens ranked above each one
+    ordered[before >= top_p * weights.sum(dim=-1, keepdim=True)] = 0  # always keeps the top token
+    return torch.zeros_like(weights).scatter_(1, order, ordered)
 
 
 def _stop_token_ids(model, tokenizer) -> list[int]:

@@ -86,7 +86,8 @@ async def upload(request: Request, file: UploadFile = File(...), purpose: str = 
         while chunk := await file.read(CHUNK):
             out.write(chunk)
             size += len(chunk)
-    filename = os.path.basename(file.filename or "upload.jsonl") or "upload.jsonl"
+    filename = os.path.basename((file.filename or "").replace("\\", "/"))
+    filename = "upload.jsonl" if filename.strip(". ") == "" else filename  # "", ".", ".." name no file
     try:
         if size == 0:
             raise bad_request(f"Invalid file {filename}: the file is empty.", param="file")
