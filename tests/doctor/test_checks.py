@@ -113,6 +113,21 @@ def test_parse_figures_of_an_eval_run_split_rewards_by_parsed_and_unparsed():
     assert checks.parse_errors(figures, {"rate": None})["verdict"] == "warn"
 
 
+def test_a_grader_that_pays_broken_answers_more_is_flagged():
+    from openrft.doctor.report import _parse_figures
+
+    # Scores the answer text's length: the cut-off, unparsed answers are the longest and score the most.
+    longer = {"type": "python", "name": "long", "source": "def grade(sample, item):\n"
+              "    return min(1.0, len(sample['output_text']) / 40)\n"}
+    answers = ['{"labels": ["a"]}'] * 19 + ['{"labels": ["a", "b", "c", "d", "e", "f", "g", "h", "i"']
+    result = run_eval(rows(5), engine=ScriptedEngine(answers), grader=longer,
+                      params=SamplingParams(response_format=LABELS_FORMAT), runs=4, progress=False)
+    figures = _parse_figures(result)
+    assert figures["rate"] == 0.05 and figures["reward_unparsed"] > figures["reward_parsed"]
+    found = checks.parse_errors(figures, {"rate": None})
+    assert found["verdict"] == "warn" and "reward hacking" in found["reason"]
+
+
 def test_an_item_missing_a_grader_field_is_a_stop(tmp_path):
     from openrft.data import read_jsonl
     from openrft.data.validate import grader_item_fields

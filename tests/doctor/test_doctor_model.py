@@ -20,7 +20,8 @@ SENTENCE_FORMAT = {"type": "json_schema", "json_schema": {"name": "sentence", "s
     "additionalProperties": False}}}
 
 
-def write_job(tmp_path: Path, grader: dict, *, rows: list[dict] | None = None, response_format: dict | None = None) -> Path:
+def write_job(tmp_path: Path, grader: dict, *, rows: list[dict] | None = None,
+              response_format: dict | None = None) -> Path:
     topics = ["the sea", "a cat", "rain", "the moon", "bread", "a train"]
     rows = rows or [{"messages": [{"role": "user", "content": f"Write one short sentence about {t}."}], "target": 20,
                      "id": f"r{i}"} for i, t in enumerate(topics)]
@@ -28,8 +29,9 @@ def write_job(tmp_path: Path, grader: dict, *, rows: list[dict] | None = None, r
     (tmp_path / "valid.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[4:]))
     job = {"model": "default", "training_file": "train.jsonl", "validation_file": "valid.jsonl", "seed": 3,
            "method": {"type": "reinforcement", "reinforcement": {
-               "grader": grader, "response_format": response_format, "hyperparameters": {"batch_size": 2, "n_epochs": 2, "compute_multiplier": 0.25,
-                                                     "eval_interval": 2, "eval_samples": 2}}},
+               "grader": grader, "response_format": response_format,
+               "hyperparameters": {"batch_size": 2, "n_epochs": 2, "compute_multiplier": 0.25, "eval_interval": 2,
+                                   "eval_samples": 2}}},
            "openrft": {"max_tokens": 6}}
     path = tmp_path / "job.json"
     path.write_text(json.dumps(job))

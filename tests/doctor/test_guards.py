@@ -190,11 +190,13 @@ def test_guards_read_the_events_the_trainer_writes():
     from .scripted import ScriptedEngine, rows
 
     rewards_frequent = {"type": "python", "name": "frequent",
-                        "source": "def grade(sample, item):\n    labels = (sample['output_json'] or {}).get('labels') or []\n"
+                        "source": "def grade(sample, item):\n"
+                                  "    labels = (sample['output_json'] or {}).get('labels') or []\n"
                                   "    return sum(l in ('trade', 'law') for l in labels) / max(1, len(labels))\n"}
     grader = build_grader(rewards_frequent)
     fmt = {"type": "json_schema", "json_schema": {"name": "l", "schema": {"type": "object"}}}
-    data = [{**r, "labels": [label]} for r, label in zip(rows(6), ["trade", "trade", "law", "finance", "energy", "health"])]
+    labels = ["trade", "trade", "law", "finance", "energy", "health"]
+    data = [{**r, "labels": [label]} for r, label in zip(rows(6), labels)]
     history = []
     for step in range(1, 9):
         frequent_share = min(1.0, step / 6)  # the policy moves onto 'trade' and 'law'

@@ -27,6 +27,7 @@ ERROR_WITHOUT_FORMAT_WARN = 0.2  # ... and without it (a prompt at inference tha
 PARSE_STOP = 0.9  # share of answers that do not parse against the response_format
 PARSE_WARN = 0.1
 PARSE_WITHOUT_FORMAT_WARN = 0.5
+BROKEN_REWARD_MARGIN = 0.02  # unparsed answers scoring more than parsed ones by this much: a hacking channel
 ESTIMATE_WARN_HOURS = 24.0  # a job longer than this on this machine: consider max_steps or a GPU
 BUSY_LOAD_PER_CORE = 1.5  # a load average above this per core makes the measured timings pessimistic
 
@@ -53,7 +54,8 @@ def baseline_reward(reward: dict) -> dict:
 def headroom(reward: dict) -> dict:
     """Mean over items of (best sample − item mean): what the best of a group gains over its average."""
     value = reward["headroom"]
-    figure = f"headroom {value:.3f} (best of {reward['runs']} {reward['best_of_k_mean']:.3f} vs mean {reward['mean']:.3f})"
+    figure = (f"headroom {value:.3f} (best of {reward['runs']} {reward['best_of_k_mean']:.3f} "
+              f"vs mean {reward['mean']:.3f})")
     if value < HEADROOM_STOP:
         return result("headroom", "stop", f"{figure}: no sample beats its group's average, so the advantages are "
                       "zero and no gradient flows.", value)
@@ -103,7 +105,8 @@ def label_balance(before: dict | None, after: dict | None, *, balance: bool) -> 
     value = {"before": ratio_before, "after": ratio_after, "labels": len(before["labels"]),
              "most_frequent": top, "most_frequent_share": before["labels"][top] / max(1, before["rows"])}
     figure = (f"imbalance ratio {ratio_before:.1f} in the file, {ratio_after:.1f} as sampled "
-              f"({'balanced' if balance else 'balancing off'}); {top!r} is in {value['most_frequent_share']:.0%} of rows")
+              f"({'balanced' if balance else 'balancing off'}); {top!r} is in "
+              f"{value['most_frequent_share']:.0%} of rows")
     if ratio_after > IMBALANCE_WARN:
         advice = ("balancing is limited by max_repeats and by labels that occur together: add rows of the rare "
                   "labels, or reward precision" if balance else "set openrft.balance: true")
@@ -176,6 +179,12 @@ def parse_errors(with_format: dict | None, without_format: dict) -> dict:
         if value["reward_parsed"] is not None:
             figure += f", parsed ones {value['reward_parsed']:.3f}"
     hint = " Raise openrft.max_tokens." if truncated > 0 else ""
+    parsed, unparsed = value["reward_parsed"], value["reward_unparsed"]
+    if parsed is not None and unparsed is not None and unparsed > parsed + BROKEN_REWARD_MARGIN:
+        hint += (" The grader pays broken answers more than parsed ones, a channel for reward hacking (e.g. listing "
+                 "labels until max_tokens): make it score answers without output_json 0.")
+        if rate <= PARSE_WARN:
+            return result("parse_errors", "warn", f"{figure}.{hint}", value)
     if rate > PARSE_STOP:
         return result("parse_errors", "stop", f"{figure}: almost no answer is graded on its content.{hint}", value)
     if rate > PARSE_WARN:
@@ -236,7 +245,8 @@ def missing_fields(files: list[tuple[str, list[tuple[int, dict]]]], fields: set[
 def data_problems(problems: list) -> dict:
     """Problems of the data files themselves (openrft.data.check_file): the trainer refuses such files."""
     if problems:
-        shown = "; ".join(str(p) for p in problems[:3]) + (f"; … {len(problems) - 3} more" if len(problems) > 3 else "")
+        shown = "; ".join(str(p) for p in problems[:3])
+        shown += f"; … {len(problems) - 3} more" if len(problems) > 3 else ""
         return result("data", "stop", f"{len(problems)} problem(s) in the data: {shown}", len(problems))
     return result("data", "ok", "the training and validation files are valid RFT JSONL.", 0)
 

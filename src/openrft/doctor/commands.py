@@ -17,7 +17,8 @@ COLOURS = {"ok": "green", "warn": "yellow", "stop": "bold red"}
 
 def doctor_command(
     job: Path = typer.Argument(..., help="the job file (OpenAI create-job body, YAML or JSON)"),
-    rows: int = typer.Option(8, "--rows", "-n", min=1, help="training rows to sample (× the job's samples per prompt)"),
+    rows: int = typer.Option(8, "--rows", "-n", min=1,
+                             help="training rows to sample (× the job's samples per prompt)"),
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON instead of tables"),
 ):
     """Check a job before training: reward signal, grader, labels, errors, and its time on this machine.

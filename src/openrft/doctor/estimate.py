@@ -50,8 +50,9 @@ def time_training(model, groups: list[tuple[list[int], list[list[int]]]], *, tem
             began = time.perf_counter()
             logprobs, mask, _ = algorithm.sequence_logprobs(model, prompt, completions, temperature=temperature,
                                                             with_entropy=True)  # as the first update pass does
-            terms = algorithm.clipped_policy_loss(logprobs, logprobs.detach(), torch.linspace(-1.0, 1.0, len(completions)),
-                                                  mask, clip_epsilon=0.2, total_tokens=int(mask.sum()))
+            advantages = torch.linspace(-1.0, 1.0, len(completions))
+            terms = algorithm.clipped_policy_loss(logprobs, logprobs.detach(), advantages, mask, clip_epsilon=0.2,
+                                                  total_tokens=int(mask.sum()))
             terms.loss.backward()
             passes.append(time.perf_counter() - began)
         began = time.perf_counter()

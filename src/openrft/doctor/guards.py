@@ -131,7 +131,8 @@ def label_drift(history: list[dict], reference_label_freq: dict[str, float] | No
         shift = (f"toward the frequent classes: {names} get {predicted_share:.0%} of the predictions against "
                  f"{reference_share:.0%} of the reference labels")
     else:
-        names = ", ".join(f"{label!r} {late[label]:.0%} (reference {reference.get(label, 0.0):.0%})" for label in gained)
+        names = ", ".join(f"{label!r} {late[label]:.0%} (reference {reference.get(label, 0.0):.0%})"
+                          for label in gained)
         shift = f"onto a few labels: {names}"
     message = (f"Predicted labels in the {where} drift {shift}; total variation from the reference distribution "
                f"{d_late:.2f} (was {d_early:.2f} from step {start}). The policy may be gaining reward by guessing "

@@ -3,7 +3,7 @@
     data checks ─► label balance as the trainer samples it ─► N training rows (in the trainer's epoch order)
       ─► the policy exactly as the trainer builds it (model, LoRA, engine)
       ─► eval run: the job's grader, response_format, max_tokens, temperature, samples per prompt
-      ─► eval run without the response_format (fewer samples)
+      ─► eval run without the response_format (4 rows × 2 samples)
       ─► one timed training step unit ─► the checks of openrft.doctor.checks and the job's estimate
 
 Sampling and grading go through `openrft.evals.run_eval`, the path the trainer's validation uses, so the
@@ -20,7 +20,8 @@ from typing import Callable
 from openrft.doctor import checks as C
 
 DEFAULT_ROWS = 8
-NO_FORMAT_RUNS = 2  # samples per row in the run without the response_format (a smaller check)
+NO_FORMAT_ROWS = 4  # the run without the response_format is a smaller check: its first rows ...
+NO_FORMAT_RUNS = 2  # ... and samples per row
 
 
 def diagnose(job: str | Path | dict, *, rows: int = DEFAULT_ROWS, progress: bool = True,
@@ -93,8 +94,8 @@ def diagnose(job: str | Path | dict, *, rows: int = DEFAULT_ROWS, progress: bool
     phases["sampling"], mark = time.perf_counter() - mark, time.perf_counter()
     free = None
     if rl.response_format:
-        say(f"sampling {len(subset)} rows × {NO_FORMAT_RUNS} answers without the response_format")
-        free = run_eval(subset, engine=engine, grader=rl.grader, graders=[grader], runs=NO_FORMAT_RUNS,
+        say(f"sampling {len(subset[:NO_FORMAT_ROWS])} rows × {NO_FORMAT_RUNS} answers without the response_format")
+        free = run_eval(subset[:NO_FORMAT_ROWS], engine=engine, grader=rl.grader, graders=[grader], runs=NO_FORMAT_RUNS,
                         params=SamplingParams(**{**params.__dict__, "response_format": None}), progress=progress,
                         seed=seed, plots=False, name="doctor-no-format")
         phases["sampling_without_format"], mark = time.perf_counter() - mark, time.perf_counter()
@@ -132,7 +133,8 @@ def diagnose(job: str | Path | dict, *, rows: int = DEFAULT_ROWS, progress: bool
         sampling_group_s=summary["latency"]["sampling_s"] / n_items,
         grading_group_s=summary["latency"]["grading_s"] / n_items,
         training_group_s=timed["group_s"], optimizer_s=timed["optimizer_s"],
-        completion_tokens_mean=summary["tokens"]["completion_mean"], prompt_tokens_mean=summary["tokens"]["prompt_mean"],
+        completion_tokens_mean=summary["tokens"]["completion_mean"],
+        prompt_tokens_mean=summary["tokens"]["prompt_mean"],
         device=describe_device(ext.device))
     report["estimate"] = estimate
     report["checks"].append(C.estimate_check(estimate))
@@ -160,7 +162,8 @@ def _policy(spec):
                                                  lora_dropout=ext.lora_dropout, target_modules=ext.lora_target_modules,
                                                  task_type="CAUSAL_LM"))
     model.eval()
-    return model, TransformersEngine(model, tokenizer, model_name=spec.model), build_grader(spec.method.reinforcement.grader)
+    engine = TransformersEngine(model, tokenizer, model_name=spec.model)
+    return model, engine, build_grader(spec.method.reinforcement.grader)
 
 
 def _errors(result) -> dict:

@@ -51,7 +51,11 @@ def sample(
 
     rf = load_response_format(response_format) if response_format else None
     messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
-    options = {"device": device, "progress": not as_json} if backend == "transformers" and not base_url else {}
+    options = {"progress": not as_json}
+    if backend == "transformers" and not base_url:
+        options["device"] = device
+    elif backend == "vllm":
+        options = {}
     try:
         engine = get_engine(model, backend=backend, base_url=base_url, api_key=api_key, **options)
         params = SamplingParams(n=n, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed,

@@ -21,9 +21,10 @@ from __future__ import annotations
 import random
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 
 import httpx
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from openrft.engines.base import EngineError, Messages, Sample, SamplingParams
 from openrft.engines.reasoning import effort_level
@@ -39,7 +40,7 @@ class HttpEngine:
     def __init__(self, model: str, *, base_url: str | None = None, api_key: str | None = None,
                  max_concurrency: int = 8, max_retries: int = 5, backoff_s: float = 0.5,
                  timeout_s: float = 300.0, max_tokens_field: str = "max_completion_tokens",
-                 request_logprobs: bool = True):
+                 request_logprobs: bool = True, progress: bool = False):
         if not base_url:
             raise EngineError("the http engine needs base_url (e.g. http://localhost:8000/v1)")
         self.model_name = model
@@ -49,6 +50,7 @@ class HttpEngine:
         self.backoff_s = backoff_s
         self.max_tokens_field = max_tokens_field
         self.unsupported: set[str] = set() if request_logprobs else {"logprobs"}
+        self.progress = progress
         self._lock = threading.Lock()
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.client = httpx.Client(headers=headers, timeout=timeout_s)
@@ -62,9 +64,14 @@ class HttpEngine:
         schema = response_schema(params.response_format)
         effort_level(params.reasoning_effort)  # validates
         workers = max(1, min(self.max_concurrency, len(prompts)))
-        with ThreadPoolExecutor(max_workers=workers) as pool:
+        with ThreadPoolExecutor(max_workers=workers) as pool, Progress(
+                TextColumn("requests"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                transient=True, disable=not self.progress) as bar:
+            task = bar.add_task("requests", total=len(prompts))
             futures = [pool.submit(self._prompt_samples, i, messages, params, schema)
                        for i, messages in enumerate(prompts)]
+            for future in as_completed(futures):
+                bar.advance(task)
             return [future.result() for future in futures]
 
     # --- one prompt: as many requests as it takes to get n choices ---

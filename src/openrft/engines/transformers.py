@@ -99,14 +99,15 @@ class TransformersEngine:
         groups = [rendered[i:i + per_group] for i in range(0, len(rendered), per_group)]
         results: list[list[Sample]] = [[] for _ in prompts]
         started = time.perf_counter()
-        total_rows = len(prompts) * params.n
-        with self._progress(total_rows) as advance, _eval_mode(self.model), torch.no_grad():
+        steps = len(groups) * params.max_tokens  # progress: decoding steps, at most max_tokens per group
+        with self._progress(steps) as advance, _eval_mode(self.model), torch.no_grad():
             attention = kv.shared_prefix_attention(self.model) if self.share_prefix else nullcontext()
             with attention:
-                for group in groups:
-                    for prompt, samples in zip(group, self._generate_group(group, params, schema, generator)):
+                for number, group in enumerate(groups, start=1):
+                    for prompt, samples in zip(group, self._generate_group(group, params, schema, generator,
+                                                                           advance)):
                         results[prompt.index] = samples
-                    advance(len(group) * params.n)
+                    advance(completed=number * params.max_tokens)
         latency = time.perf_counter() - started
         for samples in results:
             for sample in samples:
@@ -115,7 +116,7 @@ class TransformersEngine:
 
     # --- one group of prompts, decoded together ---
     def _generate_group(self, group: list[_Prompt], params: SamplingParams, schema: dict | None,
-                        generator: torch.Generator) -> list[list[Sample]]:
+                        generator: torch.Generator, advance) -> list[list[Sample]]:
         device, n = self.device, params.n
         rows = len(group) * n
         width = max(len(p.token_ids) for p in group)
@@ -164,6 +165,7 @@ class TransformersEngine:
                 allowed = bitmask[: len(live_list)]
             banned = stop_ids if matchers is None and step < params.min_tokens else None
             tokens, chosen_logprobs = self._draw(logits, params, generator, allowed=allowed, banned=banned)
+            advance()
 
             live_done = done[live]
             writing = live[~live_done]
@@ -282,15 +284,23 @@ class TransformersEngine:
 
     @contextmanager
     def _progress(self, total: int):
+        """A rich progress bar over decoding steps when `progress` is on; yields `advance(completed=None)`."""
         if not self.progress:
-            yield lambda count: None
+            yield lambda completed=None: None
             return
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        with Progress(TextColumn("sampling"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      transient=True) as bar:
+        with Progress(TextColumn("sampling"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
+                      TimeElapsedColumn(), transient=True) as bar:
             task = bar.add_task("sampling", total=total)
-            yield lambda count: bar.advance(task, count)
+
+            def advance(completed: int | None = None) -> None:
+                if completed is None:
+                    bar.advance(task)
+                else:
+                    bar.update(task, completed=completed)
+
+            yield advance
 
 
 def default_dtype(device: str) -> str:
