@@ -179,7 +179,7 @@ def test_helpers():
 
 def test_guards_read_the_events_the_trainer_writes():
     """Metrics `data` built by the trainer's own event code from graded rollouts: a policy drifting onto the
-    frequent labels, graded by a grader that rewards predicting them, trips the label-drift guard."""
+    most frequent label, graded by a grader that rewards predicting it, trips the label-drift guard."""
     import json
 
     from openrft.engines.base import SamplingParams
@@ -192,21 +192,21 @@ def test_guards_read_the_events_the_trainer_writes():
     rewards_frequent = {"type": "python", "name": "frequent",
                         "source": "def grade(sample, item):\n"
                                   "    labels = (sample['output_json'] or {}).get('labels') or []\n"
-                                  "    return sum(l in ('trade', 'law') for l in labels) / max(1, len(labels))\n"}
+                                  "    return sum(l == 'trade' for l in labels) / max(1, len(labels))\n"}
     grader = build_grader(rewards_frequent)
     fmt = {"type": "json_schema", "json_schema": {"name": "l", "schema": {"type": "object"}}}
     labels = ["trade", "trade", "law", "finance", "energy", "health"]
     data = [{**r, "labels": [label]} for r, label in zip(rows(6), labels)]
     history = []
     for step in range(1, 9):
-        frequent_share = min(1.0, step / 6)  # the policy moves onto 'trade' and 'law'
-        answers = [json.dumps({"labels": ["trade" if k % 2 else "law"]}) if k < 12 * frequent_share
+        frequent_share = min(1.0, step / 6)  # the policy moves onto 'trade', the most frequent label
+        answers = [json.dumps({"labels": ["trade"]}) if k < 12 * frequent_share
                    else json.dumps({"labels": [LABELS[2 + k % 4]]}) for k in range(12)]
         rollouts, _ = generate_and_grade(data, engine=ScriptedEngine(answers), graders=[grader],
                                          criteria=[rewards_frequent], params=SamplingParams(n=2, response_format=fmt))
         history.append(_metrics_event(step, 8, rollouts, None, {"response_length_mean": 8.0, "truncated_share": 0.0},
                                       {}, grader, rewards_frequent))
-    assert history[-1]["train"]["predicted_label_counts"] == {"trade": 6, "law": 6}
+    assert history[-1]["train"]["predicted_label_counts"] == {"trade": 12}
     emitted = run(history, reference=None)  # the reference: the labels of the rows the trainer sampled
     drift = [w for w in emitted if w["check"] == "label_drift_train"]
     assert drift and drift[-1]["verdict"] == "stop" and drift[-1]["value"]["frequent_labels"] == ["trade"]

@@ -123,7 +123,11 @@ def diagnose(job: str | Path | dict, *, rows: int = DEFAULT_ROWS, progress: bool
 
     say("timing a training step on one group")
     groups = [(r.samples[0].prompt_token_ids, [s.token_ids for s in r.samples]) for r in shaped.rollouts if r.samples]
-    timed = time_training(model, groups, temperature=ext.temperature, learning_rate=res["learning_rate"])
+    try:
+        timed = time_training(model, groups, temperature=ext.temperature, learning_rate=res["learning_rate"])
+    except ValueError as exc:  # e.g. every sample empty: nothing to time, and nothing the trainer could learn from
+        report["checks"].append(C.result("estimate", "warn", f"cannot time a training step: {exc}.", None))
+        return _finish(report, began)
     phases["training"] = time.perf_counter() - mark
     n_items = max(1, reward["n_items"])
     estimate = job_estimate(

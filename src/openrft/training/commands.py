@@ -24,7 +24,7 @@ def train_command(
                                      "(then launch `torchrun … -m openrft.training.worker RUN_DIR` on each node)"),
 ):
     """Train: sample, grade, update; validate every eval_interval steps; checkpoint the best."""
-    from openrft.training import create_job, run_job
+    from openrft.training import run_job
     from openrft.training.job import load_job, save_job
 
     if resume is None and job_file is None:
