@@ -354,6 +354,8 @@ def main() -> None:
     if args.worker:
         worker(args.worker, args.work)
         return
+    if args.steps < 1 or args.warmup < 0:
+        parser.error("--steps must be at least 1 and --warmup at least 0")
     configs = [c.strip() for c in args.configs.split(",") if c.strip()]
     unknown = [c for c in configs if c not in CONFIGS]
     if unknown:
