@@ -119,15 +119,17 @@ def test_kill_and_resume_keeps_events_continuous(home, tmp_path):
 
     create_job(write_job(tmp_path, steps=3, extra={"validate_at_start": False}), run_dir=tmp_path / "run")
     env = {**os.environ, "OPENRFT_HOME": str(home)}
+    log = (tmp_path / "first.log").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "openrft", "train", "--resume", str(tmp_path / "run")], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=log, stderr=subprocess.STDOUT)
     state = tmp_path / "run" / "state" / "trainer_state.json"
-    deadline = time.time() + 240
-    while time.time() < deadline and not (state.exists() and json.loads(state.read_text())["step"] >= 1):
+    deadline = time.time() + 900
+    while time.time() < deadline and proc.poll() is None and not (
+            state.exists() and json.loads(state.read_text())["step"] >= 1):
         time.sleep(0.2)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert state.exists(), "no state was saved before the kill"
+    assert state.exists(), "no state was saved before the kill:\n" + (tmp_path / "first.log").read_text()[-3000:]
     done = subprocess.run([sys.executable, "-m", "openrft", "train", "--resume", str(tmp_path / "run")], env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
