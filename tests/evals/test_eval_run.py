@@ -62,7 +62,8 @@ def test_eval_run_writes_openai_objects_and_figures(home, tmp_path):
 
     from openrft.cli import app
 
-    out = CliRunner().invoke(app, ["eval", "--compare", str(tmp_path / "ev"), "--compare", str(tmp_path / "ev")])
+    out = CliRunner().invoke(app, ["eval", "--compare", str(tmp_path / "ev"), "--compare", str(tmp_path / "ev")],
+                            env={"COLUMNS": "200"})
     assert out.exit_code == 0, out.output
     assert "comparison" in out.output and "baseline:most_frequent" in out.output
     lines = (tmp_path / "ev" / "output_items.jsonl").read_text().splitlines()

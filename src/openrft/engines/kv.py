@@ -55,6 +55,7 @@ class SharedPrefixCache:
         self.prefix_bias = torch.zeros(prompt_mask.shape, dtype=torch.float32)
         self.prefix_bias.masked_fill_(~prompt_mask, float("-inf"))
         self.prefix_bias = self.prefix_bias[:, None, None, :]
+        self.padded = not bool(prompt_mask.all())
 
     # --- the Cache surface the attention layers use ---
     def update(self, key_states, value_states, layer_idx, *args, **kwargs):
@@ -93,6 +94,7 @@ class SharedPrefixCache:
                 self.own_values[i] = self.own_values[i][sample_rows]
         self.prompt_mask = self.prompt_mask[prompt_rows]
         self.prefix_bias = self.prefix_bias[prompt_rows]
+        self.padded = not bool(self.prompt_mask.all())
 
 
 class _Decoding:
@@ -120,12 +122,14 @@ def _attention(module, query, key, value, attention_mask, dropout: float = 0.0, 
     group = heads // kv_heads
     scale = scaling if scaling is not None else dim ** -0.5
     # query [rows, heads, 1, dim]; row = prompt * n + sample, head h reads KV head h // group
-    q_own = query.reshape(rows, kv_heads, group, dim)
+    q_own = (query * scale).reshape(rows, kv_heads, group, dim)
     q_prefix = q_own.view(prompts, n, kv_heads, group, dim).transpose(1, 2).reshape(prompts, kv_heads, n * group, dim)
     # prompt part: one [n * group, prompt_len] score matrix per (prompt, KV head)
-    scores_prefix = torch.matmul(q_prefix, prefix_k.transpose(-1, -2)).mul_(scale).add_(cache.prefix_bias)
+    scores_prefix = torch.matmul(q_prefix, prefix_k.transpose(-1, -2))
+    if cache.padded:
+        scores_prefix.add_(cache.prefix_bias)
     # own part: [rows, kv_heads, group, new]
-    scores_own = torch.matmul(q_own, own_k.transpose(-1, -2)).mul_(scale)
+    scores_own = torch.matmul(q_own, own_k.transpose(-1, -2))
     # one softmax over both parts: a shared maximum, then each part's exponentials and sums
     max_prefix = _to_rows(scores_prefix.amax(dim=-1), prompts, kv_heads, n, group)  # [rows, kv_heads, group]
     top = torch.maximum(max_prefix, scores_own.amax(dim=-1))

@@ -220,16 +220,17 @@ class TransformersEngine:
             scaled = scaled / params.temperature
         logprobs = torch.log_softmax(scaled, dim=-1)
         choice = logprobs
-        if allowed is not None or banned is not None:
+        if allowed is not None:
             choice = logprobs.clone()
-            if allowed is not None:
-                self.grammars().apply_bitmask(choice, allowed)
-            if banned is not None:
-                choice[:, banned] = float("-inf")
+            self.grammars().apply_bitmask(choice, allowed)
         if params.temperature == 0:
+            if banned is not None:
+                choice = choice.index_fill(1, banned, float("-inf"))
             tokens = choice.argmax(dim=-1)
         else:
             weights = choice.exp()
+            if banned is not None:
+                weights.index_fill_(1, banned, 0.0)
             if params.top_p < 1:
                 weights = _nucleus(weights, params.top_p)
             cumulative = weights.cumsum_(dim=-1)

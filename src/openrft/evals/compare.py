@@ -14,14 +14,14 @@ def compare(results: list) -> list[dict]:
     """One row per run: reward, noise, P/R/F1, and the difference to the first run with its significance."""
     rows = []
     reference = results[0].summary["reward"]
-    for result in results:
+    for index, result in enumerate(results):
         s = result.summary
         row = {"name": s.get("name"), "model": s.get("model"), "runs": s.get("runs"),
                "reward": s["reward"]["mean"], "run_to_run_std": s["reward"].get("run_to_run_std"),
                "ci95": s["reward"].get("ci95")}
         if "classification" in s:
             row.update({f"micro_{k}": s["classification"]["micro"][k] for k in ("precision", "recall", "f1")})
-        if result is not results[0]:
+        if index > 0:
             row.update({f"vs_first_{k}": v for k, v in difference_vs_noise(reference, s["reward"]).items()})
         rows.append(row)
     baselines = results[0].summary.get("baselines") or {}
