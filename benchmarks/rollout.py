@@ -34,6 +34,7 @@ import sys
 import time
 from pathlib import Path
 
+import openrft  # noqa: F401  (first: it sets OMP_WAIT_POLICY before torch loads, for both sides, as the CLI does)
 from rich.console import Console
 from rich.table import Table
 

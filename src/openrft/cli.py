@@ -57,11 +57,13 @@ app.command("report")(report)
 
 @app.command()
 def demo(full: bool = typer.Option(False, "--full", help="the full run (all rows, two epochs: hours on a CPU)"),
-         max_steps: int = typer.Option(None, help="cap the number of training steps")):
+         max_steps: int = typer.Option(None, help="cap the number of training steps"),
+         held_out: int = typer.Option(32, help="unseen validation rows for the final base-vs-checkpoint "
+                                               "comparison (0: skip it)")):
     """The end-to-end RFT demo on the embedded defaults (EuroVoc, F1 grader, structured output)."""
     from openrft.demo import run_demo
 
-    verdict = run_demo(full=full, max_steps=max_steps)
+    verdict = run_demo(full=full, max_steps=max_steps, held_out=held_out)
     if verdict.get("status") != "succeeded":
         raise typer.Exit(1)
 

@@ -174,6 +174,7 @@ def test_guessing_the_frequent_labels_beats_a_model_that_answers_wrongly():
     found = checks.guessing_baseline(result.summary)
     assert found["verdict"] == "warn"
     assert found["value"]["most_frequent"] > found["value"]["model"]
+    assert "Judge a reward gain against this baseline" in found["reason"]
 
 
 def test_the_estimate_scales_measured_speeds_by_the_hyperparameters():

@@ -127,8 +127,10 @@ def guessing_baseline(summary: dict) -> dict | None:
     figure = (f"predicting the {baselines['most_frequent'].get('k', '?')} most frequent labels scores {guess:.3f}"
               + (f", random labels {random:.3f}" if random is not None else "") + f"; the base model {model:.3f}")
     if guess >= model:
-        return result("guessing_baseline", "warn", f"{figure}: guessing pays at least as well as answering, so the "
-                      "policy can climb by guessing. Balance the labels or reward precision.", value)
+        return result("guessing_baseline", "warn", f"{figure}: a trivial guesser scores at least as well as the base "
+                      "model, so the policy can climb by guessing. Judge a reward gain against this baseline, not "
+                      f"against the base model (a trained reward below {guess:.3f} is no better than guessing); "
+                      "balance the labels or reward precision.", value)
     return result("guessing_baseline", "ok", f"{figure}.", value)
 
 

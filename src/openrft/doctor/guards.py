@@ -4,15 +4,17 @@
 first, the shape of `openrft.training.loop._metrics_event`) and returns warnings
 `{"check", "verdict": "warn"|"stop", "message", "step", "value"}`. The trainer emits each as a
 `level: "warn"` event with `data: {"guard": warning}` and the dashboard marks it. A warning is returned once,
-at the step where its guard starts to fire or escalates from warn to stop, so a lasting problem does not
-flood the event log; `evaluate(history)` gives every guard that fires now.
+at the step where its guard starts to fire or escalates from warn to stop (or fires again after `QUIET_STEPS`
+quiet steps), so a lasting problem does not flood the event log; `evaluate(history)` gives every guard that
+fires now.
 
 Each guard compares an early window of steps with the latest window (means over `WINDOW` steps, since one
-step's batch is small and noisy) and states its thresholds below. Rewards are on OpenAI's 0–1 scale.
+step's batch is small and noisy; label drift pools more steps until a window holds `MIN_PREDICTIONS` labels)
+and states its thresholds below. Rewards are on OpenAI's 0–1 scale.
 
 | guard | fires when | stop when |
 |---|---|---|
-| label_drift_train / _valid | the predicted-label distribution moved away from the reference one: total variation ≥ 0.25 and up ≥ 0.1 since the start (the message says whether toward the frequent labels, those above the average label's frequency: ≥ 0.1 more of the predictions than of the references) | distance ≥ 0.5, or 90% of the predictions on the frequent labels |
+| label_drift_train / _valid | the predicted-label distribution moved away from the reference one (total variation ≥ 0.25 and up ≥ 0.1 since the start), or onto the frequent labels, those above the average label's frequency (their predicted share up ≥ 0.3 since the start and ≥ 0.1 above their reference share); each window pools ≥ 48 predicted labels | distance ≥ 0.5, or 90% of the predictions on the frequent labels |
 | overfitting | train reward rose ≥ 0.1 while validation gained less than a quarter of that (≥ 3 validations) | validation fell ≥ 0.05 |
 | response_length | mean answer length fell below 40% or rose above 2.5× its start, or half the answers hit max_tokens (from under a quarter) | answers under 2 tokens |
 | grader_errors | the share of samples with a grader error reached 10%, up ≥ 5 points since the start | ≥ 30% (the trainer fails the job at max_grader_error_share, 50% by default) |
@@ -32,6 +34,10 @@ DRIFT_STOP = 0.5
 DRIFT_RISE = 0.1  # the distance must have grown this much since the first window
 FREQUENT_EXCESS = 0.1  # the predicted share of the frequent labels exceeds their reference share by this much
 FREQUENT_STOP = 0.9  # stop: nine predictions in ten are frequent labels
+FREQUENT_RISE = 0.3  # or: their predicted share rose this much since the first window (the distance may not have)
+MIN_PREDICTIONS = 48  # predicted labels each window pools at least (more steps when batches are small): with 8
+#                       per step and 3-step windows, noise alone tripped the guard in 40% of 20-step runs of a
+#                       stable policy; with these thresholds, in under 5% at any batch size
 
 OVERFIT_MIN_VALIDATIONS = 3
 OVERFIT_TRAIN_RISE = 0.1
@@ -55,6 +61,7 @@ COMPONENTS_RISE = 0.05  # the reward rose at least this much ...
 COMPONENTS_FALL = 0.05  # ... while a sub-grader fell at least this much
 
 SEVERITY = {"ok": 0, "warn": 1, "stop": 2}
+QUIET_STEPS = WINDOW  # a guard announced within this many steps is not announced again at the same severity
 
 Finding = dict  # {"verdict", "message", "value"}
 
@@ -69,12 +76,18 @@ def check_step(history: list[dict], *, reference_label_freq: dict[str, float] | 
         now = guard(history, reference_label_freq)
         if now is None:
             continue
-        before = guard(history[:-1], reference_label_freq) if len(history) > 1 else None
-        if before is not None and SEVERITY[before["verdict"]] >= SEVERITY[now["verdict"]]:
+        if _recent_severity(guard, history, reference_label_freq) >= SEVERITY[now["verdict"]]:
             continue
         warnings.append({"check": name, "verdict": now["verdict"], "message": now["message"], "step": step,
                          "value": now["value"]})
     return warnings
+
+
+def _recent_severity(guard, history: list[dict], reference_label_freq) -> int:
+    """The highest severity `guard` reached at the `QUIET_STEPS` steps before the latest one: a guard that
+    flickers around its threshold (one step below it, then above again) is not announced twice."""
+    found = (guard(history[:-k], reference_label_freq) for k in range(1, min(QUIET_STEPS, len(history) - 1) + 1))
+    return max((SEVERITY[f["verdict"]] for f in found if f), default=0)
 
 
 def evaluate(history: list[dict], *, reference_label_freq: dict[str, float] | None = None) -> list[dict]:
@@ -95,54 +108,64 @@ def label_drift(history: list[dict], reference_label_freq: dict[str, float] | No
     """Predicted labels drifting away from the reference distribution, typically toward the frequent classes:
     the policy may be winning by guessing them.
 
-    The predicted-label counts of `window` steps are pooled (`data.<source>.predicted_label_counts`) and
-    compared with the reference distribution by total variation distance, TV = ½ Σ |p(l) − q(l)|. The
-    reference is `reference_label_freq` (label → frequency, normalised here) or, without it, the reference
-    labels of the rows sampled so far (`data.train.reference_label_counts`).
+    The predicted-label counts (`data.<source>.predicted_label_counts`) of the first and of the latest steps
+    are pooled into two windows of at least `window` steps and `MIN_PREDICTIONS` labels each (small batches
+    pool more steps, so that noise does not pass for drift), and compared with the reference distribution by
+    total variation distance, TV = ½ Σ |p(l) − q(l)|. The reference is `reference_label_freq` (label →
+    frequency, normalised here) or, without it, the reference labels of the rows sampled so far
+    (`data.train.reference_label_counts`). It fires when the distance grew (a policy moving away from the
+    reference) or when the frequent labels' predicted share rose well past their reference share (a policy
+    moving onto them from anywhere, even from a distribution that was already far from the reference).
     """
     counts = [(data, data[source]["predicted_label_counts"]) for data in history
               if isinstance((data.get(source) or {}).get("predicted_label_counts"), dict)]
-    if len(counts) < 2 * window:
+    spans = _windows([c for _, c in counts], window)
+    if spans is None:
         return None
     reference = _distribution(reference_label_freq) if reference_label_freq else _distribution(
         _pooled([(data.get("train") or {}).get("reference_label_counts") or {} for data in history]))
     if not reference:
         return None
-    early = _distribution(_pooled([c for _, c in counts[:window]]))
-    late = _distribution(_pooled([c for _, c in counts[-window:]]))
-    if not early or not late:
-        return None
+    early_counts = _pooled([c for _, c in counts[:spans[0]]])
+    late_counts = _pooled([c for _, c in counts[-spans[1]:]])
+    early, late = _distribution(early_counts), _distribution(late_counts)
     d_early, d_late = total_variation(early, reference), total_variation(late, reference)
     frequent = frequent_labels(reference)
     predicted_share = sum(late.get(label, 0.0) for label in frequent)
+    early_share = sum(early.get(label, 0.0) for label in frequent)
     reference_share = sum(reference[label] for label in frequent)
     gained = sorted((label for label in late if late[label] > reference.get(label, 0.0)),
                     key=lambda label: reference.get(label, 0.0) - late[label])[:4]
     value = {"source": source, "tv": d_late, "tv_start": d_early, "frequent_labels": frequent,
-             "frequent_predicted_share": predicted_share, "frequent_reference_share": reference_share,
-             "over_predicted": gained}
-    if d_late < DRIFT_WARN or d_late - d_early < DRIFT_RISE:
-        return None
+             "frequent_predicted_share": predicted_share, "frequent_predicted_share_start": early_share,
+             "frequent_reference_share": reference_share, "over_predicted": gained,
+             "predictions": [sum(early_counts.values()), sum(late_counts.values())]}
     toward_frequent = predicted_share - reference_share >= FREQUENT_EXCESS
-    start = _step_of(counts[0][0], 0)
+    moved_away = d_late >= DRIFT_WARN and d_late - d_early >= DRIFT_RISE
+    moved_onto_frequent = toward_frequent and predicted_share - early_share >= FREQUENT_RISE
+    if not (moved_away or moved_onto_frequent):
+        return None
+    early_steps = _span_text(counts[0][0], counts[spans[0] - 1][0])
+    late_steps = _span_text(counts[-spans[1]][0], counts[-1][0])
     where = "training samples" if source == "train" else "validation answers"
     if toward_frequent:
         names = ", ".join(repr(label) for label in frequent[:4]) + (" …" if len(frequent) > 4 else "")
-        shift = (f"toward the frequent classes: {names} get {predicted_share:.0%} of the predictions against "
-                 f"{reference_share:.0%} of the reference labels")
+        shift = (f"toward the frequent classes: {names} get {predicted_share:.0%} of the predictions at {late_steps} "
+                 f"against {reference_share:.0%} of the reference labels ({early_share:.0%} at {early_steps})")
     else:
         names = ", ".join(f"{label!r} {late[label]:.0%} (reference {reference.get(label, 0.0):.0%})"
                           for label in gained)
-        shift = f"onto a few labels: {names}"
+        shift = f"onto a few labels: {names} at {late_steps}"
     message = (f"Predicted labels in the {where} drift {shift}; total variation from the reference distribution "
-               f"{d_late:.2f} (was {d_early:.2f} from step {start}). The policy may be gaining reward by guessing "
+               f"{d_late:.2f} (was {d_early:.2f} at {early_steps}). The policy may be gaining reward by guessing "
                "labels: compare with the most-frequent baseline, balance the labels, or reward precision.")
     stop = d_late >= DRIFT_STOP or (toward_frequent and predicted_share >= FREQUENT_STOP)
     return {"verdict": "stop" if stop else "warn", "message": message, "value": value}
 
 
 def label_drift_valid(history: list[dict], reference_label_freq: dict[str, float] | None) -> Finding | None:
-    """`label_drift` on the validation answers: each validation is already a large sample, so one per window."""
+    """`label_drift` on the validation answers: a validation is one large sample, so a window may be one
+    validation (when it holds `MIN_PREDICTIONS` labels)."""
     return label_drift(history, reference_label_freq, source="valid", window=1)
 
 
@@ -213,8 +236,13 @@ def grader_errors(history: list[dict], reference_label_freq=None) -> Finding | N
         for kind, share in _error_kinds(data).items():
             kinds[kind] = kinds.get(kind, 0.0) + share / w
     top = max(kinds, key=kinds.get) if kinds else "unknown"
-    message = (f"Grader errors climb: {late:.0%} of the samples (was {early:.0%}), mostly {top}. Errors score 0; "
-               "inspect the failing samples in the step's output before the job fails at max_grader_error_share.")
+    if top == "sample_parse_error":  # the trainer leaves parse errors out of max_grader_error_share
+        advice = ("Unparsed answers score 0 (often cut at max_tokens: see response_length); they do not count "
+                  "toward max_grader_error_share, so the job runs on while they grow.")
+    else:
+        advice = ("Errors score 0; inspect the failing samples in the step's output before the job fails at "
+                  "max_grader_error_share.")
+    message = f"Grader errors climb: {late:.0%} of the samples (was {early:.0%}), mostly {top}. {advice}"
     return {"verdict": "stop" if late >= ERRORS_STOP else "warn", "message": message,
             "value": {"error_share": late, "error_share_start": early, "kinds": kinds}}
 
@@ -285,6 +313,26 @@ def _error_kinds(data: dict) -> dict[str, float] | None:
         return None
     return {key[len("train_"):-len("_mean")]: float(value) for key, value in graders[0].items()
             if key.startswith("train_") and key.endswith("_mean") and _number(value) and value > 0}
+
+
+def _span_text(first: dict, last: dict) -> str:
+    a, b = _step_of(first, 0), _step_of(last, 0)
+    return f"step {a}" if a == b else f"steps {a}–{b}"
+
+
+def _windows(counts: list[dict], window: int) -> tuple[int, int] | None:
+    """How many leading and trailing entries of `counts` the early and late windows pool: the fewest holding
+    `window` entries and `MIN_PREDICTIONS` labels each; None while the two would overlap."""
+    def span(ordered: list[dict]) -> int:
+        total = 0.0
+        for n, c in enumerate(ordered, 1):
+            total += sum(float(v) for v in c.values() if _number(v) and v > 0)
+            if n >= window and total >= MIN_PREDICTIONS:
+                return n
+        return len(ordered) + 1
+
+    first, last = span(counts), span(counts[::-1])
+    return (first, last) if first + last <= len(counts) else None
 
 
 def _distribution(counts: dict | None) -> dict[str, float]:

@@ -70,6 +70,8 @@ class TransformersEngine:
 
         dtype = dtype or default_dtype(device)
         loaded, tokenizer = load_model(model, dtype=dtype, device=device)
+        if hasattr(loaded, "merge_and_unload"):  # an adapter checkpoint: sample from the merged weights (faster)
+            loaded = loaded.merge_and_unload()
         loaded.eval()
         return cls(loaded, tokenizer, model_name=str(model), **options)
 

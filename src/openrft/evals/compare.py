@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rich.table import Table
+from rich.table import Column, Table
 
 from openrft.evals.metrics import difference_vs_noise
 from openrft.evals.plots import precision_recall_plot, variance_plot
@@ -34,7 +34,8 @@ def compare(results: list) -> list[dict]:
 
 
 def comparison_table(rows: list[dict]) -> Table:
-    table = Table("run", "reward", "±run std", "P", "R", "F1", "Δ vs first", "beyond noise?", title="comparison")
+    table = Table("reward", "±run std", "P", "R", "F1", "Δ vs first", "beyond noise?", title="comparison")
+    table.columns.insert(0, Column("run", overflow="fold"))  # names are long (paths, baselines): wrap, never cut
     for row in rows:
         sig = row.get("vs_first_significant")
         table.add_row(str(row["name"]), _f(row["reward"]), _f(row.get("run_to_run_std")), _f(row.get("micro_precision")),

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from openrft import faults
 from openrft.engines.base import Engine, Sample, SamplingParams
 
 RESERVED_KEYS = ("messages", "tools")
@@ -56,10 +57,12 @@ def generate_and_grade(rows: list[dict], *, engine: Engine, graders: list, crite
     for start in range(0, len(rows), batch_prompts):
         batch = rows[start:start + batch_prompts]
         began = time.perf_counter()
-        groups = engine.generate([prompt_of(row) for row in batch], params)
+        with faults.during_sampling(engine):  # fault-injection tests only (OPENRFT_FAULT, openrft.faults)
+            groups = engine.generate([prompt_of(row) for row in batch], params)
         timing["sampling"] += time.perf_counter() - began
         began = time.perf_counter()
         pairs = [(sample.grader_sample(), grader_item(row)) for row, group in zip(batch, groups) for sample in group]
+        faults.maybe_fail_grading(graders, pairs)
         flat = [grader.grade_many(pairs) for grader in graders]
         timing["grading"] += time.perf_counter() - began
         offset = 0

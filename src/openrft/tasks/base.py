@@ -59,8 +59,19 @@ class Task:
         return validate_rows(rows, source=f"task {self.name} ({split})")
 
 
-def json_labels_format(name: str, labels: list[str]) -> dict:
-    """OpenAI's strict json_schema response_format for `{"labels": [<one of labels>, ...]}`."""
+def json_labels_format(name: str, labels: list[str], *, min_items: int | None = None,
+                       max_items: int | None = None) -> dict:
+    """OpenAI's strict json_schema response_format for `{"labels": [<one of labels>, ...]}`.
+
+    `min_items` / `max_items` bound the list (JSON schema `minItems` / `maxItems`, which OpenAI's strict mode
+    and the grammar both enforce). A small model otherwise often answers `[]` or lists labels until it runs
+    out of tokens; a bound that matches what the prompt asks for keeps every answer finished and gradable.
+    """
+    array: dict = {"type": "array", "items": {"type": "string", "enum": list(labels)}}
+    if min_items is not None:
+        array["minItems"] = min_items
+    if max_items is not None:
+        array["maxItems"] = max_items
     return {
         "type": "json_schema",
         "json_schema": {
@@ -68,7 +79,7 @@ def json_labels_format(name: str, labels: list[str]) -> dict:
             "strict": True,
             "schema": {
                 "type": "object",
-                "properties": {"labels": {"type": "array", "items": {"type": "string", "enum": list(labels)}}},
+                "properties": {"labels": array},
                 "required": ["labels"],
                 "additionalProperties": False,
             },

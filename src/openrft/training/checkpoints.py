@@ -1,8 +1,12 @@
 """Checkpoints and resume state, written atomically.
 
 Every directory is written under a `.partial` name, fsynced, and renamed into place: a crash or a full disk
-leaves the previous checkpoint intact and never a half-written one. Retention keeps the
-`keep` best checkpoints by validation reward (OpenAI keeps three) plus the last one.
+leaves the previous checkpoint intact and never a half-written one. Replacing an existing directory moves it
+to `.old` first, so at every instant either the directory or its `.old` copy is complete; deleting one renames
+it to `.deleted` first. `recover_interrupted_writes` (run by `load_state`, i.e. on every start or resume) puts
+a lone `.old` copy back and removes the other leftovers. Retention keeps the `keep` best checkpoints by
+validation reward (OpenAI keeps three) plus the last one. tests/reliability/test_kill_resume.py kills the
+trainer inside each of these writes (openrft.faults).
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import shutil
 import time
 import uuid
@@ -18,7 +23,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from openrft import faults
 from openrft.models import ADAPTER_BASE_FILE
+
+CHECKPOINT_DIR = re.compile(r"step-(\d+)")  # checkpoints/step-N; step-N.partial / .old / .deleted are not ones
+LEFTOVERS = (".partial", ".old", ".deleted")
 
 
 def _atomic_dir(target: Path):
@@ -40,9 +49,10 @@ def _atomic_dir(target: Path):
                     with path.open("rb") as f:
                         os.fsync(f.fileno())
             old = target.with_name(target.name + ".old")
-            shutil.rmtree(old, ignore_errors=True)
-            if target.exists():
+            if target.exists():  # else a lone `.old` may be the only complete copy: it goes once the new one is in
+                shutil.rmtree(old, ignore_errors=True)
                 target.rename(old)
+                faults.maybe_fail("rename")
             self.tmp.rename(target)
             shutil.rmtree(old, ignore_errors=True)
             return False
@@ -53,24 +63,30 @@ def _atomic_dir(target: Path):
 def save_model(model, tokenizer, target: Path, base_model: str, *, merged: bool = False) -> Path:
     """Save a loadable model: the peft adapter (+ the base model's name), or a merged full model."""
     with _atomic_dir(target) as tmp:
-        if hasattr(model, "peft_config") and not merged:
-            model.save_pretrained(tmp)
-            (tmp / ADAPTER_BASE_FILE).write_text(base_model)
-        else:
-            to_save = model.merge_and_unload() if merged and hasattr(model, "peft_config") else model
-            to_save.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
+        _save_model_files(model, tokenizer, tmp, base_model, merged=merged)
     return target
+
+
+def _save_model_files(model, tokenizer, folder: Path, base_model: str, *, merged: bool = False) -> None:
+    if hasattr(model, "peft_config") and not merged:
+        model.save_pretrained(folder)
+        (folder / ADAPTER_BASE_FILE).write_text(base_model)
+    else:
+        to_save = model.merge_and_unload() if merged and hasattr(model, "peft_config") else model
+        to_save.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
 
 
 def write_checkpoint(run_dir: Path, model, tokenizer, *, step: int, base_model: str, job_id: str,
                      checkpoint_model: str, metrics: dict) -> dict:
-    ckpt_dir = run_dir / "checkpoints" / f"step-{step}"
-    save_model(model, tokenizer, ckpt_dir, base_model)
+    """checkpoints/step-N: the loadable model and its checkpoint.json record, renamed into place together."""
     record = {"object": "fine_tuning.job.checkpoint", "id": f"ftckpt-{uuid.uuid4().hex[:24]}",
               "created_at": int(time.time()), "fine_tuned_model_checkpoint": checkpoint_model,
               "fine_tuning_job_id": job_id, "step_number": step, "metrics": metrics}
-    _write_json(ckpt_dir / "checkpoint.json", record)
+    with _atomic_dir(run_dir / "checkpoints" / f"step-{step}") as tmp:
+        _save_model_files(model, tokenizer, tmp, base_model)
+        faults.maybe_fail("checkpoint")
+        _write_json(tmp / "checkpoint.json", record)
     return record
 
 
@@ -78,6 +94,8 @@ def list_checkpoints(run_dir: str | Path) -> list[dict]:
     """Checkpoint objects of a run, newest step first (as OpenAI lists them)."""
     records = []
     for path in Path(run_dir).glob("checkpoints/step-*/checkpoint.json"):
+        if not CHECKPOINT_DIR.fullmatch(path.parent.name):  # a leftover of an interrupted write or delete
+            continue
         try:
             records.append(json.loads(path.read_text()))
         except (OSError, json.JSONDecodeError):
@@ -92,8 +110,48 @@ def apply_retention(run_dir: Path, keep: int, last_step: int) -> list[int]:
     kept = {r["step_number"] for r in ranked[:keep]} | {last_step}
     for record in records:
         if record["step_number"] not in kept:
-            shutil.rmtree(run_dir / "checkpoints" / f"step-{record['step_number']}", ignore_errors=True)
+            _remove_dir(run_dir / "checkpoints" / f"step-{record['step_number']}")
     return sorted(kept)
+
+
+def _remove_dir(path: Path) -> None:
+    """Delete a directory without ever leaving it half-deleted under its own name: rename, then delete."""
+    doomed = path.with_name(path.name + ".deleted")
+    shutil.rmtree(doomed, ignore_errors=True)
+    try:
+        path.rename(doomed)
+    except FileNotFoundError:  # already gone
+        return
+    shutil.rmtree(doomed, ignore_errors=True)
+
+
+def recover_interrupted_writes(run_dir: Path) -> list[str]:
+    """Finish what a killed process left in `run_dir` and `run_dir/checkpoints`; returns what was done.
+
+    A `.old` copy whose directory is missing (killed between the two renames of a replacement) is renamed
+    back: it is the last complete version. Other `.old`, `.partial` (never renamed into place) and `.deleted`
+    directories are removed. Several processes may call this at once (distributed resume): a rename that
+    another one already did is skipped.
+    """
+    done = []
+    for folder in (run_dir, run_dir / "checkpoints"):
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.iterdir()):
+            suffix = next((s for s in LEFTOVERS if path.name.endswith(s)), None)
+            if suffix is None or not path.is_dir():
+                continue
+            target = path.with_name(path.name[:-len(suffix)])
+            if suffix == ".old" and not target.exists():
+                try:
+                    path.rename(target)
+                    done.append(f"restored {target.name} from {path.name}")
+                except OSError:  # another process restored it first
+                    pass
+                continue
+            shutil.rmtree(path, ignore_errors=True)
+            done.append(f"removed {path.name}")
+    return done
 
 
 def save_state(run_dir: Path, model, optimizer, state: dict) -> None:
@@ -108,6 +166,8 @@ def save_state(run_dir: Path, model, optimizer, state: dict) -> None:
 
 
 def load_state(run_dir: Path, model, optimizer) -> dict | None:
+    """Restore what save_state wrote (after recovering from an interrupted write); None when nothing was saved."""
+    recover_interrupted_writes(run_dir)
     path = run_dir / "state"
     if not (path / "trainer_state.json").is_file():
         return None

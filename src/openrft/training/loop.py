@@ -29,6 +29,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from openrft import faults
 from openrft.engines.base import SamplingParams
 from openrft.evals import generate_and_grade, metrics, run_eval
 from openrft.training import algorithm
@@ -160,7 +161,7 @@ def _train(run_dir: Path, job: dict, log: EventLog, should_stop, progress: bool)
             return None
         began = time.perf_counter()
         result = run_eval(valid_rows, engine=engine, grader=rl.grader, graders=[grader], runs=hp["eval_samples"],
-                          params=_sampling(ext, rl.response_format, reasoning, 1, seed + 7919 * step),
+                          params=sampling_params(ext, rl.response_format, reasoning, 1, seed + 7919 * step),
                           out_dir=run_dir / "evals" / f"step-{step}", name=f"step-{step}", train_rows=train_rows,
                           labels=labels, label_key=ext.label_key or "labels", eval_id=job["eval_id"],
                           progress=progress, seed=seed)
@@ -180,6 +181,7 @@ def _train(run_dir: Path, job: dict, log: EventLog, should_stop, progress: bool)
     stop_signal = _SignalStop()
     step = start_step
     for step in range(start_step + 1, total_steps + 1):
+        faults.set_step(step)  # fault-injection tests only (OPENRFT_FAULT): which step a hook is in
         action = should_stop() or stop_signal.action
         if action:
             return _stop(run_dir, job, log, action, model, tokenizer, optimizer, step - 1, best, trained_tokens,
@@ -188,7 +190,7 @@ def _train(run_dir: Path, job: dict, log: EventLog, should_stop, progress: bool)
         batch_idx = [order[(i) % len(order)] for i in range((step - 1) * hp["batch_size"], step * hp["batch_size"])]
         mine = batch_idx[dist.rank::dist.world]
         rows = [train_rows[i] for i in mine]
-        sp = _sampling(ext, rl.response_format, reasoning, group_size, seed * 100003 + step * 101 + dist.rank)
+        sp = sampling_params(ext, rl.response_format, reasoning, group_size, seed * 100003 + step * 101 + dist.rank)
         rollouts, gen_timing = generate_and_grade(rows, engine=engine, graders=[grader], criteria=[rl.grader],
                                                   params=sp, batch_prompts=ext.prompts_per_generate)
         t_sampling = time.perf_counter() - t0
@@ -255,7 +257,8 @@ def _train(run_dir: Path, job: dict, log: EventLog, should_stop, progress: bool)
     return job
 
 
-def _sampling(ext, response_format, reasoning, n, seed) -> SamplingParams:
+def sampling_params(ext, response_format, reasoning, n, seed) -> SamplingParams:
+    """The trainer's (and its validations') sampling parameters; the demo's held-out comparison reuses them."""
     return SamplingParams(n=n, temperature=ext.temperature, top_p=ext.top_p, max_tokens=ext.max_tokens, seed=seed,
                           response_format=response_format, reasoning_effort=reasoning)
 
@@ -329,6 +332,7 @@ def _update(model, optimizer, rollouts, ext, tokenizer, dist) -> dict:
             continue
         norm = torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], ext.max_grad_norm)
         norms.append(float(norm))
+        faults.maybe_fail("optimizer")
         optimizer.step()
         losses.append(step_loss)
     model.eval()

@@ -21,6 +21,7 @@ def checkpoint_name(fine_tuned_model: str, step: int) -> str:
 def find_fine_tuned(name: str, runs_root: Path | None = None) -> Path:
     """The checkpoint directory of a fine-tuned model or checkpoint name, searching the run directories."""
     from openrft.models import ModelError
+    from openrft.training.checkpoints import list_checkpoints
 
     roots = [runs_root] if runs_root else [paths.runs_dir()]
     for root in roots:
@@ -34,8 +35,7 @@ def find_fine_tuned(name: str, runs_root: Path | None = None) -> Path:
                 final = run_dir / "checkpoints" / "final"
                 if final.is_dir():
                     return final
-            for ckpt_file in sorted(run_dir.glob("checkpoints/*/checkpoint.json")):
-                ckpt = json.loads(ckpt_file.read_text())
+            for ckpt in list_checkpoints(run_dir):  # complete checkpoints only, never a .partial/.old leftover
                 if ckpt.get("fine_tuned_model_checkpoint") == name:
-                    return ckpt_file.parent
+                    return run_dir / "checkpoints" / f"step-{ckpt['step_number']}"
     raise ModelError(f"fine-tuned model {name!r} not found under {', '.join(str(r) for r in roots)}")
