@@ -10,7 +10,7 @@ With a high learning rate the policy moves onto 'food' within a few steps; the t
 - every guard event is exactly what `openrft.doctor.guards.check_step` says on the metrics history read back
   from events.jsonl (no guard missing, none invented), and the dashboard's reader and report show them.
 
-The short run (6 steps of 5 prompts × 4 samples, no validation; about 40 s on a 2-core CPU) always runs with one
+The short run (6 steps of 5 prompts × 4 samples, no validation; about 30 s on a 2-core CPU) always runs with one
 seed. With OPENRFT_SLOW=1 it runs with three more seeds, and a longer run (10 steps, validation at steps 0 and
 10) checks the validation-side guard as well, with three seeds.
 """
@@ -80,7 +80,8 @@ def write_job(tmp_path: Path, seed: int, config: dict) -> dict:
                                     "eval_interval": config["steps"], "eval_samples": 3}}},
             "openrft": {"max_tokens": 16, "max_steps": config["steps"], "trackers": [],
                         "learning_rate": config["learning_rate"], "updates_per_batch": config["updates_per_batch"],
-                        "balance": False, "labels": LABELS, "validate_at_start": config["validation"]}}
+                        "balance": False, "labels": LABELS, "validate_at_start": config["validation"],
+                        "prompts_per_generate": config["batch_size"]}}  # a step's answers in one generate call
     if config["validation"]:
         body["validation_file"] = str(tmp_path / "valid.jsonl")
     return body
