@@ -28,6 +28,10 @@ def test_classification_metrics_micro_macro_and_unparsed():
     assert m["per_label"]["b"]["precision"] == 0.0 and m["per_label"]["b"]["support"] == 1
     assert m["macro"]["recall"] == pytest.approx((0.5 + 0.0 + 1.0) / 3)
     assert m["parsed_share"] == pytest.approx(2 / 3)
+    # a label predicted but never true enters the macro average with precision 0 (scikit-learn's convention)
+    only_false = metrics.classification_metrics([({"a", "d"}, {"a"})], ["a", "b", "d"])
+    assert only_false["macro"]["precision"] == pytest.approx((1.0 + 0.0) / 2)
+    assert only_false["macro"]["recall"] == pytest.approx((1.0 + 0.0) / 2)
     assert m["samples_f1"] == pytest.approx((2 / 3 + 2 / 3 + 0.0) / 3)
 
 

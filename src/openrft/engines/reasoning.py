@@ -44,6 +44,17 @@ def has_native_thinking(tokenizer) -> bool:
     return "enable_thinking" in template and THINK_BEGIN in vocab and THINK_END in vocab
 
 
+def template_roles(tokenizer, messages: Messages) -> Messages:
+    """OpenAI's `developer` role as `system` for a chat template that does not know it (most open models):
+    otherwise the template renders an unfamiliar turn and, for many, adds its default system prompt too."""
+    template = getattr(tokenizer, "chat_template", None) or ""
+    if isinstance(template, dict):
+        template = " ".join(template.values())
+    if "developer" in template or not any(m.get("role") == "developer" for m in messages):
+        return messages
+    return [{**m, "role": "system"} if m.get("role") == "developer" else m for m in messages]
+
+
 def render_prompt(tokenizer, messages: Messages, effort: str | None, *,
                   native: bool | None = None) -> tuple[str, ThinkFormat | None]:
     """The prompt text for a chat prompt, and the think format the completion follows (None: none).
@@ -52,6 +63,7 @@ def render_prompt(tokenizer, messages: Messages, effort: str | None, *,
     """
     level = effort_level(effort)
     native = has_native_thinking(tokenizer) if native is None else native
+    messages = template_roles(tokenizer, messages)
     if native:
         text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True,
                                              enable_thinking=level is not None)

@@ -84,7 +84,9 @@ def classification_metrics(pairs: list[tuple[set[str] | None, set[str]]], labels
                             "predicted": tp[label] + fp[label]}
     micro_p = _ratio(sum(tp.values()), sum(tp.values()) + sum(fp.values()))
     micro_r = _ratio(sum(tp.values()), sum(tp.values()) + sum(fn.values()))
-    present = [label for label in labels if per_label[label]["support"] > 0]
+    # Macro averages run over the labels that occur in the references or the predictions (scikit-learn's
+    # default): a label predicted but never true counts with precision 0 instead of being left out.
+    present = [label for label in labels if per_label[label]["support"] > 0 or per_label[label]["predicted"] > 0]
     macro = {k: mean(per_label[label][k] for label in present) if present else 0.0 for k in ("precision", "recall", "f1")}
     # Sample-averaged F1 (the mean of per-answer F1) is what an F1 grader rewards.
     sample_f1 = mean(_f1(_ratio(len((p or set()) & t), len(p or set())), _ratio(len((p or set()) & t), len(t)))
