@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job: the end-to-end RFT demo on the embedded defaults (installs what it needs first).
-#   bash scripts/demo.sh           # the quick run (about 15 minutes on a 2-core CPU)
+#   bash scripts/demo.sh           # the quick run (23 min measured on a shared 2-core CPU)
 #   bash scripts/demo.sh --full    # the full run
 set -euo pipefail
 cd "$(dirname "$0")/.."

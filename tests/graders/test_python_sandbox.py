@@ -303,3 +303,16 @@ def test_workers_started_by_a_grading_thread_outlive_it(sandbox_limits):
         assert [grade.reward for grade in grader.grade_many([(make_sample("1"), {"answer": "1"})] * 4)] == [1.0] * 4
         assert fresh.replaced == 0
         assert all(worker.proc.poll() is None for worker in fresh._all)
+
+
+def test_a_sandbox_that_cannot_start_is_a_graded_server_error_for_every_pair(monkeypatch):
+    """Without bubblewrap (or when it cannot start), every pair gets python_grader_server_error, never a crash:
+    the workers fail to start in the pool's threads and that failure reaches the grader."""
+    from openrft.graders import sandbox
+
+    monkeypatch.setattr(sandbox, "bwrap_path", lambda: None)
+    with sandbox.SandboxPool(workers=2) as pool:
+        grades = python_grader(EXACT, pool).grade_many([(make_sample("4"), {"answer": "4"})] * 3)
+    assert [grade.reward for grade in grades] == [0.0, 0.0, 0.0]
+    assert all(grade.error_kind == "python_grader_server_error" for grade in grades)
+    assert "bubblewrap" in grades[0].message

@@ -120,8 +120,11 @@ def sandbox_command(limits: SandboxLimits, uid: int = SANDBOX_UID) -> list[str]:
     command += ["--perms", "0755", "--dir", "/etc"]
     for name in ("ld.so.cache", "localtime"):  # the dynamic loader's cache; the time zone
         command += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
+    # The private /tmp comes before the interpreter's folders, so that a virtual environment that lives under
+    # /tmp is bound on top of it instead of hidden by it.
+    command += ["--perms", "1777", "--size", str(limits.disk_bytes), "--tmpfs", "/tmp"]
     roots = _python_roots()
-    parents = sorted({str(parent) for root in roots for parent in Path(root).parents if str(parent) != "/"})
+    parents = sorted({str(parent) for root in roots for parent in Path(root).parents if str(parent) not in ("/", "/tmp")})
     for parent in parents:  # bwrap would copy the host's modes (e.g. /root is 0700): make them traversable
         if not parent.startswith("/usr"):
             command += ["--perms", "0755", "--dir", parent]
@@ -130,7 +133,6 @@ def sandbox_command(limits: SandboxLimits, uid: int = SANDBOX_UID) -> list[str]:
     command += ["--ro-bind", str(WORKER_SCRIPT), "/sandbox/worker.py",
                 "--proc", "/proc", "--dev", "/dev",
                 "--perms", "1777", "--size", str(limits.shm_bytes), "--tmpfs", "/dev/shm",
-                "--perms", "1777", "--size", str(limits.disk_bytes), "--tmpfs", "/tmp",
                 "--perms", "1777", "--dir", "/tmp/work", "--chdir", "/tmp/work",
                 "--remount-ro", "/",
                 "--clearenv"]
@@ -442,15 +444,25 @@ class SandboxPool:
             finally:
                 self._release(worker)
 
+        failures: list[BaseException] = []
+
+        def drain_reporting() -> None:  # a thread's exception (e.g. SandboxUnavailable) must reach the caller
+            try:
+                drain()
+            except BaseException as exc:  # noqa: BLE001 - re-raised below, in the calling thread
+                failures.append(exc)
+
         threads = min(self.size, len(pairs))
         if threads <= 1:
             drain()
         else:
-            runners = [threading.Thread(target=drain, daemon=True) for _ in range(threads)]
+            runners = [threading.Thread(target=drain_reporting, daemon=True) for _ in range(threads)]
             for runner in runners:
                 runner.start()
             for runner in runners:
                 runner.join()
+            if failures and any(result is None for result in results):
+                raise failures[0]
         return results  # type: ignore[return-value]
 
     def close(self) -> None:
