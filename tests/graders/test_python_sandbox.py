@@ -57,7 +57,8 @@ def test_grade_many_keeps_order_and_is_fast(pool):
 
 def test_state_does_not_leak_through_the_scratch_directory(pool):
     writer = "import os\ndef grade(sample, item):\n    open('note.txt', 'w').write('x')\n    return len(os.listdir('.'))\n"
-    reader = "import os\ndef grade(sample, item):\n    return len(os.listdir('.')) + len(os.listdir('/tmp')) - 1\n"
+    reader = ("import os\ndef grade(sample, item):\n"
+              "    return len(os.listdir('.')) + sum(name == 'note.txt' for name in os.listdir('/tmp'))\n")
     assert python_grader(writer, pool).grade(make_sample(), {}).reward == 1.0
     assert python_grader(reader, pool).grade(make_sample(), {}).reward == 0.0
 

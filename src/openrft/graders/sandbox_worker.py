@@ -28,6 +28,14 @@ import threading
 import time
 import traceback
 
+# The interpreter's folders (read-only binds). When the virtual environment lives under /tmp they sit inside
+# the scratch space, and tidying must step around them: walking them after every call cost ~0.15 s a grade.
+PROTECTED = tuple({os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, *sys.path) if p})
+
+
+def _protected(path):
+    return any(p == path or p.startswith(path + os.sep) for p in PROTECTED)
+
 
 class GradeTimeout(BaseException):
     """Raised in user code when a call runs past its wall-clock or CPU time limit."""
@@ -123,7 +131,7 @@ def tidy(workdir, pid):
             continue
         for entry in entries:
             path = os.path.join(folder, entry)
-            if path == workdir:
+            if path == workdir or _protected(path):
                 continue
             try:
                 if os.path.isdir(path) and not os.path.islink(path):
