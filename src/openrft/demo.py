@@ -85,7 +85,7 @@ def summarize_run(run_dir: Path, console: Console | None = None) -> dict:
     console.print(table)
     gain = best["reward"]["mean"] - base["reward"]["mean"]
     noise = base["reward"].get("run_to_run_std", 0.0)
-    most_frequent = (base.get("baselines") or {}).get("most_frequent", {}).get("reward", {}).get("mean")
+    most_frequent = _most_frequent_reward(base)
     verdict = {"status": job["status"], "base_step": base_step, "best_step": best_step,
                "base_reward": base["reward"]["mean"], "best_reward": best["reward"]["mean"], "gain": gain,
                "base_run_to_run_std": noise, "gain_exceeds_2x_noise": gain > 2 * noise,
@@ -104,6 +104,11 @@ def summarize_run(run_dir: Path, console: Console | None = None) -> dict:
     return verdict
 
 
+def _most_frequent_reward(summary: dict) -> float | None:
+    """The most-frequent-labels baseline's reward in an eval summary (None without classification baselines)."""
+    return (summary.get("baselines") or {}).get("most_frequent", {}).get("reward", {}).get("mean")
+
+
 def _mean_train(run_dir: Path, key: str) -> float | None:
     from openrft.training import read_events
 
@@ -120,35 +125,36 @@ def held_out_comparison(run_dir: Path, step: int, *, rows: int = HELD_OUT_ROWS, 
     from openrft.evals.compare import comparison_table
     from openrft.training import load_job
     from openrft.training.job import spec_of
-    from openrft.training.loop import sampling_params, subset
+    from openrft.training.loop import eval_labels, reasoning_effort, sampling_params, subset
 
     console = console or Console()
     job = load_job(run_dir)
     spec, hp = spec_of(job), job["method"]["reinforcement"]["hyperparameters"]
     ext, rl, seed = spec.openrft, spec.method.reinforcement, hp["resolved"]["seed"]
     valid = load_rows(job["openrft"]["validation_path"])
-    used = {id(r) for r in subset(valid, ext.max_valid_rows, seed)}
+    seen = subset(valid, ext.max_valid_rows, seed)
+    used = {id(r) for r in seen}
     unseen = subset([r for r in valid if id(r) not in used], rows, seed + 1)
     if not unseen:
         console.print("no validation rows are left over for a held-out comparison")
         return {}
     train_rows = subset(load_rows(job["openrft"]["training_path"]), ext.max_train_rows, seed)
-    reasoning = None if hp["reasoning_effort"] == "default" else hp["reasoning_effort"]
-    params = sampling_params(ext, rl.response_format, reasoning, 1, seed + 1)
+    params = sampling_params(ext, rl.response_format, reasoning_effort(hp), 1, seed + 1)
+    labels = eval_labels(ext, train_rows + seen)  # the label set the run's own validations scored
     checkpoint = run_dir / "checkpoints" / f"step-{step}"
     results = []
     for name, model in (("base model", spec.model), (f"checkpoint step {step}", str(checkpoint))):
         engine = TransformersEngine.from_name(model, device=ext.device)
         results.append(run_eval(unseen, engine=engine, grader=rl.grader, runs=hp["eval_samples"], params=params,
                                 out_dir=run_dir / "held_out" / ("base" if model == spec.model else f"step-{step}"),
-                                name=name, train_rows=train_rows, labels=ext.labels, label_key=ext.label_key or "labels",
+                                name=name, train_rows=train_rows, labels=labels, label_key=ext.label_key or "labels",
                                 seed=seed))
     rows_ = compare(results)
     console.print(comparison_table(rows_))
     base, tuned = results[0].summary["reward"], results[1].summary["reward"]
     gain = tuned["mean"] - base["mean"]
     noise = base.get("run_to_run_std", 0.0)
-    most_frequent = (results[0].summary.get("baselines") or {}).get("most_frequent", {}).get("reward", {}).get("mean")
+    most_frequent = _most_frequent_reward(results[0].summary)
     verdict = {"rows": len(unseen), "runs": hp["eval_samples"], "base_reward": base["mean"],
                "checkpoint_reward": tuned["mean"], "gain": gain, "base_run_to_run_std": noise,
                "gain_exceeds_2x_noise": gain > 2 * noise, "significant": rows_[1].get("vs_first_significant"),

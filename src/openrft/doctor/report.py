@@ -81,9 +81,10 @@ def diagnose(job: str | Path | dict, *, rows: int = DEFAULT_ROWS, progress: bool
     phases["load"], mark = time.perf_counter() - mark, time.perf_counter()
     from openrft.engines.base import SamplingParams
     from openrft.evals import run_eval
+    from openrft.training.loop import reasoning_effort
 
     labels = ext.labels or _labels(train_rows + valid_rows, label_key)
-    reasoning = None if hp["reasoning_effort"] == "default" else hp["reasoning_effort"]
+    reasoning = reasoning_effort(hp)
     params = SamplingParams(n=group_size, temperature=ext.temperature, top_p=ext.top_p, max_tokens=ext.max_tokens,
                             seed=seed, response_format=rl.response_format, reasoning_effort=reasoning)
     say(f"sampling {len(subset)} rows × {group_size} answers with the job's grader"

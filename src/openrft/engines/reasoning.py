@@ -35,22 +35,22 @@ def effort_level(effort: str | None) -> str | None:
     return effort
 
 
+def _template_text(tokenizer) -> str:
+    """The chat template's source (all of a tokenizer's named templates joined), or "" without one."""
+    template = getattr(tokenizer, "chat_template", None) or ""
+    return " ".join(template.values()) if isinstance(template, dict) else template
+
+
 def has_native_thinking(tokenizer) -> bool:
     """True when the chat template has its own thinking switch and the think tags are vocabulary tokens."""
-    template = getattr(tokenizer, "chat_template", None) or ""
-    if isinstance(template, dict):
-        template = " ".join(template.values())
     vocab = tokenizer.get_vocab()
-    return "enable_thinking" in template and THINK_BEGIN in vocab and THINK_END in vocab
+    return "enable_thinking" in _template_text(tokenizer) and THINK_BEGIN in vocab and THINK_END in vocab
 
 
 def template_roles(tokenizer, messages: Messages) -> Messages:
     """OpenAI's `developer` role as `system` for a chat template that does not know it (most open models):
     otherwise the template renders an unfamiliar turn and, for many, adds its default system prompt too."""
-    template = getattr(tokenizer, "chat_template", None) or ""
-    if isinstance(template, dict):
-        template = " ".join(template.values())
-    if "developer" in template or not any(m.get("role") == "developer" for m in messages):
+    if "developer" in _template_text(tokenizer) or not any(m.get("role") == "developer" for m in messages):
         return messages
     return [{**m, "role": "system"} if m.get("role") == "developer" else m for m in messages]
 

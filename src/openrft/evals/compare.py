@@ -34,8 +34,9 @@ def compare(results: list) -> list[dict]:
 
 
 def comparison_table(rows: list[dict]) -> Table:
-    table = Table("reward", "±run std", "P", "R", "F1", "Δ vs first", "beyond noise?", title="comparison")
-    table.columns.insert(0, Column("run", overflow="fold"))  # names are long (paths, baselines): wrap, never cut
+    # run names are long (paths, baselines): fold them, never cut them
+    table = Table(Column("run", overflow="fold"), "reward", "±run std", "P", "R", "F1", "Δ vs first", "beyond noise?",
+                  title="comparison")
     for row in rows:
         sig = row.get("vs_first_significant")
         table.add_row(str(row["name"]), _f(row["reward"]), _f(row.get("run_to_run_std")), _f(row.get("micro_precision")),

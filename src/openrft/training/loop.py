@@ -120,7 +120,7 @@ def _train(run_dir: Path, job: dict, log: EventLog, should_stop, progress: bool)
     train_rows = subset(load_rows(job["openrft"]["training_path"]), ext.max_train_rows, seed)
     valid_rows = subset(load_rows(job["openrft"]["validation_path"]), ext.max_valid_rows, seed) \
         if job["openrft"]["validation_path"] else []
-    labels = ext.labels or _labels_of(train_rows + valid_rows, ext.label_key)
+    labels = eval_labels(ext, train_rows + valid_rows)
 
     device = ext.device
     if device == "cuda" and dist.active:  # one GPU per process
@@ -134,7 +134,7 @@ def _train(run_dir: Path, job: dict, log: EventLog, should_stop, progress: bool)
     optimizer = torch.optim.AdamW(params, lr=res["learning_rate"], weight_decay=ext.weight_decay)
     engine = TransformersEngine(model, tokenizer, model_name=spec.model)
     grader = build_grader(rl.grader)
-    reasoning = None if hp["reasoning_effort"] == "default" else hp["reasoning_effort"]
+    reasoning = reasoning_effort(hp)
     order = epoch_order(train_rows, n_epochs=hp["n_epochs"], seed=seed, balance=ext.balance, label_key=ext.label_key)
     ft_name = model_name(spec.model, spec.suffix, job["id"])
 
@@ -255,6 +255,16 @@ def _train(run_dir: Path, job: dict, log: EventLog, should_stop, progress: bool)
         _report(run_dir, log)
         return _finish(run_dir, job, log, "succeeded")
     return job
+
+
+def reasoning_effort(hp: dict) -> str | None:
+    """The resolved hyperparameters' reasoning_effort for the engine: None for "default" (no think budget)."""
+    return None if hp["reasoning_effort"] == "default" else hp["reasoning_effort"]
+
+
+def eval_labels(ext, rows: list[dict]) -> list[str] | None:
+    """The label set a run's evals score: the job's `labels`, else every label found in `rows`."""
+    return ext.labels or _labels_of(rows, ext.label_key)
 
 
 def sampling_params(ext, response_format, reasoning, n, seed) -> SamplingParams:
