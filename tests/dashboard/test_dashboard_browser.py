@@ -1,11 +1,10 @@
 """The dashboard in a real browser: headless Chromium (Debian's package, `scripts/setup_browser.sh`) driven by
 Playwright loads the page for a real training run, checks that every chart is drawn with data points, follows
-a running job live, and saves screenshots (also into docs/img/dashboard.png with OPENRFT_SAVE_SCREENSHOT=1)."""
+a running job live, and saves screenshots (the README's come from scripts/readme_images.py)."""
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
 import threading
@@ -20,7 +19,6 @@ from openrft.dashboard.web import create_app
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-REPO = Path(__file__).resolve().parents[2]
 
 if not Path(CHROMIUM).is_file():
     pytest.skip("Chromium is not installed: run `bash scripts/setup_browser.sh` (Debian's chromium package)",
@@ -101,14 +99,10 @@ def points(chart: dict, label: str) -> int:
     return next(d["points"] for d in chart["datasets"] if d["label"] == label)
 
 
-def save_screenshot(page, path: Path, *, readme: bool = False) -> None:
-    """A full-page screenshot into the test's tmp dir; the README's one (the real job) with OPENRFT_SAVE_SCREENSHOT=1."""
+def save_screenshot(page, path: Path) -> None:
+    """A full-page screenshot into the test's tmp dir."""
     page.screenshot(path=str(path), full_page=True)
     assert path.stat().st_size > 10000
-    if readme and os.environ.get("OPENRFT_SAVE_SCREENSHOT") == "1":
-        target = REPO / "docs" / "img" / "dashboard.png"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(target), full_page=False)
 
 
 def test_job_page_of_a_real_training_run_draws_every_chart(real_job, page, tmp_path):
@@ -138,7 +132,7 @@ def test_job_page_of_a_real_training_run_draws_every_chart(real_job, page, tmp_p
             assert page.locator("text=no grader errors").count() == 1
         best = page.locator("#checkpoint-table tr", has_text="★ best")
         assert best.count() == 1
-        save_screenshot(page, tmp_path / "dashboard-job.png", readme=True)
+        save_screenshot(page, tmp_path / "dashboard-job.png")
         assert page.problems == []
 
 

@@ -92,6 +92,18 @@ def test_label_drift_on_validation_answers():
     assert found["label_drift_valid"]["value"]["source"] == "valid"
 
 
+def test_a_base_model_far_off_from_the_start_that_moves_a_little_is_warned_not_stopped():
+    """The demo's case: the base model's validation answers were already 0.53 from the reference (position bias
+    in the label list) and 0.64 four steps later: the move is worth a warning, the distance is not training's."""
+    start = {"trade": 8, "law": 6, "finance": 4, "energy": 30, "health": 16, "transport": 0}
+    later = {"trade": 4, "law": 2, "finance": 4, "energy": 40, "health": 14, "transport": 0}
+    history = [event(0, valid=0.3, valid_predicted=start), event(4, valid=0.3, valid_predicted=later)]
+    found = {w["check"]: w for w in evaluate(history, reference_label_freq=REFERENCE)}
+    value = found["label_drift_valid"]["value"]
+    assert value["tv_start"] >= 0.5 and value["tv"] - value["tv_start"] >= 0.1  # fires ...
+    assert found["label_drift_valid"]["verdict"] == "warn"  # ... as a warning
+
+
 def test_collapse_onto_rare_labels_is_drift_too():
     history = [event(0, valid=0.3)]
     for step in range(1, 10):

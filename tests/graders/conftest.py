@@ -30,6 +30,6 @@ def pool(sandbox_limits):
     try:
         check_sandbox(sandbox_limits)
     except SandboxUnavailable as exc:
-        pytest.skip(f"{exc} (scripts/setup_sandbox.sh installs bubblewrap)")
+        pytest.skip(f"{exc} (scripts/setup_debian.sh installs bubblewrap)")
     with SandboxPool(workers=2, limits=sandbox_limits) as shared:
         yield shared.start()

@@ -1,10 +1,13 @@
 """string_check (§3.3), text_similarity (§3.4) and multi (§3.8) graded in-process, as documented."""
 
 import math
+import os
+import subprocess
+import sys
 
 import pytest
 
-from openrft.graders import GraderValidationError, build_grader, parse_grader
+from openrft.graders import build_grader
 from openrft.graders.text_similarity import missing_resource
 
 from .conftest import json_sample, make_sample
@@ -88,15 +91,32 @@ def test_cosine_with_the_packaged_embedding_model():
     assert far < close < same
 
 
-def test_meteor_without_wordnet_is_refused_at_validation():
-    problem = missing_resource("meteor")
-    if problem is None:
-        grade = similarity("meteor").grade(make_sample("the cat sat"), {"reference": "the cat sat"})
-        assert grade.reward > 0.9
-        return
-    with pytest.raises(GraderValidationError) as error:
-        parse_grader({"type": "text_similarity", "input": "a", "reference": "b", "evaluation_metric": "meteor"})
-    assert error.value.field == "evaluation_metric" and "wordnet" in str(error.value)
+def test_meteor_is_nltks_meteor_over_wordnet_3():
+    """NLTK's documented example (nltk.translate.meteor_score) gives 0.6944 with WordNet 3.0."""
+    if missing_resource("meteor"):
+        pytest.skip(missing_resource("meteor"))
+    hypothesis = "It is a guide to action which ensures that the military always obeys the commands of the party"
+    reference = "It is a guide to action that ensures that the military will forever heed Party commands"
+    grade = similarity("meteor").grade(make_sample(hypothesis), {"reference": reference})
+    assert grade.error_kind is None and round(grade.reward, 4) == 0.6944
+    # synonyms count through WordNet: "sitting" matches "seated", which plain word overlap would not
+    close = similarity("meteor").grade(make_sample("the cat is seated"), {"reference": "the cat is sitting"}).reward
+    assert close > similarity("meteor").grade(make_sample("the cat is flying"), {"reference": "the cat is sitting"}).reward
+
+
+def test_meteor_without_wordnet_is_refused_at_validation(tmp_path):
+    code = ("import sys; from pathlib import Path; import nltk; nltk.data.path[:] = []\n"
+            "import openrft.graders.text_similarity as t; t.DEBIAN_WORDNET = Path('/nonexistent')\n"
+            "from openrft.graders import GraderValidationError, parse_grader\n"
+            "try:\n"
+            "    parse_grader({'type': 'text_similarity', 'input': 'a', 'reference': 'b', 'evaluation_metric': 'meteor'})\n"
+            "except GraderValidationError as e:\n"
+            "    print(e.field, '|', e)\n")
+    env = {k: v for k, v in os.environ.items() if k != "NLTK_DATA"} | {"OPENRFT_HOME": str(tmp_path), "HOME": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    field, message = done.stdout.split(" | ", 1)
+    assert field == "evaluation_metric" and "apt-get install wordnet-base wordnet-sense-index" in message
 
 
 def compliance_grader(formula="0.5 * compliant + 0.5 * explanation"):

@@ -80,7 +80,7 @@ def _pool(workers: int):
     try:
         check_sandbox(limits)
     except SandboxUnavailable as exc:
-        pytest.skip(f"{exc} (scripts/setup_sandbox.sh installs bubblewrap)")
+        pytest.skip(f"{exc} (scripts/setup_debian.sh installs bubblewrap)")
     return SandboxPool(workers=workers, limits=limits)
 
 

@@ -310,7 +310,7 @@ def _has(values: list) -> bool:
 
 def _fmt(value: object) -> str:
     if isinstance(value, float):
-        return f"{value:.3f}"
+        return f"{value:.1e}" if 0 < abs(value) < 0.01 else f"{value:.3f}"  # a learning rate of 2e-4 is not 0.000
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_fmt(v) for v in value) + "]"
     return "—" if value is None else str(value)

@@ -14,7 +14,7 @@ and states its thresholds below. Rewards are on OpenAI's 0–1 scale.
 
 | guard | fires when | stop when |
 |---|---|---|
-| label_drift_train / _valid | the predicted-label distribution moved away from the reference one (total variation ≥ 0.25 and up ≥ 0.1 since the start), or onto the frequent labels, those above the average label's frequency (their predicted share up ≥ 0.3 since the start and ≥ 0.1 above their reference share); each window pools ≥ 48 predicted labels | distance ≥ 0.5, or 90% of the predictions on the frequent labels |
+| label_drift_train / _valid | the predicted-label distribution moved away from the reference one (total variation ≥ 0.25 and up ≥ 0.1 since the start), or onto the frequent labels, those above the average label's frequency (their predicted share up ≥ 0.3 since the start and ≥ 0.1 above their reference share); each window pools ≥ 48 predicted labels | distance ≥ 0.5 after growing ≥ 0.2, or 90% of the predictions on the frequent labels after growing ≥ 0.3 (a base model that starts far off is not stopped for a small move) |
 | overfitting | train reward rose ≥ 0.1 while validation gained less than a quarter of that (≥ 3 validations) | validation fell ≥ 0.05 |
 | response_length | mean answer length fell below 40% or rose above 2.5× its start, or half the answers hit max_tokens (from under a quarter) | answers under 2 tokens |
 | grader_errors | the share of samples with a grader error reached 10%, up ≥ 5 points since the start | ≥ 30% (the trainer fails the job at max_grader_error_share, 50% by default) |
@@ -32,6 +32,7 @@ WINDOW = 3  # steps pooled into one estimate (early window vs latest window)
 DRIFT_WARN = 0.25  # total variation distance, predicted vs reference label distribution
 DRIFT_STOP = 0.5
 DRIFT_RISE = 0.1  # the distance must have grown this much since the first window
+DRIFT_STOP_RISE = 0.2  # stop: ... and this much
 FREQUENT_EXCESS = 0.1  # the predicted share of the frequent labels exceeds their reference share by this much
 FREQUENT_STOP = 0.9  # stop: nine predictions in ten are frequent labels
 FREQUENT_RISE = 0.3  # or: their predicted share rose this much since the first window (the distance may not have)
@@ -159,7 +160,10 @@ def label_drift(history: list[dict], reference_label_freq: dict[str, float] | No
     message = (f"Predicted labels in the {where} drift {shift}; total variation from the reference distribution "
                f"{d_late:.2f} (was {d_early:.2f} at {early_steps}). The policy may be gaining reward by guessing "
                "labels: compare with the most-frequent baseline, balance the labels, or reward precision.")
-    stop = d_late >= DRIFT_STOP or (toward_frequent and predicted_share >= FREQUENT_STOP)
+    # Stop only for a move training made: a base model far from the reference from the start (position bias in
+    # the label list, say) that drifts a little further is a warning, not a reason to stop.
+    stop = ((d_late >= DRIFT_STOP and d_late - d_early >= DRIFT_STOP_RISE)
+            or (toward_frequent and predicted_share >= FREQUENT_STOP and predicted_share - early_share >= FREQUENT_RISE))
     return {"verdict": "stop" if stop else "warn", "message": message, "value": value}
 
 

@@ -161,11 +161,10 @@ def _policy(spec):
     ext = spec.openrft
     model, tokenizer = load_model(spec.model, dtype=ext.precision, device=ext.device)
     if ext.finetune == "lora":
-        from peft import LoraConfig, get_peft_model
+        from openrft.models import add_lora
 
-        model = get_peft_model(model, LoraConfig(r=ext.lora_rank, lora_alpha=ext.lora_alpha,
-                                                 lora_dropout=ext.lora_dropout, target_modules=ext.lora_target_modules,
-                                                 task_type="CAUSAL_LM"))
+        model = add_lora(model, rank=ext.lora_rank, alpha=ext.lora_alpha, dropout=ext.lora_dropout,
+                         target_modules=ext.lora_target_modules)
     model.eval()
     engine = TransformersEngine(model, tokenizer, model_name=spec.model)
     return model, engine, build_grader(spec.method.reinforcement.grader)

@@ -1,7 +1,7 @@
 """The Python-grader sandbox: a pool of warm worker processes, each confined by bubblewrap.
 
 User code never runs in the openrft process. Each worker is `python -I sandbox_worker.py` started
-under bubblewrap (`bwrap`, Debian package `bubblewrap`; scripts/setup_sandbox.sh installs it) with:
+under bubblewrap (`bwrap`, Debian package `bubblewrap`; scripts/setup_debian.sh installs it) with:
 
 - new PID, network, IPC, UTS and cgroup namespaces: no network (a loopback of its own only), no view
   of the host's processes; an unprivileged uid without capabilities (as root, a uid of its own per
@@ -101,7 +101,7 @@ def sandbox_command(limits: SandboxLimits, uid: int = SANDBOX_UID) -> list[str]:
     """
     bwrap = bwrap_path()
     if bwrap is None:
-        raise SandboxUnavailable("python graders need bubblewrap (bwrap): run scripts/setup_sandbox.sh "
+        raise SandboxUnavailable("python graders need bubblewrap (bwrap): run scripts/setup_debian.sh "
                                  "or apt-get install bubblewrap")
     as_root = os.geteuid() == 0
     command = [bwrap, "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",

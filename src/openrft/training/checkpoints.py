@@ -18,6 +18,7 @@ import re
 import shutil
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -30,34 +31,38 @@ CHECKPOINT_DIR = re.compile(r"step-(\d+)")  # checkpoints/step-N; step-N.partial
 LEFTOVERS = (".partial", ".old", ".deleted")
 
 
+@contextmanager
 def _atomic_dir(target: Path):
-    """Context: yields a temp dir next to `target`; on success it replaces `target`."""
+    """Yields a temp dir next to `target`; on success it replaces `target`, files and renames made durable."""
+    tmp = target.with_name(target.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    for path in tmp.rglob("*"):
+        if path.is_file():
+            with path.open("rb") as f:
+                os.fsync(f.fileno())
+    _fsync_dir(tmp)
+    old = target.with_name(target.name + ".old")
+    if target.exists():  # else a lone `.old` may be the only complete copy: it goes once the new one is in
+        shutil.rmtree(old, ignore_errors=True)
+        target.rename(old)
+        faults.maybe_fail("rename")
+    tmp.rename(target)
+    _fsync_dir(target.parent)  # the rename itself survives a power loss only once its directory is synced
+    shutil.rmtree(old, ignore_errors=True)
 
-    class _Ctx:
-        def __enter__(self):
-            self.tmp = target.with_name(target.name + ".partial")
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            self.tmp.mkdir(parents=True)
-            return self.tmp
 
-        def __exit__(self, exc_type, exc, tb):
-            if exc_type is not None:
-                shutil.rmtree(self.tmp, ignore_errors=True)
-                return False
-            for path in self.tmp.rglob("*"):
-                if path.is_file():
-                    with path.open("rb") as f:
-                        os.fsync(f.fileno())
-            old = target.with_name(target.name + ".old")
-            if target.exists():  # else a lone `.old` may be the only complete copy: it goes once the new one is in
-                shutil.rmtree(old, ignore_errors=True)
-                target.rename(old)
-                faults.maybe_fail("rename")
-            self.tmp.rename(target)
-            shutil.rmtree(old, ignore_errors=True)
-            return False
-
-    return _Ctx()
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def save_model(model, tokenizer, target: Path, base_model: str, *, merged: bool = False) -> Path:

@@ -99,13 +99,12 @@ def run_job(run_dir: str | Path, *, should_stop: Callable[[], str | None] | None
 
 
 def _train(run_dir: Path, job: dict, log: EventLog, should_stop, progress: bool) -> dict:
-    from peft import LoraConfig, get_peft_model
     from rich.console import Console
 
     from openrft.data import load_rows
     from openrft.engines.transformers import TransformersEngine
     from openrft.graders import build_grader
-    from openrft.models import load_model
+    from openrft.models import add_lora, load_model
 
     dist = _Distributed()
     console = Console(stderr=True, quiet=not progress or not dist.main)
@@ -127,9 +126,8 @@ def _train(run_dir: Path, job: dict, log: EventLog, should_stop, progress: bool)
         device = f"cuda:{int(__import__('os').environ.get('LOCAL_RANK', 0))}"
     model, tokenizer = load_model(spec.model, dtype=ext.precision, device=device)
     if ext.finetune == "lora":
-        config = LoraConfig(r=ext.lora_rank, lora_alpha=ext.lora_alpha, lora_dropout=ext.lora_dropout,
-                            target_modules=ext.lora_target_modules, task_type="CAUSAL_LM")
-        model = get_peft_model(model, config)
+        model = add_lora(model, rank=ext.lora_rank, alpha=ext.lora_alpha, dropout=ext.lora_dropout,
+                         target_modules=ext.lora_target_modules)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=res["learning_rate"], weight_decay=ext.weight_decay)
     engine = TransformersEngine(model, tokenizer, model_name=spec.model)

@@ -23,7 +23,10 @@ function esc(value) {
 function fmt(x, digits = 3) {
   if (x === null || x === undefined) return "—";
   if (Array.isArray(x)) return "[" + x.map((v) => fmt(v, digits)).join(", ") + "]";
-  if (typeof x === "number") return Number.isInteger(x) ? String(x) : x.toFixed(digits);
+  if (typeof x === "number") {
+    if (Number.isInteger(x)) return String(x);
+    return Math.abs(x) < 0.01 ? x.toExponential(1) : x.toFixed(digits);  // a learning rate of 2e-4 is not 0.000
+  }
   if (typeof x === "object") return JSON.stringify(x);
   return String(x);
 }
