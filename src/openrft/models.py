@@ -169,3 +169,21 @@ def _quiet_peft():
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
         yield
+
+
+def list_models() -> list[dict]:
+    """Models openrft can use without a download: the embedded default and everything in the cache."""
+    rows = []
+    try:
+        gguf = embedded_gguf()
+        cached = (paths.models_dir() / DEFAULT_MODEL / "config.json").is_file()
+        rows.append({"name": "default", "model": DEFAULT_MODEL, "source": str(gguf),
+                     "path": str(paths.models_dir() / DEFAULT_MODEL), "prepared": cached})
+    except ModelError as exc:
+        rows.append({"name": "default", "model": DEFAULT_MODEL, "source": str(exc), "path": "", "prepared": False})
+    for entry in sorted(paths.models_dir().iterdir()):
+        if entry.name == DEFAULT_MODEL or entry.name.endswith(".partial") or not entry.is_dir():
+            continue
+        rows.append({"name": str(entry), "model": entry.name, "source": "cache", "path": str(entry),
+                     "prepared": (entry / "config.json").is_file()})
+    return rows

