@@ -47,15 +47,15 @@ def doctor(*args: str):
 def test_a_training_unit_is_timed_with_the_trainers_loss_and_optimizer():
     """On a tiny Llama (the same code path as the embedded model, in a fraction of the time)."""
     import torch
-    from peft import LoraConfig, get_peft_model
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from openrft.doctor.estimate import time_training
+    from openrft.models import add_lora
 
     torch.manual_seed(0)
     model = LlamaForCausalLM(LlamaConfig(vocab_size=256, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                                          num_attention_heads=4, num_key_value_heads=2))
-    model = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+    model = add_lora(model, rank=4, alpha=8, dropout=0.0, target_modules=["q_proj", "v_proj"])
     prompt, completions = list(range(5, 25)), [[30, 31, 32], [40, 41, 42, 43, 44], [50]]
     before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
     timed = time_training(model, [(prompt, completions)], temperature=1.0, learning_rate=1e-2)

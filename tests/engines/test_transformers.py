@@ -105,12 +105,10 @@ def test_bad_sampling_parameters_are_named(engine, params, field):
 
 def test_a_peft_policy_is_sampled_with_its_current_weights(embedded_model):
     """The trainer's case: the engine wraps a live LoRA policy; an update must show in the next samples."""
-    from peft import LoraConfig, get_peft_model
-
-    from openrft.models import load_model
+    from openrft.models import add_lora, load_model
 
     base, tokenizer = load_model("default")
-    policy = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, lora_dropout=0.1, target_modules=["q_proj", "v_proj"]))
+    policy = add_lora(base, rank=4, alpha=8, dropout=0.1, target_modules=["q_proj", "v_proj"])
     policy.train()
     engine = TransformersEngine(policy, tokenizer, model_name="policy")
     params = SamplingParams(n=1, temperature=0, max_tokens=6)

@@ -21,13 +21,14 @@ def _tree_digest(folder):
 def tiny_policy(embedded_model):
     """A tiny random Llama with a LoRA adapter (the trainer's policy shape) and the embedded tokenizer."""
     import torch
-    from peft import LoraConfig, get_peft_model
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from openrft.models import add_lora
 
     torch.manual_seed(0)
     config = LlamaConfig(vocab_size=256, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
                          num_attention_heads=2, num_key_value_heads=2)
-    model = get_peft_model(LlamaForCausalLM(config), LoraConfig(r=2, target_modules=["q_proj", "v_proj"]))
+    model = add_lora(LlamaForCausalLM(config), rank=2, alpha=8, dropout=0.0, target_modules=["q_proj", "v_proj"])
     return model, AutoTokenizer.from_pretrained(embedded_model)
 
 

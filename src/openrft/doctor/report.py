@@ -14,6 +14,7 @@ route or dashboard panel can serve the same dict.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -79,14 +80,11 @@ def diagnose(job: str | Path | dict, *, rows: int = DEFAULT_ROWS, progress: bool
     mark = time.perf_counter()
     model, engine, grader = _policy(spec)
     phases["load"], mark = time.perf_counter() - mark, time.perf_counter()
-    from openrft.engines.base import SamplingParams
     from openrft.evals import run_eval
-    from openrft.training.loop import reasoning_effort
+    from openrft.training.loop import eval_labels, reasoning_effort, sampling_params
 
-    labels = ext.labels or _labels(train_rows + valid_rows, label_key)
-    reasoning = reasoning_effort(hp)
-    params = SamplingParams(n=group_size, temperature=ext.temperature, top_p=ext.top_p, max_tokens=ext.max_tokens,
-                            seed=seed, response_format=rl.response_format, reasoning_effort=reasoning)
+    labels = eval_labels(ext, train_rows + valid_rows)
+    params = sampling_params(ext, rl.response_format, reasoning_effort(hp), group_size, seed)
     say(f"sampling {len(subset)} rows × {group_size} answers with the job's grader"
         + (" and response_format" if rl.response_format else ""))
     shaped = run_eval(subset, engine=engine, grader=rl.grader, graders=[grader], params=params, runs=group_size,
@@ -97,7 +95,7 @@ def diagnose(job: str | Path | dict, *, rows: int = DEFAULT_ROWS, progress: bool
     if rl.response_format:
         say(f"sampling {len(subset[:NO_FORMAT_ROWS])} rows × {NO_FORMAT_RUNS} answers without the response_format")
         free = run_eval(subset[:NO_FORMAT_ROWS], engine=engine, grader=rl.grader, graders=[grader], runs=NO_FORMAT_RUNS,
-                        params=SamplingParams(**{**params.__dict__, "response_format": None}), progress=progress,
+                        params=replace(params, response_format=None), progress=progress,
                         seed=seed, plots=False, name="doctor-no-format")
         phases["sampling_without_format"], mark = time.perf_counter() - mark, time.perf_counter()
     summary = shaped.summary
@@ -190,9 +188,3 @@ def _parse_figures(result) -> dict:
             "truncated": result.summary["tokens"]["truncated_share"],
             "reward_parsed": sum(parsed) / len(parsed) if parsed else None,
             "reward_unparsed": sum(unparsed) / len(unparsed) if unparsed else None}
-
-
-def _labels(rows: list[dict], label_key: str | None) -> list[str] | None:
-    if not label_key or not rows or not all(isinstance(r.get(label_key), list) for r in rows):
-        return None
-    return sorted({str(label) for r in rows for label in r[label_key]})
