@@ -57,13 +57,17 @@ app.command("report")(report)
 
 @app.command()
 def demo(full: bool = typer.Option(False, "--full", help="the full run (all rows, two epochs: hours on a CPU)"),
+         long: bool = typer.Option(False, "--long", help="one epoch over the 192 balanced training rows (48 steps, "
+                                                          "about 50 min on a 2-core CPU)"),
          max_steps: int = typer.Option(None, help="cap the number of training steps"),
          held_out: int = typer.Option(32, help="unseen validation rows for the final base-vs-checkpoint "
                                                "comparison (0: skip it)")):
     """The end-to-end RFT demo on the embedded defaults (EuroVoc, F1 grader, structured output)."""
     from openrft.demo import run_demo
 
-    verdict = run_demo(full=full, max_steps=max_steps, held_out=held_out)
+    if full and long:
+        raise typer.BadParameter("--full and --long are two different runs: give one")
+    verdict = run_demo(full=full, long=long, max_steps=max_steps, held_out=held_out)
     if verdict.get("status") != "succeeded":
         raise typer.Exit(1)
 

@@ -1,11 +1,12 @@
 """`openrft demo`: the end-to-end RFT demo on the embedded defaults, and its honest verdict.
 
-It runs `examples/eurovoc/job.yaml` (or `job_full.yaml` with `--full`): the EuroVoc task (real EU acts when
-the shared data folder is present, the offline thesaurus task otherwise), the embedded model, the F1 grader,
-the strict labels response_format. Step 0 validates the base model; every validation is an eval run with
-`eval_samples` runs per item. At the end it compares the base model, the best checkpoint and the model-free
-baselines on the same validation set, and says whether the gain exceeds twice the base model's run-to-run
-standard deviation and whether it beats the most-frequent-labels baseline.
+It runs `examples/eurovoc/job.yaml` (`job_long.yaml` with `--long`, `job_full.yaml` with `--full`): the
+EuroVoc task (real EU acts when the shared data folder is present, the offline thesaurus task otherwise), the
+embedded model, the F1 grader, the strict labels response_format. Step 0 validates the base model; every
+validation is an eval run with `eval_samples` runs per item. At the end it compares the base model, the best
+checkpoint and the model-free baselines (their label statistics from the whole training file) on the same
+validation set, and says whether the gain exceeds twice the base model's run-to-run standard deviation and
+whether it beats the most-frequent-labels baseline.
 
 The best checkpoint is chosen by its validation reward, so its validation figure is the maximum of several
 noisy measurements and overstates it. The demo therefore ends with a held-out comparison: the base model and
@@ -27,13 +28,13 @@ EXAMPLES = REPO_ROOT / "examples" / "eurovoc"
 HELD_OUT_ROWS = 32  # validation rows the trainer never saw, for the final base-vs-checkpoint comparison
 
 
-def run_demo(full: bool = False, output_dir: Path | None = None, max_steps: int | None = None,
+def run_demo(full: bool = False, long: bool = False, output_dir: Path | None = None, max_steps: int | None = None,
              held_out: int = HELD_OUT_ROWS) -> dict:
     from openrft.training import create_job, run_job
     from openrft.training.spec import load_job_body
 
     console = Console()
-    job_file = EXAMPLES / ("job_full.yaml" if full else "job.yaml")
+    job_file = EXAMPLES / ("job_full.yaml" if full else "job_long.yaml" if long else "job.yaml")
     body = load_job_body(job_file)
     if output_dir:
         body.setdefault("openrft", {})["output_dir"] = str(output_dir)
@@ -138,7 +139,8 @@ def held_out_comparison(run_dir: Path, step: int, *, rows: int = HELD_OUT_ROWS, 
     if not unseen:
         console.print("no validation rows are left over for a held-out comparison")
         return {}
-    train_rows = subset(load_rows(job["openrft"]["training_path"]), ext.max_train_rows, seed)
+    all_train_rows = load_rows(job["openrft"]["training_path"])  # the baselines' label statistics, as in training
+    train_rows = subset(all_train_rows, ext.max_train_rows, seed)
     params = sampling_params(ext, rl.response_format, reasoning_effort(hp), 1, seed + 1)
     labels = eval_labels(ext, train_rows + seen)  # the label set the run's own validations scored
     checkpoint = run_dir / "checkpoints" / f"step-{step}"
@@ -147,7 +149,7 @@ def held_out_comparison(run_dir: Path, step: int, *, rows: int = HELD_OUT_ROWS, 
         engine = TransformersEngine.from_name(model, device=ext.device)
         results.append(run_eval(unseen, engine=engine, grader=rl.grader, runs=hp["eval_samples"], params=params,
                                 out_dir=run_dir / "held_out" / ("base" if model == spec.model else f"step-{step}"),
-                                name=name, train_rows=train_rows, labels=labels, label_key=ext.label_key or "labels",
+                                name=name, train_rows=all_train_rows, labels=labels, label_key=ext.label_key or "labels",
                                 seed=seed))
     rows_ = compare(results)
     console.print(comparison_table(rows_))

@@ -1,6 +1,7 @@
 """The job spec: OpenAI's body accepted unchanged, "auto" resolved by documented rules, bad input named."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -59,3 +60,10 @@ def test_yaml_job_reads_grader_file_and_relative_paths(tmp_path):
     spec = parse_job(tmp_path / "job.yaml")
     assert spec.method.reinforcement.grader == GRADER
     assert spec.training_file == str((tmp_path / "data" / "t.jsonl").resolve())
+
+
+@pytest.mark.parametrize("name", ["job.yaml", "job_long.yaml", "job_full.yaml"])
+def test_the_demo_job_files_are_valid(name):
+    """`openrft demo` (quick), `--long` and `--full`: OpenAI's body plus the openrft block, all accepted."""
+    spec = parse_job(Path(__file__).resolve().parents[2] / "examples" / "eurovoc" / name)
+    assert spec.method.type == "reinforcement" and spec.model == "default"

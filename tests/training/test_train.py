@@ -138,3 +138,23 @@ def test_kill_and_resume_keeps_events_continuous(home, tmp_path):
     steps = [e["data"]["step"] for e in read_events(tmp_path / "run") if e["type"] == "metrics"]
     assert steps == [1, 2, 3]
     assert any("Resumed from step" in e["message"] for e in read_events(tmp_path / "run"))
+
+
+def test_baselines_take_their_label_statistics_from_the_whole_training_file(home, tmp_path):
+    """`max_train_rows` trims what the policy trains on (a compute budget); the most-frequent baseline must still
+    see the training file's real label frequencies, or its strength would depend on the budget."""
+    from openrft.training import create_job, run_job
+    from openrft.training.loop import subset
+
+    body = write_job(tmp_path, steps=1, extra={"max_train_rows": 2})
+    train = rows(5)
+    kept = {r["id"] for r in subset(train, 2, body["seed"])}
+    for row in train:  # the 2 rows the run trains on say "budget"; the other 3 say "whole"
+        row["labels"] = ["budget"] if row["id"] in kept else ["whole"]
+    valid = [{**r, "labels": ["whole"]} for r in rows(2)]
+    (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in train))
+    (tmp_path / "valid.jsonl").write_text("".join(json.dumps(r) + "\n" for r in valid))
+    create_job(body, run_dir=tmp_path / "run")
+    assert run_job(tmp_path / "run", progress=False)["status"] == "succeeded"
+    summary = json.loads((tmp_path / "run" / "evals" / "step-0" / "summary.json").read_text())
+    assert summary["baselines"]["most_frequent"]["example"] == ["whole"]

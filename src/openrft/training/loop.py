@@ -116,7 +116,8 @@ def _train(run_dir: Path, job: dict, log: EventLog, should_stop, progress: bool)
     seed, total_steps, group_size = res["seed"], res["total_steps"], res["group_size"]
     set_seed(seed)
 
-    train_rows = subset(load_rows(job["openrft"]["training_path"]), ext.max_train_rows, seed)
+    all_train_rows = load_rows(job["openrft"]["training_path"])  # the model-free baselines' label statistics
+    train_rows = subset(all_train_rows, ext.max_train_rows, seed)
     valid_rows = subset(load_rows(job["openrft"]["validation_path"]), ext.max_valid_rows, seed) \
         if job["openrft"]["validation_path"] else []
     labels = eval_labels(ext, train_rows + valid_rows)
@@ -160,7 +161,7 @@ def _train(run_dir: Path, job: dict, log: EventLog, should_stop, progress: bool)
         began = time.perf_counter()
         result = run_eval(valid_rows, engine=engine, grader=rl.grader, graders=[grader], runs=hp["eval_samples"],
                           params=sampling_params(ext, rl.response_format, reasoning, 1, seed + 7919 * step),
-                          out_dir=run_dir / "evals" / f"step-{step}", name=f"step-{step}", train_rows=train_rows,
+                          out_dir=run_dir / "evals" / f"step-{step}", name=f"step-{step}", train_rows=all_train_rows,
                           labels=labels, label_key=ext.label_key or "labels", eval_id=job["eval_id"],
                           progress=progress, seed=seed)
         summary = result.summary
