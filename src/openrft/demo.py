@@ -84,30 +84,32 @@ def summarize_run(run_dir: Path, console: Console | None = None) -> dict:
         table.add_row(f"baseline: {name}", f"{b['reward']['mean']:.3f}", f"{b['reward'].get('run_to_run_std', 0):.4f}",
                       f"{c['precision']:.3f}", f"{c['recall']:.3f}", f"{c['f1']:.3f}")
     console.print(table)
-    gain = best["reward"]["mean"] - base["reward"]["mean"]
-    noise = base["reward"].get("run_to_run_std", 0.0)
-    most_frequent = _most_frequent_reward(base)
     verdict = {"status": job["status"], "base_step": base_step, "best_step": best_step,
-               "base_reward": base["reward"]["mean"], "best_reward": best["reward"]["mean"], "gain": gain,
-               "base_run_to_run_std": noise, "gain_exceeds_2x_noise": gain > 2 * noise,
-               "most_frequent_baseline_reward": most_frequent,
-               "beats_most_frequent_baseline": most_frequent is not None and best["reward"]["mean"] > most_frequent,
+               "base_reward": base["reward"]["mean"], "best_reward": best["reward"]["mean"],
+               **_judge(base, best, "validation", console),
                "zero_signal_share_mean": _mean_train(run_dir, "zero_signal_share"),
                "fine_tuned_model": job.get("fine_tuned_model")}
-    console.print(f"gain {gain:+.3f} vs 2× base run-to-run std {2 * noise:.4f}: "
-                  + ("[green]beyond noise[/]" if verdict["gain_exceeds_2x_noise"] else "[yellow]within noise[/]"))
-    if most_frequent is not None:
-        console.print(f"most-frequent-labels baseline {most_frequent:.3f}: the best checkpoint "
-                      + ("[green]beats it[/]" if verdict["beats_most_frequent_baseline"] else "[yellow]does not beat it[/]"))
     report = run_dir / "report" / "report.html"
     if report.exists():
         console.print(f"report: {report}")
     return verdict
 
 
-def _most_frequent_reward(summary: dict) -> float | None:
-    """The most-frequent-labels baseline's reward in an eval summary (None without classification baselines)."""
-    return (summary.get("baselines") or {}).get("most_frequent", {}).get("reward", {}).get("mean")
+def _judge(base: dict, tuned: dict, what: str, console: Console) -> dict:
+    """The verdict on two eval summaries of the same rows: does `tuned` gain more than twice `base`'s run-to-run
+    std, and does it beat the most-frequent-labels baseline graded on those rows? Printed as one line."""
+    gain = tuned["reward"]["mean"] - base["reward"]["mean"]
+    noise = base["reward"].get("run_to_run_std", 0.0)
+    most_frequent = (base.get("baselines") or {}).get("most_frequent", {}).get("reward", {}).get("mean")
+    verdict = {"gain": gain, "base_run_to_run_std": noise, "gain_exceeds_2x_noise": gain > 2 * noise,
+               "most_frequent_baseline_reward": most_frequent,
+               "beats_most_frequent_baseline": most_frequent is not None and tuned["reward"]["mean"] > most_frequent}
+    console.print(f"{what}: gain {gain:+.3f} vs 2× base run-to-run std {2 * noise:.4f}: "
+                  + ("[green]beyond noise[/]" if verdict["gain_exceeds_2x_noise"] else "[yellow]within noise[/]")
+                  + (f"; most-frequent-labels baseline {most_frequent:.3f}: "
+                     + ("[green]beaten[/]" if verdict["beats_most_frequent_baseline"] else "[yellow]not beaten[/]")
+                     if most_frequent is not None else ""))
+    return verdict
 
 
 def _mean_train(run_dir: Path, key: str) -> float | None:
@@ -153,22 +155,12 @@ def held_out_comparison(run_dir: Path, step: int, *, rows: int = HELD_OUT_ROWS, 
                                 seed=seed))
     rows_ = compare(results)
     console.print(comparison_table(rows_))
-    base, tuned = results[0].summary["reward"], results[1].summary["reward"]
-    gain = tuned["mean"] - base["mean"]
-    noise = base.get("run_to_run_std", 0.0)
-    most_frequent = _most_frequent_reward(results[0].summary)
-    verdict = {"rows": len(unseen), "runs": hp["eval_samples"], "base_reward": base["mean"],
-               "checkpoint_reward": tuned["mean"], "gain": gain, "base_run_to_run_std": noise,
-               "gain_exceeds_2x_noise": gain > 2 * noise, "significant": rows_[1].get("vs_first_significant"),
-               "most_frequent_baseline_reward": most_frequent,
-               "beats_most_frequent_baseline": most_frequent is not None and tuned["mean"] > most_frequent}
-    for key, result in zip(("base", "checkpoint"), results):
-        if "classification" in result.summary:
-            verdict[f"{key}_micro"] = result.summary["classification"]["micro"]
-    console.print(f"held out ({len(unseen)} unseen rows × {hp['eval_samples']} runs): gain {gain:+.3f} vs 2× base "
-                  f"run-to-run std {2 * noise:.4f}: "
-                  + ("[green]beyond noise[/]" if verdict["gain_exceeds_2x_noise"] else "[yellow]within noise[/]")
-                  + (f"; most-frequent-labels baseline {most_frequent:.3f}: "
-                     + ("[green]beaten[/]" if verdict["beats_most_frequent_baseline"] else "[yellow]not beaten[/]")
-                     if most_frequent is not None else ""))
+    base, tuned = results[0].summary, results[1].summary
+    verdict = {"rows": len(unseen), "runs": hp["eval_samples"], "base_reward": base["reward"]["mean"],
+               "checkpoint_reward": tuned["reward"]["mean"],
+               **_judge(base, tuned, f"held out ({len(unseen)} unseen rows × {hp['eval_samples']} runs)", console),
+               "significant": rows_[1].get("vs_first_significant")}
+    for key, summary in (("base", base), ("checkpoint", tuned)):
+        if "classification" in summary:
+            verdict[f"{key}_micro"] = summary["classification"]["micro"]
     return verdict

@@ -246,20 +246,9 @@ def guard_warnings(events: list[dict]) -> list[dict]:
         guard = (event.get("data") or {}).get("guard") if isinstance(event.get("data"), dict) else None
         if isinstance(guard, dict):
             found.append({"step": guard.get("step"), "check": guard.get("check"), "verdict": guard.get("verdict"),
-                          "message": guard.get("message") or event.get("message"), "value": _guard_value(guard.get("value"))})
+                          "message": guard.get("message") or event.get("message"),
+                          "value": guard.get("value")})  # job_view's _finite turns NaN and inf into None
     return found
-
-
-
-def _guard_value(value):
-    """A guard's figures for the page: numbers (NaN/inf as None), kept inside dicts and lists (shares, distances)."""
-    if isinstance(value, dict):
-        return {str(k): _guard_value(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_guard_value(v) for v in value]
-    if isinstance(value, str) or value is None:
-        return value
-    return _num(value)
 
 
 def metrics_steps(events: list[dict]) -> list[dict]:
