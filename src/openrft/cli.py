@@ -54,22 +54,43 @@ from openrft.dashboard.commands import dashboard, report  # noqa: E402
 app.command("dashboard")(dashboard)
 app.command("report")(report)
 
+from openrft.export import export_command  # noqa: E402
+
+app.command("export")(export_command)
+
 
 @app.command()
 def demo(full: bool = typer.Option(False, "--full", help="the full run (all rows, two epochs: hours on a CPU)"),
          long: bool = typer.Option(False, "--long", help="one epoch over the 192 balanced training rows (48 steps, "
                                                           "about 50 min on a 2-core CPU)"),
          max_steps: int = typer.Option(None, help="cap the number of training steps"),
-         held_out: int = typer.Option(32, help="unseen validation rows for the final base-vs-checkpoint "
-                                               "comparison (0: skip it)")):
+         held_out: int = typer.Option(48, help="records of whole unseen acts for the final base-vs-checkpoint "
+                                               "comparison (0: skip it)"),
+         seeds: int = typer.Option(1, "--seeds", min=1, help="train N seeds (seed, seed+1, …) and report the held-out "
+                                                             "gain's mean ± std across them, each with its CI"),
+         seed: int = typer.Option(None, "--seed", help="the training seed (the first one with --seeds; default: the "
+                                                       "job file's)"),
+         out: str = typer.Option(None, "--out", help="output folder: the run dir for one seed; with --seeds the parent "
+                                                     "of seed-S/, seeds.json and seeds.png (default "
+                                                     "$OPENRFT_HOME/demos/<time>-seeds-…)")):
     """The end-to-end RFT demo on the embedded defaults (EuroVoc, F1 grader, structured output)."""
-    from openrft.demo import run_demo
+    from pathlib import Path
+
+    from openrft.demo import run_demo, run_seeds
 
     if full and long:
         raise typer.BadParameter("--full and --long are two different runs: give one")
-    verdict = run_demo(full=full, long=long, max_steps=max_steps, held_out=held_out)
+    output_dir = Path(out) if out else None
+    if seeds > 1:
+        summary = run_seeds(seeds, seed=seed, full=full, long=long, output_dir=output_dir, max_steps=max_steps,
+                            held_out=held_out)
+        if summary["failed_seeds"] or not summary["n_seeds"]:
+            raise typer.Exit(1)
+        return
+    verdict = run_demo(full=full, long=long, output_dir=output_dir, max_steps=max_steps, held_out=held_out, seed=seed)
     if verdict.get("status") != "succeeded":
         raise typer.Exit(1)
+
 
 from openrft.graders.commands import grade_command  # noqa: E402
 

@@ -41,7 +41,7 @@ def test_broken_file_reports_every_problem_at_once():
 
 def test_cli_check_lists_problems_and_exits_non_zero(tmp_path):
     result = CliRunner().invoke(app, ["data", "check", str(BROKEN)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     for line, field in EXPECTED:
         assert f"broken.jsonl:{line}: {field or '(row)'}:" in result.output
     good = write_rows([row("Classify: tariffs", labels=["trade"])], tmp_path / "good.jsonl")
@@ -86,7 +86,7 @@ def test_rows_in_both_files_and_groups_that_straddle(tmp_path):
     assert [(p.line, p.field) for p in problems] == [(1, "messages"), (2, "celex_id")]
     assert "validation.jsonl line 2" in problems[1].reason
     result = CliRunner().invoke(app, ["data", "check", str(train), "--against", str(valid), "--group-key", "celex_id"])
-    assert result.exit_code == 1 and "train.jsonl:2: celex_id:" in result.output
+    assert result.exit_code == 2 and "train.jsonl:2: celex_id:" in result.output
 
 
 def test_duplicates_are_allowed_only_when_asked(tmp_path):

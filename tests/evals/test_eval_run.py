@@ -68,3 +68,13 @@ def test_eval_run_writes_openai_objects_and_figures(home, tmp_path):
     assert "comparison" in out.output and "baseline:most_frequent" in out.output
     lines = (tmp_path / "ev" / "output_items.jsonl").read_text().splitlines()
     assert json.loads(lines[0])["run_id"] == result.run["id"]
+
+
+def test_eval_folders_of_model_paths_are_never_hidden():
+    """`openrft eval --model PATH` names its folder after the path's end, which must not start with a dot."""
+    from openrft.evals.commands import _slug
+
+    path = "/root/.openrft/runs/" + "x" * 46 + "/checkpoints/step-16"
+    assert path.replace("/", "_")[-80:].startswith(".")  # the case: the cut lands on ".openrft"
+    assert not _slug(path).startswith(".") and _slug(path).endswith("step-16")
+    assert _slug("default") == "default"

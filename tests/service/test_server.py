@@ -179,6 +179,17 @@ def test_the_whole_workflow_through_the_openai_sdk(server):
     assert newest.has_more and newest.data[0].id == events[0].id
     checkpoints = client.fine_tuning.jobs.checkpoints.list(job.id).data
     assert [c.step_number for c in checkpoints] == [1]
+    shown = json.dumps(job.to_dict(warnings=False))
+    assert "run_dir" not in shown and str(server.home) not in shown  # no server paths in the job object
+    [step_run] = client.evals.runs.list(job.eval_id).data  # the job's eval: one run per validation step
+    assert step_run.name == "step-1" and step_run.status == "completed"
+    assert step_run.result_counts.total == 1  # one validation row, eval_samples 1
+    step_items = client.evals.runs.output_items.list(step_run.id, eval_id=job.eval_id).data
+    assert len(step_items) == 1 and step_items[0].results[0].name == "yes-no"
+    results = client.files.content(job.result_files[0]).text.splitlines()
+    assert results[0].startswith("step,train_mean_reward,full_valid_mean_reward") and results[1].startswith("1,")
+    group_size = job.method.reinforcement.hyperparameters.to_dict()["resolved"]["group_size"]
+    assert metrics[0].data["usage"]["graders"][0]["train_calls"] == 2 * group_size  # batch_size 2
     models = {m.id for m in client.models.list().data}
     assert {job.fine_tuned_model, checkpoints[0].fine_tuned_model_checkpoint} <= models
 
@@ -217,6 +228,52 @@ def test_the_whole_workflow_through_the_openai_sdk(server):
     assert sum(i.status == "pass" for i in items) == run.result_counts.passed
 
 
+def test_chat_and_responses_on_the_embedded_model(server):
+    client = server.client
+    question = [{"role": "user", "content": "Is water wet? Answer in JSON: yes or no."}]
+    answer = client.chat.completions.create(model="default", messages=question, max_tokens=16, seed=2, top_p=0,
+                                            response_format=RESPONSE_FORMAT, logprobs=True, stop=["no"])
+    choice = answer.choices[0]
+    assert "no" not in choice.message.content
+    tokens = "".join(t.token for t in choice.logprobs.content)  # the answer's tokens, up to the stop sequence
+    assert tokens.strip().startswith(choice.message.content.strip()) and tokens.lstrip().startswith("{")
+    assert all(t.logprob <= 0 for t in choice.logprobs.content)
+    greedy = client.chat.completions.create(model="default", messages=question, max_tokens=16, top_p=0, seed=9,
+                                            response_format=RESPONSE_FORMAT, reasoning_effort="none")
+    assert greedy.choices[0].message.content == client.chat.completions.create(
+        model="default", messages=question, max_tokens=16, temperature=0, seed=5,
+        response_format=RESPONSE_FORMAT).choices[0].message.content  # top_p 0 is greedy, whatever the seed
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(model="default", messages=question, tools=[
+            {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}])
+    assert caught.value.param == "tools"
+
+    fmt = {"type": "json_schema", "name": "answer", "schema": SCHEMA, "strict": True}
+    response = client.responses.create(model="default", input="Is water wet?", instructions="Answer in JSON.",
+                                       text={"format": fmt}, max_output_tokens=16)
+    assert response.status in ("completed", "incomplete")
+    assert_answer(response.output_text, "stop" if response.status == "completed" else "length")
+    events = list(client.responses.create(model="default", input=question, text={"format": fmt},
+                                          max_output_tokens=16, stream=True))
+    text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert events[-1].response.output_text == text and text.lstrip().startswith("{")
+
+    evaluation = client.evals.create(data_source_config={"type": "custom", "item_schema": {"type": "object"},
+                                                         "include_sample_schema": True},
+                                     testing_criteria=[MULTI["graders"]["exact"]])
+    run = client.evals.runs.create(evaluation.id, data_source={
+        "type": "responses", "model": "default",
+        "source": {"type": "file_content", "content": [{"item": {"question": "Is snow white?", "answer": "yes"}}]},
+        "input_messages": {"type": "template", "template": [
+            {"role": "user", "content": {"type": "input_text", "text": "{{item.question}} Answer in JSON."}}]},
+        "sampling_params": {"max_completion_tokens": 12, "text": {"format": fmt}}})
+    run = wait_for(lambda: client.evals.runs.retrieve(run.id, eval_id=evaluation.id),
+                   lambda r: r.status in ("completed", "failed"), timeout=300, what="the responses eval run")
+    assert run.status == "completed", run.error
+    [item] = client.evals.runs.output_items.list(run.id, eval_id=evaluation.id).data
+    assert item.sample.output[0].content.lstrip().startswith("{")
+
+
 def test_bad_requests_get_openai_errors_through_the_sdk(server):
     client = server.client
     with pytest.raises(openai.AuthenticationError) as caught:
@@ -241,8 +298,13 @@ def test_bad_requests_get_openai_errors_through_the_sdk(server):
         client.post("/fine_tuning/alpha/graders/run", body={"grader": MULTI}, cast_to=object)
     assert caught.value.param == "model_sample" and caught.value.code == "missing_required_parameter"
 
-    with pytest.raises(openai.NotFoundError):
+    with pytest.raises(openai.NotFoundError) as caught:
         client.fine_tuning.jobs.retrieve("ftjob-doesnotexist")
+    assert caught.value.code == "fine_tuning_job_not_found" and caught.value.request_id.startswith("req_")
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.fine_tuning.jobs.create(model="/etc", training_file="file-doesnotexist",
+                                       method={"type": "reinforcement", "reinforcement": {"grader": MULTI}})
+    assert caught.value.param == "model"
     with pytest.raises(openai.NotFoundError) as caught:
         client.chat.completions.create(model="ft:nothing:openrft::12345678",
                                        messages=[{"role": "user", "content": "hi"}])

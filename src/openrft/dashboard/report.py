@@ -101,9 +101,10 @@ def job_charts(view: dict, ref: rundata.RunRef, out: Path) -> list[tuple[str, Pa
             return NOT_LABELS
         ax = fig.subplots()
         for i, key in enumerate(("precision", "recall", "f1")):
-            _line(ax, pr["step"], pr[key], key, COLORS[i], marker="o")
+            _line(ax, pr["step"], pr[key], f"micro {key}", COLORS[i], marker="o")
+        _line(ax, pr["step"], pr.get("macro_f1") or [], "macro f1", COLORS[2], marker="s", linestyle="--")
         ax.set_ylim(0, 1)
-        _labels(ax, "Precision / recall per checkpoint (micro, validation)", "step", "")
+        _labels(ax, "Precision / recall per checkpoint (micro; macro F1 dashed; validation)", "step", "")
 
     def tokens(fig: Figure):
         t = s["tokens"]
@@ -251,7 +252,23 @@ def _job_html(view: dict) -> str:
     guards = f"<h2>Guard warnings</h2><ul>{guards}</ul>" if guards else ""
     checkpoints = (f"<h2>Checkpoints</h2><table><tr><th>step</th><th></th><th>validation reward</th><th>model</th>"
                    f"</tr>{rows}</table>") if rows else ""
-    return _facts(facts) + guards + checkpoints
+    return _facts(facts) + guards + checkpoints + _validation_html(view)
+
+
+def _validation_html(view: dict) -> str:
+    """Each validation run's reward with micro and macro P/R/F1, then the baselines (empty without labels)."""
+    evals = [e for e in view.get("step_evals") or [] if e.get("f1") is not None or e.get("macro_f1") is not None]
+    if not evals:
+        return ""
+    keys = ("precision", "recall", "f1", "macro_precision", "macro_recall", "macro_f1")
+    rows = "".join(f"<tr><td>{e['step']}</td><td>{_fmt(e['reward_mean'])}</td>"
+                   + "".join(f"<td>{_fmt(e.get(k))}</td>" for k in keys) + "</tr>" for e in evals)
+    rows += "".join(f"<tr><td>baseline {html.escape(name)}</td><td>{_fmt(b.get('reward'))}</td>"
+                    + "".join(f"<td>{_fmt(b.get(k))}</td>" for k in keys) + "</tr>"
+                    for name, b in (view.get("baselines") or {}).items())
+    head = "".join(f"<th>{h}</th>" for h in ("step", "reward", "micro P", "micro R", "micro F1", "macro P", "macro R",
+                                            "macro F1"))
+    return f"<h2>Validation: micro and macro precision / recall / F1</h2><table><tr>{head}</tr>{rows}</table>"
 
 
 def _eval_html(view: dict) -> str:

@@ -216,6 +216,7 @@ def job_view(ref: RunRef) -> dict:
         "precision": [e["precision"] for e in step_evals],
         "recall": [e["recall"] for e in step_evals],
         "f1": [e["f1"] for e in step_evals],
+        "macro_f1": [e["macro_f1"] for e in step_evals],
         "valid_reward": [e["reward_mean"] for e in step_evals],
     }
     reinforcement = (job.get("method") or {}).get("reinforcement") or {}
@@ -418,11 +419,13 @@ def job_checkpoints(ref: RunRef, steps: list[dict]) -> list[dict]:
 
 
 def job_step_evals(ref: RunRef) -> list[dict]:
-    """The validation eval runs of a job (`evals/step-N`): reward, micro precision/recall/F1, baselines."""
+    """The validation eval runs of a job (`evals/step-N`): reward, micro precision/recall/F1 (`precision`,
+    `recall`, `f1`) and macro (`macro_precision`, …), baselines."""
     rows = []
     for step_dir in step_dirs(ref.path / "evals"):
         summary = read_json(step_dir / "summary.json")
         micro = classification(summary)["micro"] or {}
+        macro = classification(summary)["macro"] or {}
         rows.append({
             "step": int(step_dir.name.split("-")[1]),
             "key": f"{ref.key}/evals/{step_dir.name}",
@@ -431,6 +434,7 @@ def job_step_evals(ref: RunRef) -> list[dict]:
             "precision": micro.get("precision"),
             "recall": micro.get("recall"),
             "f1": micro.get("f1"),
+            **{f"macro_{k}": macro.get(k) for k in ("precision", "recall", "f1")},
             "baselines": baselines(summary),
         })
     return rows
@@ -525,12 +529,15 @@ def classification(summary: dict) -> dict:
 
 
 def baselines(summary: dict) -> dict:
-    """The model-free baselines graded by the same grader: name → {reward, precision, recall, f1}."""
+    """The model-free baselines graded by the same grader: name → {reward, precision, recall, f1} (micro) and
+    macro_precision, macro_recall, macro_f1."""
     out = {}
     for name, block in (summary.get("baselines") or {}).items():
         if isinstance(block, dict):
             micro = _prf(((block.get("classification") or {}).get("micro"))) or {}
-            out[name] = {"reward": _num(reward_stats(block).get("mean")), **micro}
+            macro = _prf(((block.get("classification") or {}).get("macro"))) or {}
+            out[name] = {"reward": _num(reward_stats(block).get("mean")), **micro,
+                         **{f"macro_{k}": v for k, v in macro.items()}}
     return out
 
 
@@ -549,6 +556,9 @@ def headline_figures(summary: dict) -> list[tuple[str, Any]]:
         ("zero-signal items", reward.get("zero_signal_share")),
         ("items × runs", f"{reward.get('n_items')} × {summary.get('runs')}" if reward else None),
         ("pass rate", summary.get("pass_rate")),
+        *((f"{avg} precision / recall / F1", _prf_text(classification(summary)[avg])) for avg in ("micro", "macro")),
+        *((f"baseline {name}: reward / micro F1 / macro F1", _baseline_text(b))
+          for name, b in baselines(summary).items()),
         ("grader errors", errors.get("rate")),
         ("parse errors", errors.get("sample_parse_error_rate")),
         ("answer tokens (mean)", tokens.get("answer_mean")),
@@ -666,6 +676,17 @@ def _num(value: Any) -> float | None:
 
 def _or(value: Any, default: Any) -> Any:
     return default if value is None else value
+
+
+def _prf_text(block: dict | None) -> str | None:
+    """"0.500 / 0.400 / 0.444" (precision / recall / F1), None without figures."""
+    if not block or all(v is None for v in block.values()):
+        return None
+    return " / ".join("—" if block[k] is None else f"{block[k]:.3f}" for k in ("precision", "recall", "f1"))
+
+
+def _baseline_text(b: dict) -> str:
+    return " / ".join("—" if b.get(k) is None else f"{b[k]:.3f}" for k in ("reward", "f1", "macro_f1"))
 
 
 def _prf(block: Any) -> dict | None:

@@ -13,7 +13,11 @@ Endpoints (relative to the mount point):
 - `GET /api/job/<key>` a job's per-step series, checkpoints and validation runs;
 - `GET /api/eval/<key>` an eval run's variance study, histogram, precision/recall, headline figures;
 - `GET /api/items/<key>?offset=&limit=&status=&order=&q=` a page of its output items;
-- `GET /api/compare?key=…&key=…` eval runs side by side.
+- `GET /api/compare?key=…&key=…` eval runs side by side;
+- `GET /api/playground/<key>` a job's models, validation items, response_format and grader;
+- `POST /api/playground/<key>` one answer of one of those models, graded by the job's grader
+  (`openrft.dashboard.playground`). The engines come from `app.state.engines` (the API server's cache,
+  so `openrft serve --upstream` applies), or a cache of this app's own.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
-from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
+from fastapi import APIRouter, Body, FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, RedirectResponse
 
 from openrft import paths
@@ -103,10 +107,45 @@ def compare(request: Request, key: list[str] = Query(default=[])) -> dict:
     return readable(rundata.compare, [find(request, k, "eval") for k in key])
 
 
+@router.get("/api/playground/{key:path}")
+def playground(request: Request, key: str) -> dict:
+    from openrft.dashboard.playground import playground_view
+
+    return readable(playground_view, find(request, key, "job"))
+
+
+@router.post("/api/playground/{key:path}")
+def playground_answer(request: Request, key: str, body: dict = Body(...)) -> dict:
+    from openrft.dashboard.playground import PlaygroundError, answer
+    from openrft.engines import EngineError
+    from openrft.models import ModelError
+
+    ref = find(request, key, "job")
+    try:
+        return readable(answer, ref, engines(request), body)
+    except (PlaygroundError, ValueError, TypeError) as exc:
+        raise HTTPException(422, str(exc)) from None
+    except (ModelError, EngineError) as exc:
+        raise HTTPException(502, f"the model could not answer: {exc}") from None
+
+
+def engines(request: Request):
+    """The app's engine cache (the API server's), made on first use for the standalone dashboard."""
+    cache = getattr(request.app.state, "engines", None)
+    if cache is None:
+        from openrft.service.engine_cache import EngineCache
+
+        cache = request.app.state.engines = EngineCache()
+    return cache
+
+
 def create_app(run_dirs: Iterable[str | Path] = ()) -> FastAPI:
     """A standalone app serving the dashboard at `/dashboard/` for `run_dirs` (default: OPENRFT_HOME's runs)."""
     app = FastAPI(title="openrft dashboard", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.dashboard_roots = [Path(p).expanduser().resolve() for p in run_dirs]
+    from openrft.service.engine_cache import EngineCache
+
+    app.state.engines = EngineCache()  # the playground's models, loaded on first use
     app.include_router(router, prefix="/dashboard")
 
     @app.get("/", include_in_schema=False)

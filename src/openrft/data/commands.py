@@ -41,14 +41,14 @@ def check(file: Path = typer.Argument(..., help="the JSONL file to check"),
           against: Path = typer.Option(None, help="the other file of the pair (e.g. validation): no row in both"),
           group_key: str = typer.Option(None, help="with --against: a group (e.g. celex_id) must not be in both"),
           allow_duplicates: bool = typer.Option(False, help="accept repeated rows (a deliberately balanced file)")):
-    """List every problem of an RFT JSONL file (file:line: field: reason); exit 1 if there is any."""
+    """List every problem of an RFT JSONL file (file:line: field: reason); exit 2 if there is any."""
     from openrft.data import check_file
 
     problems = check_file(file, grader=grader, against=against, group_key=group_key, allow_duplicates=allow_duplicates)
     if problems:
         _print_problems(problems)
         errors.print(f"[red]{len(problems)} problem(s)[/] in {file}", highlight=False)
-        raise typer.Exit(1)
+        raise typer.Exit(2)
     from openrft.data import read_jsonl
 
     console.print(f"[green]ok[/]: {file}: {len(read_jsonl(file)[0])} rows, no problems", highlight=False)

@@ -84,3 +84,55 @@ def _stratified_groups(rows: list[dict], groups: dict[str, list[int]], label_key
     splitter = MultilabelStratifiedShuffleSplit(n_splits=1, test_size=n_valid, random_state=seed)
     _, valid_index = next(splitter.split(np.zeros(len(names)), matrix))
     return {names[i] for i in valid_index}
+
+
+def group_of(row: dict, group_key: str | None) -> str:
+    """The group a row belongs to: `row[group_key]`; without one, the row itself (its `id`, else a hash of its
+    prompt)."""
+    if group_key is not None and group_key in row:
+        return f"{group_key}={row[group_key]}"
+    if "id" in row:
+        return f"id={row['id']}"
+    import hashlib
+    import json
+
+    return "messages#" + hashlib.sha1(json.dumps(row.get("messages"), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def group_subset(rows: list[dict], limit: int | None, seed: int, group_key: str | None = None, *,
+                 exclude_groups: set[str] | frozenset[str] = frozenset()) -> list[dict]:
+    """A seeded subset of at most `limit` rows spread over as many groups as possible, in file order.
+
+    Groups are taken in a seeded random order, one row of each (its first in file order), then a second row of
+    each group that has one, and so on until `limit` rows: 24 rows of EuroVoc's validation file are 24 acts,
+    not one act's 22 translations and two others. A group the subset touches counts as used as a whole: a
+    held-out set excludes it (`exclude_groups=groups_in(subset, group_key)`), untaken translations included.
+    Groups in `exclude_groups` are never taken. With `limit` None (or not smaller than what is left), every row
+    of the remaining groups is returned. Without `group_key` every row is its own group (see `group_of`).
+    """
+    members: dict[str, list[int]] = {}
+    for index, row in enumerate(rows):
+        name = group_of(row, group_key)
+        if name not in exclude_groups:
+            members.setdefault(name, []).append(index)
+    names = list(members)
+    available = sum(len(m) for m in members.values())
+    if not limit or limit >= available:
+        keep = sorted(i for m in members.values() for i in m)
+        return [rows[i] for i in keep]
+    random.Random(seed).shuffle(names)
+    chosen: list[int] = []
+    depth = 0
+    while len(chosen) < limit:
+        for name in names:
+            if depth < len(members[name]):
+                chosen.append(members[name][depth])
+                if len(chosen) == limit:
+                    break
+        depth += 1
+    return [rows[i] for i in sorted(chosen)]
+
+
+def groups_in(rows: list[dict], group_key: str | None) -> set[str]:
+    """The groups that `rows` cover (for rows taken from one file: `group_subset`'s `exclude_groups`)."""
+    return {group_of(row, group_key) for row in rows}

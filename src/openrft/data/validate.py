@@ -16,14 +16,24 @@ graders read as `{{ item.<key> }}`. The checks here follow that schema and the c
 
 Every problem is collected (file, line, field, reason) so that a user fixes a file in one pass;
 `load_rows` refuses a file with any problem.
+
+Files are read line by line. Limits (each a problem, never a crash): a file of more than MAX_FILE_BYTES
+(512 MiB, OpenAI's limit for a file) is refused before it is read; a line of more than MAX_LINE_BYTES
+(8 MiB) is refused without being held whole; an integer of more than MAX_INT_DIGITS (100) digits,
+`NaN`/`Infinity` and a float that overflows are refused, and so is a string holding a lone UTF-16
+surrogate (`"\ud83d"`), which no tokenizer can encode. `check_upload` checks a file in memory that
+does not grow with the rows' size (a 16-byte digest a row, for the duplicate checks) and keeps only
+the first problems.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import re
 from pathlib import Path
-from typing import Any, Iterable, NamedTuple
+from typing import Any, Iterable, Iterator, NamedTuple
 
 ROLES = ("developer", "user", "assistant", "tool")
 RESERVED_KEYS = ("messages", "tools")
@@ -38,6 +48,10 @@ MESSAGE_KEYS = {
 CONTENT_PART_TYPES = {"text", "input_text", "image_url", "input_image"}
 FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_DEPTH = 100  # nesting levels a row may have (OpenAI rows need fewer than ten)
+MAX_FILE_BYTES = 512 * 1024**2
+MAX_LINE_BYTES = 8 * 1024**2
+MAX_INT_DIGITS = 100
+SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")  # what a lone surrogate must be spelled as in UTF-8 JSON
 
 
 class Problem(NamedTuple):
@@ -62,44 +76,136 @@ class DatasetError(ValueError):
         super().__init__(f"{len(self.problems)} problem(s) in the dataset:\n{shown}{more}")
 
 
-def read_jsonl(path: str | Path) -> tuple[list[tuple[int, dict]], list[Problem]]:
-    """Parse a JSONL file into (line number, object) pairs, collecting the lines that do not parse."""
+class _BadNumber(ValueError):
+    pass
+
+
+def _parse_int(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > MAX_INT_DIGITS:
+        raise _BadNumber(f"an integer of {digits:,} digits (the limit is {MAX_INT_DIGITS})")
+    return int(text)
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _BadNumber(f"the number {text[:40]} is too large for a float")
+    return value
+
+
+def _refuse_constant(name: str) -> float:
+    raise _BadNumber(f"{name} is not valid JSON")
+
+
+def parse_line(text: str) -> Any:
+    """json.loads with the number limits above (raises ValueError, JSONDecodeError or RecursionError)."""
+    return json.loads(text, parse_int=_parse_int, parse_float=_parse_float, parse_constant=_refuse_constant)
+
+
+def _surrogate_field(value: Any) -> str | None:
+    """The path of the first key or string holding a lone surrogate, or None."""
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:
+        where, node = stack.pop()
+        if isinstance(node, str):
+            try:
+                node.encode("utf-8")
+            except UnicodeEncodeError:
+                return where or "(row)"
+        elif isinstance(node, dict):
+            for key, child in node.items():
+                path = f"{where}.{key}" if where else str(key)
+                try:
+                    str(key).encode("utf-8")
+                except UnicodeEncodeError:
+                    return path.encode("utf-8", "backslashreplace").decode()
+                stack.append((path, child))
+        elif isinstance(node, list):
+            stack.extend((f"{where}[{index}]", child) for index, child in enumerate(node))
+    return None
+
+
+def _lines(handle) -> Iterator[tuple[int, bytes | None]]:
+    """(1-based number, the line without its newline), or None for a line over MAX_LINE_BYTES (skipped unread)."""
+    number = 0
+    while raw := handle.readline(MAX_LINE_BYTES + 1):
+        number += 1
+        if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+            while rest := handle.readline(1 << 20):
+                if rest.endswith(b"\n"):
+                    break
+            yield number, None
+            continue
+        yield number, raw[:-1] if raw.endswith(b"\n") else raw
+
+
+def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict | None, Problem | None]]:
+    """Parse a JSONL file line by line: (line number, object, None) or (line number, None, problem)."""
     path = Path(path)
     name = str(path)
     if not path.is_file():
-        return [], [Problem(name, 0, "", "file not found")]
+        yield 0, None, Problem(name, 0, "", "file not found")
+        return
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        yield 0, None, Problem(name, 0, "", f"the file is {size:,} bytes; the limit is {MAX_FILE_BYTES:,} "
+                                            f"({MAX_FILE_BYTES // 1024**2} MiB)")
+        return
+    any_line = False
+    with path.open("rb") as handle:
+        for number, raw in _lines(handle):
+            any_line = True
+            if raw is None:
+                yield number, None, Problem(name, number, "", f"the line is longer than {MAX_LINE_BYTES:,} bytes "
+                                                              f"({MAX_LINE_BYTES // 1024**2} MiB)")
+                continue
+            yield number, *_parse_row(raw, name, number)
+    if not any_line:
+        yield 0, None, Problem(name, 0, "", "the file is empty")
+
+
+def _parse_row(raw: bytes, name: str, number: int) -> tuple[dict | None, Problem | None]:
+    """One line's object, or the problem that keeps it from being a row."""
+    def problem(reason: str, field: str = "") -> tuple[None, Problem]:
+        return None, Problem(name, number, field, reason)
+
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return problem(f"not UTF-8 ({exc.reason} at byte {exc.start})")
+    if not text.strip():
+        return problem("empty line")
+    try:
+        value = parse_line(text)
+    except json.JSONDecodeError as exc:
+        return problem(f"not valid JSON: {exc.msg} (column {exc.colno})")
+    except _BadNumber as exc:
+        return problem(f"not a usable number: {exc}")
+    except RecursionError:
+        return problem("not valid JSON: nested too deeply")
+    except ValueError as exc:  # any other refusal of the parser
+        return problem(f"not valid JSON: {str(exc)[:200]}")
+    if not isinstance(value, dict):
+        return problem(f"a row must be a JSON object, got {_kind(value)}")
+    if _too_deep(value):
+        return problem(f"nested more than {MAX_DEPTH} levels deep")
+    if SURROGATE_ESCAPE.search(raw):
+        field = _surrogate_field(value)
+        if field is not None:
+            return problem("a lone UTF-16 surrogate (e.g. \\ud83d without its pair): not valid Unicode text", field)
+    return value, None
+
+
+def read_jsonl(path: str | Path) -> tuple[list[tuple[int, dict]], list[Problem]]:
+    """Parse a JSONL file into (line number, object) pairs, collecting the lines that do not parse."""
     rows: list[tuple[int, dict]] = []
     problems: list[Problem] = []
-    data = path.read_bytes()
-    lines = data.split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()  # the newline that ends the last line
-    for number, raw in enumerate(lines, start=1):
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            problems.append(Problem(name, number, "", f"not UTF-8 ({exc.reason} at byte {exc.start})"))
-            continue
-        if not text.strip():
-            problems.append(Problem(name, number, "", "empty line"))
-            continue
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError as exc:
-            problems.append(Problem(name, number, "", f"not valid JSON: {exc.msg} (column {exc.colno})"))
-            continue
-        except RecursionError:
-            problems.append(Problem(name, number, "", "not valid JSON: nested too deeply"))
-            continue
-        if not isinstance(value, dict):
-            problems.append(Problem(name, number, "", f"a row must be a JSON object, got {_kind(value)}"))
-            continue
-        if _too_deep(value):
-            problems.append(Problem(name, number, "", f"nested more than {MAX_DEPTH} levels deep"))
-            continue
-        rows.append((number, value))
-    if not lines:
-        problems.append(Problem(name, 0, "", "the file is empty"))
+    for number, row, problem in iter_jsonl(path):
+        if problem is not None:
+            problems.append(problem)
+        else:
+            rows.append((number, row))
     return rows, problems
 
 
@@ -231,6 +337,41 @@ def _check_tools(tools: Any, add) -> None:
             seen.add(name)
 
 
+class RowChecker:
+    """Checks numbered rows one at a time: each row's own problems, duplicates and conflicts (kept as 16-byte
+    digests, not rows), grader fields that are missing."""
+
+    def __init__(self, *, file: str = "<rows>", item_fields: Iterable[str] = (), allow_duplicates: bool = False):
+        self.file, self.allow_duplicates = file, allow_duplicates
+        self.item_fields = sorted(set(item_fields))
+        self.seen_rows: dict[bytes, int] = {}
+        self.seen_messages: dict[bytes, tuple[int, bytes]] = {}
+
+    def check(self, line: int, row: dict) -> list[Problem]:
+        file = self.file
+        problems = check_row(row, file=file, line=line)
+        if not row:
+            return problems
+        for name in self.item_fields:
+            if name not in row:
+                problems.append(Problem(file, line, name, f"the grader reads {{{{ item.{name} }}}} but this row has no "
+                                                          f"'{name}'"))
+        whole = _digest(row)
+        if whole in self.seen_rows:
+            if not self.allow_duplicates:
+                problems.append(Problem(file, line, "", f"duplicate of line {self.seen_rows[whole]}"))
+            return problems
+        self.seen_rows[whole] = line
+        if "messages" in row:
+            prompt = _digest(row["messages"])
+            references = _digest({k: v for k, v in row.items() if k not in RESERVED_KEYS})
+            if prompt in self.seen_messages and self.seen_messages[prompt][1] != references:
+                problems.append(Problem(file, line, "messages", f"same prompt as line {self.seen_messages[prompt][0]} "
+                                                                "but different reference fields (conflicting labels?)"))
+            self.seen_messages.setdefault(prompt, (line, references))
+        return problems
+
+
 def check_rows(rows: list[tuple[int, dict]], *, file: str = "<rows>", item_fields: Iterable[str] = (),
                allow_duplicates: bool = False) -> list[Problem]:
     """Problems of numbered rows: each row's own, duplicates and conflicts, grader fields that are missing.
@@ -238,33 +379,24 @@ def check_rows(rows: list[tuple[int, dict]], *, file: str = "<rows>", item_field
     `item_fields` are the `item.<x>` names a grader reads; every row must have each of them.
     `allow_duplicates` accepts exact repeats (a deliberately oversampled file, e.g. a balanced export).
     """
-    problems: list[Problem] = []
-    item_fields = sorted(set(item_fields))
-    seen_rows: dict[str, int] = {}
-    seen_messages: dict[str, tuple[int, str]] = {}
-    for line, row in rows:
-        own = check_row(row, file=file, line=line)
-        problems.extend(own)
-        if not row:
-            continue
-        for name in item_fields:
-            if name not in row:
-                problems.append(Problem(file, line, name, f"the grader reads {{{{ item.{name} }}}} but this row has no "
-                                                          f"'{name}'"))
-        whole = _canonical(row)
-        if whole in seen_rows:
-            if not allow_duplicates:
-                problems.append(Problem(file, line, "", f"duplicate of line {seen_rows[whole]}"))
-            continue
-        seen_rows[whole] = line
-        if "messages" in row:
-            prompt = _canonical(row["messages"])
-            references = _canonical({k: v for k, v in row.items() if k not in RESERVED_KEYS})
-            if prompt in seen_messages and seen_messages[prompt][1] != references:
-                problems.append(Problem(file, line, "messages", f"same prompt as line {seen_messages[prompt][0]} "
-                                                                "but different reference fields (conflicting labels?)"))
-            seen_messages.setdefault(prompt, (line, references))
-    return problems
+    checker = RowChecker(file=file, item_fields=item_fields, allow_duplicates=allow_duplicates)
+    return [problem for line, row in rows for problem in checker.check(line, row)]
+
+
+def check_upload(path: str | Path, *, name: str | None = None, max_problems: int = 100) -> tuple[list[Problem], int]:
+    """Check a file as it streams by: (the first `max_problems` problems, how many there are in all).
+
+    Memory holds one line and a digest a row; problems are reported under `name` (the upload's file name).
+    """
+    file = name or str(path)
+    checker = RowChecker(file=file)
+    kept: list[Problem] = []
+    total = 0
+    for line, row, problem in iter_jsonl(path):
+        found = [problem._replace(file=file)] if problem is not None else checker.check(line, row)
+        total += len(found)
+        kept.extend(found[: max(0, max_problems - len(kept))])
+    return kept, total
 
 
 def check_overlap(rows: list[tuple[int, dict]], other: list[tuple[int, dict]], *, file: str, other_file: str,
@@ -349,10 +481,14 @@ def validate_rows(rows: list[dict], *, source: str = "<rows>", item_fields: Iter
 
 
 def write_rows(rows: Iterable[dict], path: str | Path) -> Path:
-    """Write rows as UTF-8 JSONL (one object per line), creating the folder; atomic on the same filesystem."""
+    """Write rows as UTF-8 JSONL (one object per line), creating the folder; atomic on the same filesystem, also
+    when several processes write the same file at once (each writes its own temporary file; the last rename wins)."""
+    import os
+    import uuid
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.partial")
     with tmp.open("w", encoding="utf-8") as handle:
         for row in rows:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -362,6 +498,11 @@ def write_rows(rows: Iterable[dict], path: str | Path) -> Path:
 
 def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+
+def _digest(value: Any) -> bytes:
+    """A 16-byte digest of a value's canonical JSON (what the duplicate checks remember of a row)."""
+    return hashlib.blake2b(_canonical(value).encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
 def _kind(value: Any) -> str:

@@ -56,15 +56,18 @@ def diagnose(job: str | Path | dict, *, rows: int = DEFAULT_ROWS, progress: bool
     report["checks"] += [C.data_problems(problems), missing]
     if problems or missing["verdict"] == "stop":  # the trainer would refuse the job: fix the data first
         return _finish(report, began)
-    train_rows = [row for _, row in files[0][1]][: ext.max_train_rows or None]
-    valid_rows = [row for _, row in files[1][1]][: ext.max_valid_rows or None] if valid_path else []
+    # 2. the trainer's rows (its seeded subsets: whole groups for validation), hyperparameters, and the label
+    #    balance of one epoch as the trainer orders it
+    from openrft.data.splits import group_subset
+    from openrft.training.loop import epoch_order, subset
 
-    # 2. hyperparameters and label balance of one epoch as the trainer orders it
-    from openrft.training.loop import epoch_order
-
-    hp = resolve(spec, len(train_rows))
+    all_train = [row for _, row in files[0][1]]
+    hp = resolve(spec, min(len(all_train), ext.max_train_rows or len(all_train)))
     res = hp["resolved"]
     seed, group_size = res["seed"], res["group_size"]
+    train_rows = subset(all_train, ext.max_train_rows, seed)
+    valid_rows = group_subset([row for _, row in files[1][1]], ext.max_valid_rows, seed, ext.group_key) \
+        if valid_path else []
     label_key = ext.label_key if ext.label_key and all(ext.label_key in r for r in train_rows) else None
     order = epoch_order(train_rows, n_epochs=1, seed=seed, balance=ext.balance, label_key=label_key)
     before = dataset_stats(train_rows, label_key=label_key) if label_key else None

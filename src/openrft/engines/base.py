@@ -46,6 +46,9 @@ class Sample:
     error: str | None = None  # set when the engine failed for this sample (e.g. HTTP error)
     latency_s: float = 0.0  # wall time of the generate call that produced it, divided by nothing
     model: str = ""
+    # what constrained the completion (engines.constraints.ConstraintSpec; None: unconstrained), for the
+    # trainer's replay of the sampling masks; not serialised
+    constraint: Any = field(default=None, repr=False, compare=False)
 
     def grader_sample(self) -> dict[str, Any]:
         """The `sample` namespace graders see (OpenAI: output_text, output_json, output_tools, choices)."""
@@ -59,6 +62,7 @@ class Sample:
 
     def to_dict(self, *, with_tokens: bool = False) -> dict[str, Any]:
         data = asdict(self)
+        data.pop("constraint")
         if not with_tokens:
             for key in ("token_ids", "logprobs", "prompt_token_ids"):
                 data.pop(key)

@@ -16,8 +16,9 @@ The parts are combined as in flash-decoding: one shared maximum, each part's exp
 one division; the score matrices are never concatenated or transposed.
 
 It plugs into Hugging Face models through their attention interface: `SharedPrefixCache` is passed as
-`past_key_values`, and the attention function registered under `ATTENTION_NAME` is switched on only
-for the duration of `generate` (see `shared_prefix_attention`). Any model whose attention goes through
+`cache` (the forward argument that transformers 5.24 renamed from `past_key_values`), and the attention
+function registered under `ATTENTION_NAME` is switched on only for the duration of `generate` (see
+`shared_prefix_attention`). Any model whose attention goes through
 `ALL_ATTENTION_FUNCTIONS` (Llama, Qwen2/3, Mistral, SmolLM, Gemma, ...) works, adapters (peft) included.
 """
 

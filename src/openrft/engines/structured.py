@@ -70,6 +70,19 @@ def response_schema(response_format: dict | None) -> dict | None:
     return schema
 
 
+def check_grammar(schema: dict | None) -> None:
+    """Raise EngineError when xgrammar cannot build a grammar for `schema` (checked without a tokenizer, so a
+    job is refused before any model is loaded)."""
+    if schema is None:
+        return
+    import xgrammar as xgr
+
+    try:
+        xgr.Grammar.from_json_schema(json.dumps(schema), max_whitespace_cnt=JSON_MAX_WHITESPACE)
+    except Exception as exc:  # xgrammar reports unsupported schema features here
+        raise EngineError(f"response_format: cannot build a grammar for this schema: {exc}") from exc
+
+
 def structural_tag(schema: dict | None, think: ThinkFormat | None) -> dict | None:
     """The xgrammar structural tag for a completion, or None when nothing needs constraining."""
     if schema is None and think is None:

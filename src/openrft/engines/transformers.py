@@ -11,12 +11,16 @@ How a batch is sampled (`TransformersEngine.generate`):
    restricted by top_p and by the grammar of the response_format/reasoning (structured.py); a
    prompt group leaves the batch when all its samples have finished.
 
-Log-probabilities (`Sample.logprobs`): `logprobs[t] = log_softmax(logits_t / temperature)[token_t]`,
-computed in fp32 from the *unconstrained*, untruncated distribution: no top_p, no grammar mask. This
-is exactly what the trainer recomputes with a forward pass over prompt + completion, so that the
-importance ratio is 1 before the first update. Grammar-forced tokens (e.g. a closing `</think>`
-when the reasoning budget runs out) therefore carry the log-probability the model gives them. With
-temperature 0 (greedy), the temperature-1 log-softmax is used.
+Log-probabilities (`Sample.logprobs`): `logprobs[t]` is the log-probability of token t under the
+distribution it was drawn from: softmax(logits_t / temperature) restricted to the tokens the constraint
+allows (the response_format's grammar, canonical labels, uniqueItems: constraints.py) and to the top_p
+nucleus, renormalised (`sampling.sampling_logprobs`). The trainer recomputes exactly this, replaying each
+sample's constraint (`replay_masks`), so the importance ratio is 1 before the first update and the policy
+gradient is that of the policy that sampled. A token the grammar forces has log-probability 0. With
+temperature 0 (greedy), the temperature-1 distribution is used.
+
+Random draws: one stream per (prompt, sample) (`sampling.item_streams`), so a prompt's samples do not
+depend on its position in the batch or on the other prompts of the call.
 
 The engine holds no copy of the weights: it calls the live model, so it can wrap the trainer's peft
 policy (`TransformersEngine(model, tokenizer)`) and samples after an optimizer step see the new
@@ -28,6 +32,7 @@ through) and every module's train/eval flag is restored afterwards.
 
 from __future__ import annotations
 
+import json
 import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -36,7 +41,9 @@ import torch
 
 from openrft.engines import kv
 from openrft.engines.base import EngineError, Messages, Sample, SamplingParams
+from openrft.engines.constraints import Constraint, ConstraintSpec, enum_sites, vocabulary
 from openrft.engines.reasoning import has_native_thinking, reasoning_token_count, render_prompt, split_completion
+from openrft.engines.sampling import item_streams, sampling_logprobs, unpack_bitmask
 from openrft.engines.structured import Grammars, ThinkFormat, parse_answer, response_schema, structural_tag
 
 
@@ -79,11 +86,48 @@ class TransformersEngine:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
+    @property
+    def vocab_size(self) -> int:
+        return int(self.model.get_output_embeddings().weight.shape[0])
+
     def grammars(self) -> Grammars:
         if self._grammars is None:
-            vocab = self.model.get_output_embeddings().weight.shape[0]
-            self._grammars = Grammars(self.tokenizer, vocab, self.stop_token_ids)
+            self._grammars = Grammars(self.tokenizer, self.vocab_size, self.stop_token_ids)
         return self._grammars
+
+    def constraint_spec(self, schema: dict | None, think: ThinkFormat | None) -> ConstraintSpec | None:
+        """The constraint of completions under `schema` and `think` (None: nothing to constrain)."""
+        tag = structural_tag(schema, think)
+        if tag is None:
+            return None
+        return ConstraintSpec(json.dumps(tag, sort_keys=True), json.dumps(schema) if schema is not None else None,
+                              think.end if think is not None else None)
+
+    def constraints(self, spec: ConstraintSpec, count: int) -> list[Constraint]:
+        """`count` fresh constraints of `spec`, one per completion."""
+        vocab = vocabulary(self.tokenizer, self.vocab_size)
+        sites = enum_sites(json.loads(spec.schema) if spec.schema else None, vocab)
+        return [Constraint(matcher, vocab, sites, spec.answer_after)
+                for matcher in self.grammars().matchers(json.loads(spec.tag), count)]
+
+    def replay_masks(self, sample: Sample) -> torch.Tensor | None:
+        """The allowed-token mask [completion tokens, vocab] (bool) each token of `sample` was drawn under,
+        rebuilt by replaying the constraint recorded on the sample; None when it was unconstrained.
+
+        The trainer passes these masks to `sampling_logprobs`. Raises EngineError when a token of the sample
+        is not allowed by its constraint (a sample this engine did not draw, or drew under other rules).
+        """
+        if sample.constraint is None or not sample.token_ids:
+            return None
+        constraint = self.constraints(sample.constraint, 1)[0]
+        bitmask = self.grammars().allocate_bitmask(len(sample.token_ids))
+        for step, token in enumerate(sample.token_ids):
+            constraint.fill(bitmask, step)
+            if not (int(bitmask[step, token // 32]) >> (token % 32)) & 1 or not constraint.accept(token):
+                raise EngineError(f"replaying a sample's grammar: token {token} at position {step} is not allowed")
+            if constraint.is_terminated():
+                break
+        return unpack_bitmask(bitmask, self.vocab_size)
 
     # --- the Engine protocol ---
     def generate(self, prompts: list[Messages], params: SamplingParams) -> list[list[Sample]]:
@@ -96,7 +140,7 @@ class TransformersEngine:
             ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
             rendered.append(_Prompt(i, ids, think))
         seed = params.seed if params.seed is not None else int(torch.randint(0, 2**62, ()).item())
-        generator = torch.Generator(device=self.device).manual_seed(seed)
+        streams = item_streams(seed, [p.token_ids for p in rendered], params.n)
         per_group = max(1, self.max_batch_rows // params.n)
         groups = [rendered[i:i + per_group] for i in range(0, len(rendered), per_group)]
         results: list[list[Sample]] = [[] for _ in prompts]
@@ -106,7 +150,8 @@ class TransformersEngine:
             attention = kv.shared_prefix_attention(self.model) if self.share_prefix else nullcontext()
             with attention:
                 for number, group in enumerate(groups, start=1):
-                    for prompt, samples in zip(group, self._generate_group(group, params, schema, generator,
+                    group_streams = [streams[p.index * params.n + k] for p in group for k in range(params.n)]
+                    for prompt, samples in zip(group, self._generate_group(group, params, schema, group_streams,
                                                                            advance)):
                         results[prompt.index] = samples
                     advance(completed=number * params.max_tokens)
@@ -118,7 +163,7 @@ class TransformersEngine:
 
     # --- one group of prompts, decoded together ---
     def _generate_group(self, group: list[_Prompt], params: SamplingParams, schema: dict | None,
-                        generator: torch.Generator, advance) -> list[list[Sample]]:
+                        streams: list, advance) -> list[list[Sample]]:
         device, n = self.device, params.n
         rows = len(group) * n
         width = max(len(p.token_ids) for p in group)
@@ -131,10 +176,10 @@ class TransformersEngine:
         positions = (prompt_mask.long().cumsum(-1) - 1).clamp(min=0)
         next_position = prompt_mask.sum(-1).repeat_interleave(n)  # [rows] position of the first new token
 
-        # Grammar: one matcher per sample (all prompts of a call share reasoning format and schema).
-        tag = structural_tag(schema, group[0].think)
-        matchers = self.grammars().matchers(tag, rows) if tag is not None else None
-        bitmask = self.grammars().allocate_bitmask(rows) if tag is not None else None
+        # One constraint per sample (all prompts of a call share reasoning format and schema).
+        spec = self.constraint_spec(schema, group[0].think)
+        constraints = self.constraints(spec, rows) if spec is not None else None
+        bitmask = self.grammars().allocate_bitmask(rows) if constraints is not None else None
 
         max_new = params.max_tokens
         out_tokens = torch.full((rows, max_new), self.pad_token_id, dtype=torch.long)
@@ -157,16 +202,17 @@ class TransformersEngine:
 
         for step in range(max_new):
             allowed = None
-            if matchers is not None:
+            if constraints is not None:
                 live_list = live.tolist()
                 for j, row in enumerate(live_list):
                     if not done[row]:
-                        matchers[row].fill_next_token_bitmask(bitmask, j)
+                        constraints[row].fill(bitmask, j)
                     else:
                         bitmask[j].fill_(-1)  # finished rows: anything (their tokens are discarded)
                 allowed = bitmask[: len(live_list)]
-            banned = stop_ids if matchers is None and step < params.min_tokens else None
-            tokens, chosen_logprobs = self._draw(logits, params, generator, allowed=allowed, banned=banned)
+            banned = stop_ids if constraints is None and step < params.min_tokens else None
+            uniforms = [streams[row].random() for row in live.tolist()]
+            tokens, chosen_logprobs = self._draw(logits, params, uniforms, allowed=allowed, banned=banned)
             advance()
 
             live_done = done[live]
@@ -177,10 +223,10 @@ class TransformersEngine:
             is_stop = torch.isin(tokens, stop_ids).cpu()
             for j in torch.nonzero(~live_done, as_tuple=False)[:, 0].tolist():
                 row = int(live[j])
-                if matchers is not None and not matchers[row].accept_token(int(tokens[j])):
+                if constraints is not None and not constraints[row].accept(int(tokens[j])):
                     errors[row] = f"the grammar rejected token {int(tokens[j])}"
                     finish[row], done[row] = "error", True
-                elif is_stop[j] or (matchers is not None and matchers[row].is_terminated()):
+                elif is_stop[j] or (constraints is not None and constraints[row].is_terminated()):
                     finish[row], done[row] = "stop", True
             if bool(done.all()) or step == max_new - 1:
                 break
@@ -205,40 +251,31 @@ class TransformersEngine:
                 attention_mask = torch.cat([attention_mask, attention_mask.new_ones((len(live), 1))], dim=1)
                 logits = self._forward(tokens[:, None], step_positions, cache, attention_mask=attention_mask)
 
-        return self._samples(group, params, schema, out_tokens, out_logprobs, lengths, finish, errors)
+        return self._samples(group, params, schema, spec, out_tokens, out_logprobs, lengths, finish, errors)
 
-    def _draw(self, logits: torch.Tensor, params: SamplingParams, generator: torch.Generator, *,
+    def _draw(self, logits: torch.Tensor, params: SamplingParams, uniforms: list[float], *,
               allowed: torch.Tensor | None = None, banned: torch.Tensor | None = None):
-        """The next token of each row and its log-probability.
+        """The next token of each row and its log-probability under the sampling distribution.
 
-        The log-probability comes from the unconstrained log-softmax of logits / temperature; the draw
-        from that distribution restricted by the grammar bitmask (`allowed`), the suppressed end of
-        sequence (`banned`) and top_p, renormalised. Greedy at temperature 0. The draw inverts the
-        cumulative distribution with one uniform number per row, an order of magnitude faster on CPU
-        than `torch.multinomial` over a 50k vocabulary.
+        The distribution is `sampling_logprobs` of the logits with the constraint's packed bitmask
+        (`allowed`) and the suppressed end of sequence (`banned`, token ids) as its mask. The draw inverts
+        the cumulative distribution with the row's own uniform number, an order of magnitude faster on CPU
+        than `torch.multinomial` over a 50k vocabulary. Greedy at temperature 0.
         """
-        scaled = logits.float()
-        if params.temperature not in (0, 1):
-            scaled = scaled / params.temperature
-        logprobs = torch.log_softmax(scaled, dim=-1)
-        choice = logprobs
+        mask = None
         if allowed is not None:
-            choice = logprobs.clone()
-            self.grammars().apply_bitmask(choice, allowed)
+            mask = unpack_bitmask(allowed.to(logits.device), logits.shape[-1])
+        if banned is not None:
+            mask = torch.ones_like(logits, dtype=torch.bool) if mask is None else mask
+            mask[:, banned] = False
+        logprobs = sampling_logprobs(logits, temperature=params.temperature, top_p=params.top_p, allowed=mask)
         if params.temperature == 0:
-            if banned is not None:
-                choice = choice.index_fill(1, banned, float("-inf"))
-            tokens = choice.argmax(dim=-1)
+            tokens = logprobs.argmax(dim=-1)
         else:
-            weights = choice.exp()
-            if banned is not None:
-                weights.index_fill_(1, banned, 0.0)
-            if params.top_p < 1:
-                weights = _nucleus(weights, params.top_p)
-            cumulative = weights.cumsum_(dim=-1)
-            uniform = torch.rand((weights.shape[0], 1), generator=generator, device=weights.device)
+            cumulative = logprobs.exp().cumsum_(dim=-1)
+            uniform = torch.tensor(uniforms, dtype=cumulative.dtype, device=cumulative.device)[:, None]
             target = (uniform * cumulative[:, -1:]).clamp_(min=torch.finfo(torch.float32).tiny)
-            tokens = torch.searchsorted(cumulative, target)[:, 0].clamp_(max=weights.shape[-1] - 1)
+            tokens = torch.searchsorted(cumulative, target)[:, 0].clamp_(max=cumulative.shape[-1] - 1)
         return tokens, logprobs.gather(1, tokens[:, None])[:, 0]
 
     def _prefill_cache(self, input_ids, prompt_mask, n: int, max_new: int):
@@ -259,10 +296,11 @@ class TransformersEngine:
         elif prompt_mask is not None:
             attention_mask = prompt_mask.long()
         out = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions,
-                         past_key_values=cache, use_cache=True, logits_to_keep=1)
+                         cache=cache, use_cache=True, logits_to_keep=1)
         return out.logits[:, -1]
 
-    def _samples(self, group, params, schema, out_tokens, out_logprobs, lengths, finish, errors) -> list[list[Sample]]:
+    def _samples(self, group, params, schema, spec, out_tokens, out_logprobs, lengths, finish,
+                 errors) -> list[list[Sample]]:
         results = []
         for g, prompt in enumerate(group):
             samples = []
@@ -281,7 +319,8 @@ class TransformersEngine:
                     reasoning_text=reasoning, token_ids=ids, logprobs=out_logprobs[row, :length].tolist(),
                     prompt_token_ids=list(prompt.token_ids), prompt_tokens=len(prompt.token_ids),
                     completion_tokens=length, reasoning_tokens=reasoning_token_count(self.tokenizer, ids, prompt.think),
-                    finish_reason=finish[row], parse_error=parse_error, error=errors[row], model=self.model_name))
+                    finish_reason=finish[row], parse_error=parse_error, error=errors[row], model=self.model_name,
+                    constraint=spec))
             results.append(samples)
         return results
 
@@ -322,14 +361,6 @@ def _check_params(params: SamplingParams) -> None:
         raise EngineError(f"temperature: expected >= 0, got {params.temperature}")
     if not 0 < params.top_p <= 1:
         raise EngineError(f"top_p: expected a value in (0, 1], got {params.top_p}")
-
-
-def _nucleus(weights: torch.Tensor, top_p: float) -> torch.Tensor:
-    """Zero the weights outside each row's top_p nucleus (the smallest set of top tokens with mass >= top_p)."""
-    ordered, order = weights.sort(dim=-1, descending=True)
-    before = ordered.cumsum(dim=-1) - ordered  # mass of the tokens ranked above each one
-    ordered[before >= top_p * weights.sum(dim=-1, keepdim=True)] = 0  # always keeps the top token
-    return torch.zeros_like(weights).scatter_(1, order, ordered)
 
 
 def _stop_token_ids(model, tokenizer) -> list[int]:

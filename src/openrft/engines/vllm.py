@@ -10,10 +10,11 @@ Same prompts, same grammar, same Samples as the transformers engine:
 - `n` samples per prompt come from one request (vLLM shares the prompt's KV blocks between them).
 
 Log-probabilities: vLLM is built with `logprobs_mode="processed_logprobs"`, i.e. log-softmax after
-temperature. Unlike the transformers engine, vLLM applies its grammar mask and top_p before it
-computes them, so with a response_format or top_p < 1 these are the constrained probabilities;
-at top_p 1 without a grammar they match the contract of `Sample.logprobs`. The trainer recomputes
-log-probabilities with its own forward pass in any case.
+temperature, its grammar mask and top_p: the log-probability under the distribution the token was drawn
+from, the same contract as the transformers engine (`openrft.engines.sampling`). One difference remains:
+vLLM enforces the xgrammar grammar only, not openrft's canonical-label rule (constraints.py), so with an
+enum in the schema it may spell a label in pieces the transformers engine never would; the trainer's replay
+raises on a sample the rule excludes rather than train on masks that are not the sampler's.
 
 Adapter checkpoints (peft) are served with vLLM's LoRA support over their base model.
 """

@@ -46,7 +46,8 @@ def eval_command(
         console.print(f"plots: {', '.join(str(p) for p in written)}")
         return
 
-    rows, grader_spec, fmt, labels, train_rows, task_name = _dataset(task, data, grader, response_format, split)
+    rows, grader_spec, fmt, labels, train_rows, task_name, group_key = _dataset(task, data, grader, response_format,
+                                                                               split)
     if limit:
         rows = rows[:limit]
     from openrft.engines import SamplingParams, get_engine
@@ -59,7 +60,7 @@ def eval_command(
         engine = get_engine(name, base_url=base_url, api_key=api_key)
         out_dir = out_root / _slug(name) if len(model) > 1 else out_root
         result = run_eval(rows, engine=engine, grader=grader_spec, params=params, runs=runs, out_dir=out_dir,
-                          name=name, train_rows=train_rows, labels=labels, seed=seed)
+                          name=name, train_rows=train_rows, labels=labels, seed=seed, group_key=group_key)
         results.append(result)
         console.print(summary_table(result.summary, title=f"{name} on {task_name} ({len(rows)} items × {runs} runs)"))
         console.print(f"saved: {out_dir} (output_items.jsonl, summary.json, plots/, index.html)")
@@ -86,14 +87,16 @@ def summary_table(summary: dict, title: str = "") -> Table:
         for avg in ("micro", "macro"):
             table.add_row(f"{avg} P / R / F1", " / ".join(f"{c[avg][k]:.3f}" for k in ("precision", "recall", "f1")))
         for name, b in summary.get("baselines", {}).items():
-            m = b["classification"]["micro"]
-            table.add_row(f"baseline {name}: reward | P / R / F1",
-                          f"{b['reward']['mean']:.3f} | {m['precision']:.3f} / {m['recall']:.3f} / {m['f1']:.3f}")
+            m, a = b["classification"]["micro"], b["classification"].get("macro")
+            table.add_row(f"baseline {name}: reward | micro P / R / F1 | macro F1",
+                          f"{b['reward']['mean']:.3f} | {m['precision']:.3f} / {m['recall']:.3f} / {m['f1']:.3f} | "
+                          + (f"{a['f1']:.3f}" if a else "—"))
     return table
 
 
 def _dataset(task, data, grader, response_format, split):
-    """Rows, grader, response_format, label space and training rows (for baselines) of a task or a file."""
+    """Rows, grader, response_format, label space, training rows (for baselines), the name and the group key
+    (rows that belong together, for the comparison's clustered CI) of a task or a file."""
     from openrft.data import load_rows
     from openrft.tasks import default_task, get_task
 
@@ -109,8 +112,11 @@ def _dataset(task, data, grader, response_format, split):
         raise typer.BadParameter("--grader is required with --data and no --task")
     fmt = json.loads(Path(response_format).read_text()) if response_format else (t.response_format if t else None)
     labels = t.labels if t else None
-    return rows, grader_spec, fmt, labels, train_rows, (t.name if t else str(data))
+    group_key = t.group_key if t else ("celex_id" if rows and all("celex_id" in row for row in rows) else None)
+    return rows, grader_spec, fmt, labels, train_rows, (t.name if t else str(data)), group_key
 
 
 def _slug(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name.strip("/"))[-80:]
+    """A folder name for a model name or path: its last 80 safe characters, never hidden (no leading dot)."""
+    slug = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name.strip("/"))[-80:]
+    return slug.lstrip("._-") or "model"

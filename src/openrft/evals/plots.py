@@ -95,7 +95,9 @@ def write_html(result, out_dir: Path, images: list[Path]) -> Path:
         rows += [("micro P / R / F1", " / ".join(_fmt(c["micro"][k]) for k in ("precision", "recall", "f1"))),
                  ("macro P / R / F1", " / ".join(_fmt(c["macro"][k]) for k in ("precision", "recall", "f1")))]
         for name, b in s.get("baselines", {}).items():
-            rows.append((f"baseline {name}: reward / micro F1", f"{_fmt(b['reward']['mean'])} / {_fmt(b['classification']['micro']['f1'])}"))
+            rows.append((f"baseline {name}: reward / micro F1 / macro F1",
+                         f"{_fmt(b['reward']['mean'])} / {_fmt(b['classification']['micro']['f1'])} / "
+                         f"{_fmt((b['classification'].get('macro') or {}).get('f1'))}"))
     table = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
     imgs = "".join(f'<img src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}" style="max-width:48%">'
                    for p in images)

@@ -18,6 +18,7 @@ from statistics import mean
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from openrft.data.splits import group_of
 from openrft.engines.base import Engine, SamplingParams
 from openrft.evals import metrics
 from openrft.evals.rollout import Rollout, generate_and_grade, grader_item
@@ -46,12 +47,15 @@ def pass_threshold(criterion: dict) -> float:
 def run_eval(rows: list[dict], *, engine: Engine, grader, params: SamplingParams, runs: int = 1,
              out_dir: str | Path | None = None, name: str | None = None, train_rows: list[dict] | None = None,
              labels: list[str] | None = None, label_key: str = "labels", eval_id: str | None = None,
-             progress: bool = True, graders: list | None = None, seed: int = 0, plots: bool = True) -> EvalResult:
+             progress: bool = True, graders: list | None = None, seed: int = 0, plots: bool = True,
+             group_key: str | None = None) -> EvalResult:
     """Evaluate `engine` on `rows`: `runs` samples per row, every sample graded by every criterion.
 
     `grader` is one grader dict (RFT) or a list of testing criteria (evals). `graders` may pass already-built
     grader objects (the trainer reuses its own) in the same order. `labels` turns on classification metrics
-    and baselines (label sets read from `row[label_key]` and `output_json.labels`).
+    and baselines (label sets read from `row[label_key]` and `output_json.labels`). `group_key` names the row
+    field whose rows belong together (EuroVoc: `celex_id`): each summary item records its `group`, which a
+    comparison's clustered bootstrap resamples (without it every row is its own group).
     """
     from openrft.graders import build_grader
 
@@ -72,7 +76,7 @@ def run_eval(rows: list[dict], *, engine: Engine, grader, params: SamplingParams
     output_items = [_output_item(rollout, s, criteria, run_id, eval_id, created, params)
                     for rollout in rollouts for s in range(len(rollout.samples))]
     summary = summarize(rollouts, criteria, built, timing=timing, train_rows=train_rows, labels=labels,
-                        label_key=label_key, seed=seed)
+                        label_key=label_key, seed=seed, group_key=group_key)
     summary.update({"model": engine.model_name, "runs": runs, "name": name or engine.model_name,
                     "sampling": {k: v for k, v in params.__dict__.items() if k != "n"}})
     passed = sum(1 for item in output_items if item["status"] == "pass")
@@ -102,7 +106,8 @@ def run_eval(rows: list[dict], *, engine: Engine, grader, params: SamplingParams
 
 
 def summarize(rollouts: list[Rollout], criteria: list[dict], built: list, *, timing: dict,
-              train_rows: list[dict] | None, labels: list[str] | None, label_key: str, seed: int) -> dict:
+              train_rows: list[dict] | None, labels: list[str] | None, label_key: str, seed: int,
+              group_key: str | None = None) -> dict:
     rewards = [r.rewards for r in rollouts]
     samples = [s for r in rollouts for s in r.samples]
     grades = [g for r in rollouts for g in r.grades[0]]
@@ -113,7 +118,8 @@ def summarize(rollouts: list[Rollout], criteria: list[dict], built: list, *, tim
     n = max(1, len(samples))
     summary = {
         "reward": metrics.reward_stats(rewards),
-        "items": [{"index": r.index, "id": r.row.get("id"), **metrics.per_item_stats(r.rewards)} for r in rollouts],
+        "items": [{"index": r.index, "id": r.row.get("id"), "group": group_of(r.row, group_key),
+                   **metrics.per_item_stats(r.rewards)} for r in rollouts],
         "pass_rate": mean(1.0 if g.reward >= pass_threshold(criteria[0]) else 0.0 for g in grades) if grades else None,
         "pass_threshold": pass_threshold(criteria[0]),
         "criteria": [{"name": c.get("name", f"criterion-{i}"), "type": c.get("type"),

@@ -3,7 +3,8 @@
 Grammar: numbers, sub-grader names, parentheses, `+ - * /`, `^` (power, right-associative, above
 unary minus: `-a^2` is `-(a^2)`), and the functions `min max` (one or more arguments), `abs floor
 ceil exp sqrt log` (one argument; `log` is the natural logarithm). A formula is parsed once into a
-small tree of tuples; evaluation walks it with the sub-rewards.
+small tree of tuples; evaluation walks it with the sub-rewards. Numbers and names are ASCII only; a
+result that is not finite or lies outside [-MAX_ABS_REWARD, MAX_ABS_REWARD] is a `FormulaError`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ FUNCTIONS = {
     "abs": (abs, 1), "floor": (math.floor, 1), "ceil": (math.ceil, 1),
     "exp": (math.exp, 1), "sqrt": (math.sqrt, 1), "log": (math.log, 1),
 }
-_TOKEN = re.compile(r"\s*(?:(\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?)|([A-Za-z_]\w*)|(\S))")
+MAX_ABS_REWARD = 1e6  # a reward (a formula's, a python grader's) outside [-1e6, 1e6] is an error
+# ASCII only: `\d` and `\w` would otherwise take any Unicode digit (`a + ١` was 2.0)
+_TOKEN = re.compile(r"\s*(?:(\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?)|([A-Za-z_]\w*)|(\S))", re.ASCII)
 
 Node = Union[float, str, tuple]
 
@@ -143,6 +146,8 @@ class Formula:
             raise FormulaError(f"{self.text!r} cannot be evaluated: {exc}") from None
         if not math.isfinite(result):
             raise FormulaError(f"{self.text!r} evaluates to {result}")
+        if abs(result) > MAX_ABS_REWARD:
+            raise FormulaError(f"{self.text!r} evaluates to {result:g}, outside [-{MAX_ABS_REWARD:g}, {MAX_ABS_REWARD:g}]")
         return result
 
 

@@ -28,6 +28,10 @@ _ERROR_ORDER = (
 )
 
 
+# Failures of the grading machinery (sandbox crash or timeout, judge server down), as opposed to a grader that
+# scored the answer 0 or an answer that did not parse: the trainer leaves such samples out of the update.
+INFRASTRUCTURE_ERRORS = ("python_grader_server_error", "model_grader_server_error")
+
 _NO_ERRORS = {key: (None if key.endswith(("_type", "_details")) else False) for key in _ERROR_ORDER}
 
 
@@ -68,6 +72,11 @@ class Grade:
             if self.errors.get(key):
                 return key
         return None
+
+    @property
+    def infrastructure_failed(self) -> bool:
+        """The grade failed for an infrastructure reason (INFRASTRUCTURE_ERRORS): its 0 says nothing of the answer."""
+        return any(self.errors.get(key) for key in INFRASTRUCTURE_ERRORS)
 
     def merge_errors(self, other: "Grade") -> None:
         """Take over the flags (and first details) set in another grade, e.g. a multi grader's sub-grade."""

@@ -23,6 +23,8 @@ import os
 import re
 import threading
 import time
+from collections import OrderedDict
+from pathlib import Path
 from typing import Any, Callable
 
 from openrft.engines.base import Engine, SamplingParams
@@ -37,23 +39,44 @@ _STEPS = {"type": "array", "items": {"type": "object", "properties": {
     "description": {"type": "string"}, "conclusion": {"type": "string"}},
     "required": ["description", "conclusion"], "additionalProperties": False}}
 
-_judges: dict[tuple[str, str | None], Engine] = {}
+MAX_JUDGES = 2  # judge engines kept loaded at once; the least recently used one is dropped past that
+_judges: "OrderedDict[tuple, Engine]" = OrderedDict()
 _judges_lock = threading.Lock()
 
 
+def judge_key(model_name: str, base_url: str | None) -> tuple:
+    """What identifies a judge: the resolved local model (so `"default"` and `"default "` are one), or the
+    stripped name at a remote endpoint."""
+    if base_url:
+        return ("http", base_url, model_name.strip())
+    from openrft.models import resolve_model
+
+    ref = resolve_model(model_name, prepare=False)
+    return (ref.kind, str(Path(ref.path).resolve()), str(Path(ref.base.path).resolve()) if ref.base else None)
+
+
 def default_judge_engine(model_name: str) -> Engine:
-    """The judge engine for a model name, built once: a local model, or the endpoint in $OPENRFT_JUDGE_BASE_URL."""
+    """The judge engine for a model name, built once per resolved model: a local model, or the endpoint in
+    $OPENRFT_JUDGE_BASE_URL. At most MAX_JUDGES stay loaded (least recently used dropped, closed if it can)."""
     from openrft.engines import get_engine
 
     base_url = os.environ.get("OPENRFT_JUDGE_BASE_URL") or None
     with _judges_lock:
-        key = (model_name, base_url)
-        if key not in _judges:
-            if base_url:
-                _judges[key] = get_engine(model_name, base_url=base_url, api_key=os.environ.get("OPENRFT_JUDGE_API_KEY"))
-            else:
-                _judges[key] = get_engine(model_name)
-        return _judges[key]
+        key = judge_key(model_name, base_url)
+        if key in _judges:
+            _judges.move_to_end(key)
+            return _judges[key]
+        while len(_judges) >= MAX_JUDGES:
+            _, dropped = _judges.popitem(last=False)
+            close = getattr(dropped, "close", None)
+            if callable(close):
+                close()
+        if base_url:
+            engine = get_engine(model_name.strip(), base_url=base_url, api_key=os.environ.get("OPENRFT_JUDGE_API_KEY"))
+        else:
+            engine = get_engine(model_name.strip())
+        _judges[key] = engine
+        return engine
 
 
 def score_response_format(low: float, high: float) -> dict:

@@ -11,33 +11,67 @@ under bubblewrap (`bwrap`, Debian package `bubblewrap`; scripts/setup_debian.sh 
   directory) and /dev/shm are private tmpfs mounts of bounded size; nothing else of the host, so
   /etc/shadow, home directories, the source tree and the data do not exist inside;
 - an empty environment (a few fixed variables), a new session (no terminal), and death with the pool;
+- a seccomp filter (built with libseccomp through `pyseccomp`, handed to bwrap's `--seccomp`) that
+  refuses the system calls graders never need (namespaces, mounts, ptrace, keyrings, bpf, ...);
 - resource limits set by the worker before it reads a request (address space, file size,
-  processes, open files, no core dumps) and, per call, a wall-clock alarm and a CPU-time limit.
+  processes, open files, no core dumps) and, per grade, a wall-clock alarm and a CPU-time limit.
 
-Requests and answers cross a pipe as JSON lines (see sandbox_worker.py). A worker that dies, hangs
-past its deadline or leaves threads behind is killed and replaced; the pool goes on.
+Each grade runs in a child process forked for it by the worker (see sandbox_worker.py): nothing of
+one grade (module state, threads, processes, files) is left for the next. Requests and answers cross
+a pipe as JSON lines of at most MAX_ANSWER_BYTES. A worker that dies or hangs past its deadline is
+killed and replaced; the pool goes on.
+
+Callers share the pool fairly: one caller (a `run_many` call, or every call made inside one
+`sandbox_caller(name)` block) holds at most `share` workers at once (all but one), a free worker goes
+to the waiting caller that holds the fewest, and a grade that waits longer than `queue_timeout_s` for
+a worker is a server error (`queue_timeout`) instead of a stall.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
+import contextvars
+import errno
+import functools
 import hashlib
+import itertools
 import json
+import math
 import os
 import queue
 import select
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Iterator
+
+from openrft.graders.formula import MAX_ABS_REWARD
 
 WORKER_SCRIPT = Path(__file__).resolve().parent / "sandbox_worker.py"
 SANDBOX_UID = 65534  # "nobody" inside the sandbox's user namespace (when openrft does not run as root)
 UID_BASE = 600000  # as root, worker k of process p runs as UID_BASE + (p % 4096) * 64 + k
 UIDS_PER_PROCESS = 64
+MAX_ANSWER_BYTES = 64 * 1024  # one answer line from a worker (sandbox_worker.MAX_ANSWER_BYTES)
+# System calls that graders never need; the seccomp filter makes them fail with EPERM.
+REFUSED_SYSCALLS = (
+    "unshare", "setns", "mount", "umount2", "pivot_root", "chroot", "move_mount", "open_tree", "fsopen",
+    "fsconfig", "fsmount", "fspick", "mount_setattr", "ptrace", "process_vm_readv", "process_vm_writev",
+    "pidfd_getfd", "kcmp", "keyctl", "add_key", "request_key", "bpf", "perf_event_open", "userfaultfd",
+    "kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module", "reboot", "swapon",
+    "swapoff", "acct", "quotactl", "open_by_handle_at", "name_to_handle_at", "io_uring_setup",
+    "io_uring_enter", "io_uring_register", "syslog", "iopl", "ioperm", "vhangup", "lookup_dcookie",
+    "fanotify_init", "sethostname", "setdomainname", "settimeofday", "clock_settime", "adjtimex",
+    "clock_adjtime",
+)
+# clone() flags that would make a new namespace: refused as well (clone3 gets ENOSYS, so that the C
+# library falls back to clone, whose flags a filter can read).
+NAMESPACE_FLAGS = (0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000, 0x40000000)
 
 
 class SandboxUnavailable(RuntimeError):
@@ -57,6 +91,8 @@ class SandboxLimits:
     max_open_files: int = 256
     max_source_bytes: int = 256 * 1024
     grace_s: float = 2.0  # how long past wall_time_s the pool waits before killing the worker
+    max_abs_reward: float = MAX_ABS_REWARD  # a reward outside [-1e6, 1e6] is a runtime error (bad_return)
+    queue_timeout_s: float = 30.0  # how long a grade may wait for a free worker (then: queue_timeout)
 
 
 @dataclass
@@ -75,7 +111,54 @@ def bwrap_path() -> str | None:
 
 
 def source_key(source: str) -> str:
-    return hashlib.sha256(source.encode()).hexdigest()
+    return hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@functools.lru_cache(maxsize=1)
+def seccomp_program() -> bytes:
+    """The BPF program of the sandbox's seccomp filter, built by libseccomp (through pyseccomp).
+
+    Everything is allowed but REFUSED_SYSCALLS and clone() with a namespace flag (EPERM), and clone3
+    (ENOSYS).
+    """
+    try:
+        import pyseccomp as seccomp
+    except (ImportError, OSError) as exc:  # OSError: libseccomp itself is missing
+        raise SandboxUnavailable(f"the sandbox's seccomp filter needs libseccomp and pyseccomp: {exc}") from None
+    refuse = seccomp.ERRNO(errno.EPERM)
+    program = seccomp.SyscallFilter(defaction=seccomp.ALLOW)
+    for name in REFUSED_SYSCALLS:
+        try:
+            program.add_rule(refuse, name)
+        except (OSError, RuntimeError, ValueError):  # not a system call of this architecture
+            continue
+    for flag in NAMESPACE_FLAGS:
+        program.add_rule(refuse, "clone", seccomp.Arg(0, seccomp.MASKED_EQ, flag, flag))
+    program.add_rule(seccomp.ERRNO(errno.ENOSYS), "clone3")
+    with tempfile.TemporaryFile() as out:
+        program.export_bpf(out)
+        out.seek(0)
+        return out.read()
+
+
+def seccomp_fd() -> int:
+    """A pipe's read end holding the seccomp program, for one bwrap to read (the caller closes it)."""
+    program = seccomp_program()
+    read_end, write_end = os.pipe()
+    try:
+        os.write(write_end, program)  # a few kB: fits the pipe's buffer
+    finally:
+        os.close(write_end)
+    return read_end
+
+
+@functools.lru_cache(maxsize=1)
+def bwrap_options() -> str:
+    """The text of `bwrap --help` (to know which options the installed bubblewrap has)."""
+    try:
+        return subprocess.run([bwrap_path() or "bwrap", "--help"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
 
 
 def _python_roots() -> list[str]:
@@ -92,12 +175,14 @@ def _python_roots() -> list[str]:
     return sorted(root for root in roots if not any(root != other and root.startswith(other + "/") for other in roots))
 
 
-def sandbox_command(limits: SandboxLimits, uid: int = SANDBOX_UID) -> list[str]:
-    """The bwrap command line that starts one worker.
+def sandbox_command(limits: SandboxLimits, uid: int = SANDBOX_UID, seccomp: int | None = None) -> list[str]:
+    """The bwrap command line that starts one worker; `seccomp` is a descriptor holding the filter.
 
     As root, bwrap keeps the host's user namespace (a root-mapped user namespace would exempt the
     sandbox from the process limit) and the worker drops to the unprivileged `uid` before it reads a
-    request. As any other user, bwrap maps the sandbox's uid 65534 onto that user in a new user namespace.
+    request. As any other user, bwrap maps the sandbox's uid 65534 onto that user in a new user namespace,
+    with `--disable-userns` where the installed bwrap has it. In both cases the seccomp filter refuses
+    unshare() and clone() with namespace flags.
     """
     bwrap = bwrap_path()
     if bwrap is None:
@@ -110,6 +195,10 @@ def sandbox_command(limits: SandboxLimits, uid: int = SANDBOX_UID) -> list[str]:
         command += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]  # dropped with the uid, before any request
     else:
         command += ["--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
+        if "--disable-userns" in bwrap_options():
+            command += ["--disable-userns"]
+    if seccomp is not None:
+        command += ["--seccomp", str(seccomp)]
     command += ["--ro-bind", "/usr", "/usr"]
     for link in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
         target = Path("/") / link
@@ -182,13 +271,21 @@ def check_sandbox(limits: SandboxLimits | None = None) -> None:
     limits = limits or SandboxLimits()
     with _probe_lock:
         if limits not in _probe_result:
-            probe = sandbox_command(limits)[:-4] + [sys.executable, "-I", "-c", "print('ok')"]
             try:
-                done = subprocess.run(probe, capture_output=True, text=True, timeout=60, env={})
-                problem = None if done.returncode == 0 and done.stdout.strip() == "ok" else (
-                    f"bwrap exited {done.returncode}: {done.stderr.strip()[-500:]}")
-            except (OSError, subprocess.TimeoutExpired) as exc:
+                program = seccomp_fd()
+            except SandboxUnavailable as exc:
                 problem = str(exc)
+            else:
+                probe = sandbox_command(limits, seccomp=program)[:-4] + [sys.executable, "-I", "-c", "print('ok')"]
+                try:
+                    done = subprocess.run(probe, capture_output=True, text=True, timeout=60, env={},
+                                          pass_fds=(program,))
+                    problem = None if done.returncode == 0 and done.stdout.strip() == "ok" else (
+                        f"bwrap exited {done.returncode}: {done.stderr.strip()[-500:]}")
+                except (OSError, subprocess.TimeoutExpired) as exc:
+                    problem = str(exc)
+                finally:
+                    os.close(program)
             _probe_result[limits] = problem
         problem = _probe_result[limits]
     if problem:
@@ -213,13 +310,13 @@ class _Spawner:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
-    def popen(self, command: list[str]) -> subprocess.Popen:
+    def popen(self, command: list[str], pass_fds: tuple[int, ...] = ()) -> subprocess.Popen:
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._serve, name="openrft-sandbox-spawner", daemon=True)
                 self._thread.start()
         answer: queue.Queue = queue.Queue(maxsize=1)
-        self._requests.put((command, answer))
+        self._requests.put((command, pass_fds, answer))
         result = answer.get()
         if isinstance(result, BaseException):
             raise result
@@ -227,10 +324,10 @@ class _Spawner:
 
     def _serve(self) -> None:
         while True:
-            command, answer = self._requests.get()
+            command, pass_fds, answer = self._requests.get()
             try:
                 answer.put(subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                            stderr=subprocess.DEVNULL, env={}, close_fds=True))
+                                            stderr=subprocess.DEVNULL, env={}, close_fds=True, pass_fds=pass_fds))
             except BaseException as exc:  # noqa: BLE001 - handed to the caller
                 answer.put(exc)
 
@@ -244,12 +341,17 @@ class _Worker:
     def __init__(self, limits: SandboxLimits):
         self.uid = _uids.take() if os.geteuid() == 0 else SANDBOX_UID
         try:
-            self.proc = _spawner.popen(sandbox_command(limits, self.uid))
+            program = seccomp_fd()
+            try:
+                self.proc = _spawner.popen(sandbox_command(limits, self.uid, seccomp=program), pass_fds=(program,))
+            finally:
+                os.close(program)
         except BaseException:
             _uids.give_back(self.uid)
             raise
         self.fd = self.proc.stdout.fileno()
-        self.buffer = b""
+        self.buffer = bytearray()
+        self.scanned = 0  # bytes of `buffer` already searched for a newline
         self.loaded: set[str] = set()
         self.ready = False
         self.grades = 0
@@ -262,7 +364,11 @@ class _Worker:
             self.ready = True
 
     def read_line(self, deadline: float) -> dict:
-        while b"\n" not in self.buffer:
+        """The next answer line (each byte is searched once; a line over MAX_ANSWER_BYTES is refused)."""
+        while (end := self.buffer.find(b"\n", self.scanned)) < 0:
+            self.scanned = len(self.buffer)
+            if self.scanned > MAX_ANSWER_BYTES:
+                raise _WorkerGone("protocol", f"the worker sent a line over {MAX_ANSWER_BYTES:,} bytes")
             left = deadline - time.monotonic()
             if left <= 0:
                 raise _WorkerGone("timeout", "the grade ran past its time limit; the worker was killed")
@@ -274,11 +380,18 @@ class _Worker:
                 code = self.proc.poll()
                 raise _WorkerGone("crashed", f"the worker process died (exit status {code})")
             self.buffer += chunk
-        line, self.buffer = self.buffer.split(b"\n", 1)
+        line = bytes(self.buffer[:end])
+        del self.buffer[:end + 1]
+        self.scanned = 0
+        if len(line) > MAX_ANSWER_BYTES:
+            raise _WorkerGone("protocol", f"the worker sent a line over {MAX_ANSWER_BYTES:,} bytes")
         try:
-            return json.loads(line)
-        except ValueError:
+            answer = json.loads(line)
+        except (ValueError, RecursionError):
             raise _WorkerGone("protocol", f"the worker sent a line that is not JSON: {line[:200]!r}") from None
+        if not isinstance(answer, dict):
+            raise _WorkerGone("protocol", f"the worker sent {type(answer).__name__}, not an object")
+        return answer
 
     def send(self, message: bytes) -> None:
         try:
@@ -303,21 +416,43 @@ class _Worker:
             _uids.give_back(self.uid)  # its namespace, and every process in it, is gone
 
 
+_caller: contextvars.ContextVar[str | None] = contextvars.ContextVar("openrft_sandbox_caller", default=None)
+
+
+@contextlib.contextmanager
+def sandbox_caller(name: str) -> Iterator[None]:
+    """Grades run inside this block count as one caller's (a job, an eval run) for the pool's fair share."""
+    token = _caller.set(name)
+    try:
+        yield
+    finally:
+        _caller.reset(token)
+
+
+class _QueueTimeout(Exception):
+    pass
+
+
 class SandboxPool:
     """Warm sandboxed workers that run python graders; thread-safe; replaces workers that die.
 
-    `run_many` spreads (sample, item) pairs over the workers, one request in flight per worker.
+    `run_many` spreads (sample, item) pairs over at most `share` workers, one request in flight per
+    worker, taking a worker for each grade so that other callers waiting get their turn in between.
     """
 
     def __init__(self, workers: int | None = None, limits: SandboxLimits | None = None):
         self.limits = limits or SandboxLimits()
-        self.size = workers or int(os.environ.get("OPENRFT_SANDBOX_WORKERS", 0)) or max(2, min(8, os.cpu_count() or 2))
+        self.size = workers or int(os.environ.get("OPENRFT_SANDBOX_WORKERS", 0)) or max(3, min(8, os.cpu_count() or 2) + 1)
+        self.share = max(1, self.size - 1)  # workers one caller may hold at once: one is always left to others
         self._idle: list[_Worker] = []
         self._all: set[_Worker] = set()
         self._cond = threading.Condition()
         self._closed = False
         self._starting = 0  # workers being spawned outside the lock
-        self.replaced = 0  # workers killed and replaced so far (crashes, timeouts, leftovers)
+        self._held: dict[object, int] = {}  # caller -> workers it holds now
+        self._waiting: dict[int, object] = {}  # ticket (arrival order) -> caller
+        self._tickets = itertools.count()
+        self.replaced = 0  # workers killed and replaced so far (crashes, timeouts, protocol errors)
 
     # -- workers --------------------------------------------------------------------------------
     def _spawn(self) -> _Worker:
@@ -337,34 +472,66 @@ class SandboxPool:
             self._cond.notify_all()
         return self
 
-    def _acquire(self) -> _Worker:
-        """An idle worker, or a new one while the pool has fewer than `size`; else wait."""
+    def _turn_of(self, ticket: int, caller: object) -> bool:
+        """Whether `ticket` may take a worker now: one is free, its caller is under its share, and no
+        waiting caller under its share holds fewer workers (or as many, having come first)."""
+        if not self._idle and self._starting + len(self._all) >= self.size:
+            return False
+        if self._held.get(caller, 0) >= self.share:
+            return False
+        rank = (self._held.get(caller, 0), ticket)
+        return all((self._held.get(other, 0), number) >= rank for number, other in self._waiting.items()
+                   if self._held.get(other, 0) < self.share)
+
+    def _acquire(self, caller: object, deadline: float) -> _Worker:
+        """A worker for one grade of `caller`, in fair turn; _QueueTimeout past `deadline`."""
         with self._cond:
-            while True:
+            ticket = next(self._tickets)
+            self._waiting[ticket] = caller
+            try:
+                while not self._turn_of(ticket, caller):
+                    if self._closed:
+                        raise SandboxUnavailable("the sandbox pool is closed")
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise _QueueTimeout()
+                    self._cond.wait(left)
                 if self._closed:
                     raise SandboxUnavailable("the sandbox pool is closed")
-                if self._idle:
-                    return self._idle.pop()
-                if self._starting + len(self._all) < self.size:
-                    self._starting += 1
-                    break
-                self._cond.wait()
+            finally:
+                del self._waiting[ticket]
+                self._cond.notify_all()  # the next in turn may be someone else now
+            self._held[caller] = self._held.get(caller, 0) + 1
+            if self._idle:
+                return self._idle.pop()
+            self._starting += 1
         try:
             worker = self._spawn()
-        finally:
+        except BaseException:
             with self._cond:
                 self._starting -= 1
+                self._give_back_share(caller)
+            raise
         with self._cond:
+            self._starting -= 1
             self._all.add(worker)
         return worker
 
-    def _release(self, worker: _Worker) -> None:
+    def _give_back_share(self, caller: object) -> None:
+        held = self._held.get(caller, 0) - 1
+        if held > 0:
+            self._held[caller] = held
+        else:
+            self._held.pop(caller, None)
+        self._cond.notify_all()
+
+    def _release(self, worker: _Worker, caller: object) -> None:
         with self._cond:
+            self._give_back_share(caller)
             if self._closed:
                 worker.kill()
                 return
             self._idle.append(worker)
-            self._cond.notify()
 
     def _replace(self, worker: _Worker) -> _Worker:
         worker.kill()
@@ -377,6 +544,22 @@ class SandboxPool:
         return fresh
 
     # -- grading --------------------------------------------------------------------------------
+    def _checked(self, answer: dict, seconds: float) -> SandboxResult:
+        """The result an answer stands for; a reward that is not a finite float in range is an error."""
+        if "reward" in answer:
+            reward = answer["reward"]
+            if (isinstance(reward, (int, float)) and not isinstance(reward, bool) and math.isfinite(reward)
+                    and abs(reward) <= self.limits.max_abs_reward):
+                return SandboxResult(reward=float(reward), seconds=seconds)
+            return SandboxResult(error="runtime", error_type="bad_return", seconds=seconds,
+                                 details=f"grade returned {str(reward)[:80]}, expected a finite float within "
+                                         f"[-{self.limits.max_abs_reward:g}, {self.limits.max_abs_reward:g}]")
+        details = answer.get("details")
+        return SandboxResult(error="runtime" if answer.get("error") == "runtime" else "server",
+                             error_type=str(answer.get("type"))[:40],
+                             details=details[:MAX_ANSWER_BYTES] if isinstance(details, str) else None,
+                             seconds=seconds)
+
     def _request(self, worker: _Worker, key: str, source: str, sample: dict, item: dict) -> tuple[_Worker, SandboxResult]:
         """One grade on one worker; returns the worker to keep using (a replacement if it died)."""
         started = time.perf_counter()
@@ -387,7 +570,7 @@ class SandboxPool:
             message = {"key": key, "sample": sample, "item": item}
             if key not in worker.loaded:
                 message["source"] = source
-            data = (json.dumps(message, default=str) + "\n").encode()
+            data = (json.dumps(message, default=str) + "\n").encode("utf-8", "surrogatepass")
             try:
                 worker.wait_ready(60)
                 worker.send(data)
@@ -403,15 +586,11 @@ class SandboxPool:
             elif answer.get("type") == "unknown_source":
                 worker.loaded.discard(key)
                 continue
-            seconds = time.perf_counter() - started
-            if "reward" in answer:
-                return worker, SandboxResult(reward=answer["reward"], seconds=seconds)
-            return worker, SandboxResult(error=answer.get("error", "server"), error_type=answer.get("type"),
-                                         details=answer.get("details"), seconds=seconds)
+            return worker, self._checked(answer, time.perf_counter() - started)
         return worker, SandboxResult(error="server", error_type="unknown_source", details="the worker lost the source")
 
     def _too_large(self, source: str) -> SandboxResult | None:
-        size = len(source.encode())
+        size = len(source.encode("utf-8", "surrogatepass"))
         if size > self.limits.max_source_bytes:
             return SandboxResult(error="runtime", error_type="source_too_large",
                                  details=f"the source is {size:,} bytes; the limit is {self.limits.max_source_bytes:,}")
@@ -422,27 +601,43 @@ class SandboxPool:
         return self.run_many(source, [(sample, item)])[0]
 
     def run_many(self, source: str, pairs: list[tuple[dict, dict]]) -> list[SandboxResult]:
-        """Grade many pairs concurrently across the workers; results in the order of `pairs`."""
+        """Grade many pairs concurrently across the workers; results in the order of `pairs`.
+
+        The caller is the enclosing `sandbox_caller` name, or else this call itself.
+        """
         too_large = self._too_large(source)
         if too_large is not None:
             return [too_large for _ in pairs]
+        caller = _caller.get() or object()
         key = source_key(source)
         results: list[SandboxResult | None] = [None] * len(pairs)
         position = iter(range(len(pairs)))
         lock = threading.Lock()
+        waited_out: list[SandboxResult] = []  # once a grade has waited past the queue timeout, the rest do not wait
 
         def drain() -> None:
-            worker = self._acquire()
-            try:
-                while True:
-                    with lock:
-                        index = next(position, None)
-                    if index is None:
-                        return
+            while True:
+                with lock:
+                    index = next(position, None)
+                if index is None:
+                    return
+                if waited_out:
+                    results[index] = waited_out[0]
+                    continue
+                try:
+                    worker = self._acquire(caller, time.monotonic() + self.limits.queue_timeout_s)
+                except _QueueTimeout:
+                    timeout = SandboxResult(error="server", error_type="queue_timeout", details=(
+                        f"no sandbox worker was free for {self.limits.queue_timeout_s:g} s: the pool is busy "
+                        "with other callers' grades"), seconds=self.limits.queue_timeout_s)
+                    waited_out.append(timeout)
+                    results[index] = timeout
+                    continue
+                try:
                     sample, item = pairs[index]
                     worker, results[index] = self._request(worker, key, source, sample, item)
-            finally:
-                self._release(worker)
+                finally:
+                    self._release(worker, caller)
 
         failures: list[BaseException] = []
 
@@ -452,7 +647,7 @@ class SandboxPool:
             except BaseException as exc:  # noqa: BLE001 - re-raised below, in the calling thread
                 failures.append(exc)
 
-        threads = min(self.size, len(pairs))
+        threads = min(self.share, len(pairs))
         if threads <= 1:
             drain()
         else:

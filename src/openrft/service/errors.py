@@ -3,11 +3,16 @@
 Routes raise `APIError`; `install(app)` turns it, FastAPI's request validation errors, unknown routes
 and unexpected exceptions into that object with the right HTTP status, so that the `openai` SDK raises
 its usual `BadRequestError`, `AuthenticationError`, `NotFoundError`... on the client side.
+
+Every response carries an `x-request-id` header (`req_…`, as OpenAI's). A 500 that would fail the same
+way again (an engine refusing the request, a bug) carries `x-should-retry: false`, so that the SDK does
+not retry it; a 500 from a database that is busy or unreachable carries `x-should-retry: true`.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -22,7 +27,8 @@ class APIError(Exception):
     """An error answered to the client as OpenAI's error object."""
 
     def __init__(self, status: int, message: str, *, param: str | None = None, code: str | None = None,
-                 type: str = "invalid_request_error", extra: dict[str, Any] | None = None):
+                 type: str = "invalid_request_error", extra: dict[str, Any] | None = None,
+                 retry: bool | None = None):
         super().__init__(message)
         self.status = status
         self.message = message
@@ -30,17 +36,26 @@ class APIError(Exception):
         self.code = code
         self.type = type
         self.extra = extra or {}
+        # False: the same request fails the same way again (sent as `x-should-retry: false`); None: say nothing.
+        self.retry = (False if status >= 500 else None) if retry is None else retry
 
     def body(self) -> dict:
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code,
                           **self.extra}}
 
     def response(self) -> JSONResponse:
-        return JSONResponse(self.body(), status_code=self.status)
+        headers = {"x-should-retry": "true" if self.retry else "false"} if self.retry is not None else None
+        return JSONResponse(self.body(), status_code=self.status, headers=headers)
+
+
+def snake_case(text: str) -> str:
+    """An error code from words: "fine-tuning job" -> "fine_tuning_job"."""
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
 
 
 def not_found(kind: str, object_id: str, param: str | None = None) -> APIError:
-    return APIError(404, f"No {kind} found with id '{object_id}'.", param=param, code=f"{kind}_not_found")
+    return APIError(404, f"No {kind} found with id '{object_id}'.", param=param,
+                    code=f"{snake_case(kind)}_not_found")
 
 
 def bad_request(message: str, param: str | None = None, code: str | None = "invalid_value") -> APIError:
@@ -87,6 +102,27 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception):
+        from sqlalchemy.exc import OperationalError
+
         log.exception("unhandled error on %s %s", request.method, request.url.path)
+        transient = isinstance(exc, OperationalError)  # a locked or unreachable database: worth a retry
         return APIError(500, f"The server had an error while processing your request: {type(exc).__name__}: {exc}",
-                        type="server_error", code="internal_error").response()
+                        type="server_error", code="database_error" if transient else "internal_error",
+                        retry=transient).response()
+
+
+def install_request_id(app: FastAPI) -> None:
+    """An `x-request-id` on every response, errors included; install it last, so that it wraps the others."""
+    from openrft.service.ids import new_id
+
+    crash = app.exception_handlers[Exception]
+
+    @app.middleware("http")
+    async def request_id(request: Request, call_next):
+        rid = new_id("req_", 32)
+        try:
+            response = await call_next(request)
+        except Exception as exc:  # noqa: BLE001 - answered as the crash handler answers it, with the header
+            response = await crash(request, exc)
+        response.headers["x-request-id"] = rid
+        return response

@@ -4,10 +4,17 @@ An eval is a row of the store (its object). A run is queued in the store and exe
 (`execute_run`) with `openrft.evals.run_eval` into `$OPENRFT_HOME/evals/<run id>/` — the same eval run
 directory as `openrft eval` writes, so the dashboard reads both. Data sources:
 
-- `completions` (and `responses`): `model`, `input_messages` (a template rendered with each item, or an
-  `item_reference`; without it the item's own `messages` are the prompt, as in RFT rows),
-  `sampling_params`, and `source` (`file_content` or `file_id`);
+- `completions` and `responses`: `model`, `input_messages` (a template rendered with each item, or an
+  `item_reference`; without it the item's own `messages` are the prompt, as in RFT rows; list-form
+  content is joined into text), `sampling_params` (`responses` read `text.format` as the Responses API
+  does, `completions` read `response_format`), and `source` (`file_content` or `file_id`);
 - `jsonl`: items that carry their `sample` already; they are graded as given, no model is called.
+
+A run is executed `CHUNK_ROWS` items at a time; the output items of each chunk are published as soon as
+it is graded (`output_items.partial.jsonl`), so they can be listed while the run is in progress, and a
+cancel stops the run at the next chunk. The eval of a fine-tuning job (its `eval_id`) is made from the
+job when first asked for, and each validation step of the job (`evals/step-N` in its run directory) is
+one completed run of it.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,16 +37,21 @@ from openrft.service.store import Store, eval_runs, evals
 
 router = APIRouter(prefix="/evals")
 RUN_TYPES = ("completions", "responses", "jsonl")
+CHUNK_ROWS = 8  # items per chunk of a run (the rollout path's own prompt batch): output items appear per chunk
+PARTIAL_ITEMS = "output_items.partial.jsonl"
 
 
 # --- evals ---
 
 def _criterion(criterion: Any, index: int) -> dict:
+    """A testing criterion as the eval keeps it, with a new `id` (one it was sent with, as returned, is dropped)."""
     from openrft.service.graders import parse
+    from openrft.training.spec import clean_grader
 
     param = f"testing_criteria[{index}]"
     if not isinstance(criterion, dict):
         raise bad_request(f"Invalid value for '{param}': a testing criterion is a grader object.", param=param)
+    criterion = clean_grader(criterion)
     parse(criterion, param=param)
     checked = dict(criterion)
     name = checked.get("name") or f"{checked.get('type')}-{index}"
@@ -65,9 +78,85 @@ def _data_source_config(config: Any) -> dict:
 
 def get_eval(store: Store, eval_id: str) -> dict:
     row = store.get(evals, eval_id)
+    job_row = job_of_eval(store, eval_id) if row is None else None
+    if job_row is not None:  # the eval of a job that has not been asked for yet
+        register_job_eval(store, job_row)
+        row = store.get(evals, eval_id)
     if row is None:
         raise not_found("eval", eval_id, param="eval_id")
     return row["object"]
+
+
+# --- the evals of fine-tuning jobs ---
+
+def job_of_eval(store: Store, eval_id: str) -> dict | None:
+    """The job row whose `eval_id` this is (`eval_<hex>` of `ftjob-<hex>`), or None."""
+    from openrft.service.store import jobs
+
+    if not eval_id.startswith("eval_"):
+        return None
+    job_id = "ftjob-" + eval_id.removeprefix("eval_")
+    row = store.get(jobs, job_id)
+    if row is None:  # perhaps a run of `openrft train` the store has not indexed yet
+        from openrft.service.jobs import index_cli_runs
+
+        index_cli_runs(store)
+        row = store.get(jobs, job_id)
+    if row is None or not (Path(row["run_dir"]) / "job.json").is_file():
+        return None
+    return row
+
+
+def register_job_eval(store: Store, job_row: dict) -> dict:
+    """The eval of a fine-tuning job: its grader as the one testing criterion, its rows as the items."""
+    from sqlalchemy.exc import IntegrityError
+
+    from openrft.training import load_job
+
+    job = load_job(Path(job_row["run_dir"]))
+    eval_id = job["eval_id"]
+    grader = {k: v for k, v in job["method"]["reinforcement"]["grader"].items() if k != "id"}
+    name = grader.get("name") or grader.get("type")
+    obj = {"object": "eval", "id": eval_id, "name": f"{job['id']} validation",
+           "data_source_config": _data_source_config({"type": "custom", "include_sample_schema": True}),
+           "testing_criteria": [{**grader, "name": name, "id": f"{name}-{job['id'].removeprefix('ftjob-')}"}],
+           "created_at": job["created_at"], "metadata": {"fine_tuning_job_id": job["id"]}}
+    try:
+        store.insert(evals, id=eval_id, created_at=obj["created_at"], object=obj)
+    except IntegrityError:  # registered by a concurrent request
+        pass
+    return obj
+
+
+def register_job_runs(store: Store, eval_id: str) -> None:
+    """One completed run per validation step the job has written (`evals/step-N` with its run.json)."""
+    from sqlalchemy.exc import IntegrityError
+
+    from openrft.evals import load_eval
+    from openrft.training import load_job
+
+    job_row = job_of_eval(store, eval_id)
+    if job_row is None:
+        return
+    run_dir = Path(job_row["run_dir"])
+    job = load_job(run_dir)
+    known = {row["run_dir"] for row in store.rows(eval_runs, eval_runs.c.eval_id == eval_id)}
+    steps = []
+    for run_file in run_dir.glob("evals/step-*/run.json"):
+        step = run_file.parent.name.removeprefix("step-")
+        if step.isdigit() and str(run_file.parent) not in known and (run_file.parent / "summary.json").is_file():
+            steps.append((int(step), run_file.parent))
+    for step, folder in sorted(steps):
+        run = load_eval(folder).run
+        source = {"type": "completions", "model": run.get("model") or job["model"],
+                  "source": {"type": "file_id", "id": job.get("validation_file")}}
+        try:
+            store.insert(eval_runs, id=run["id"], eval_id=eval_id, created_at=run["created_at"],
+                         sort_key=run["created_at"] * 1_000_000_000 + step, run_dir=str(folder),
+                         request={"name": f"step-{step}", "metadata": {"step": str(step)}, "data_source": source},
+                         status="completed", attempts=0)
+        except IntegrityError:  # registered by a concurrent request
+            pass
 
 
 @router.post("")
@@ -154,6 +243,7 @@ def _check_data_source(store: Store, source: Any) -> dict:
             raise APIError(400, "Missing required parameter: 'data_source.model'.", param="data_source.model",
                            code="missing_required_parameter")
         _check_model(source["model"])
+        _params(source)  # refuses what the engine would not take (tools, a bad text.format, reasoning_effort)
     items = source.get("source")
     if not isinstance(items, dict) or items.get("type") not in ("file_content", "file_id"):
         raise bad_request("data_source.source must be {'type': 'file_content', 'content': [...]} or "
@@ -178,6 +268,9 @@ def _check_model(model: str) -> None:
 
 def get_run(store: Store, eval_id: str, run_id: str) -> dict:
     row = store.get(eval_runs, run_id)
+    if row is None:
+        register_job_runs(store, eval_id)
+        row = store.get(eval_runs, run_id)
     if row is None or row["eval_id"] != eval_id:
         raise not_found("eval run", run_id, param="run_id")
     return row
@@ -199,7 +292,8 @@ def run_object(store: Store, row: dict) -> dict:
 
         done = load_eval(Path(row["run_dir"])).run
         criteria_ids = {c["name"]: c["id"] for c in get_eval(store, row["eval_id"])["testing_criteria"]}
-        results = [{**r, "testing_criteria": criteria_ids.get(r["testing_criteria"], r["testing_criteria"])}
+        only = next(iter(criteria_ids.values())) if len(criteria_ids) == 1 else None  # a job's one grader
+        results = [{**r, "testing_criteria": criteria_ids.get(r["testing_criteria"], only or r["testing_criteria"])}
                    for r in done.get("per_testing_criteria_results") or []]
         base.update({"result_counts": done.get("result_counts"), "per_model_usage": done.get("per_model_usage"),
                      "per_testing_criteria_results": results})
@@ -224,6 +318,7 @@ def list_runs(request: Request, eval_id: str, after: str | None = None, limit: i
               order: str = Query("asc", pattern="^(asc|desc)$"), status: str | None = None):
     store = store_of(request)
     get_eval(store, eval_id)
+    register_job_runs(store, eval_id)
     where = [eval_runs.c.eval_id == eval_id] + ([eval_runs.c.status == status] if status else [])
     rows = store.rows(eval_runs, *where, newest_first=order == "desc")
     body = page(rows, after=after, limit=limit, extra_ids=True)
@@ -237,7 +332,8 @@ def retrieve_run(request: Request, eval_id: str, run_id: str):
     return run_object(store, get_run(store, eval_id, run_id))
 
 
-@router.post("/{eval_id}/runs/{run_id}")
+@router.post("/{eval_id}/runs/{run_id}/cancel")
+@router.post("/{eval_id}/runs/{run_id}")  # the path of the older SDKs
 def cancel_run(request: Request, eval_id: str, run_id: str):
     store = store_of(request)
     row = get_run(store, eval_id, run_id)
@@ -245,7 +341,7 @@ def cancel_run(request: Request, eval_id: str, run_id: str):
         raise bad_request(f"Eval run {run_id} is {row['status']}: it cannot be canceled.", param="run_id",
                           code="invalid_status")
     if not store.update(eval_runs, run_id, eval_runs.c.status == "queued", status="canceled", queue_order=None):
-        store.update(eval_runs, run_id, requested_action="cancel")  # the worker drops the result when done
+        store.update(eval_runs, run_id, requested_action="cancel")  # the worker stops at the next chunk
     return run_object(store, store.get(eval_runs, run_id))
 
 
@@ -261,12 +357,31 @@ def delete_run(request: Request, eval_id: str, run_id: str):
 
 
 def _output_items(store: Store, row: dict) -> list[dict]:
-    if row["status"] != "completed" or not (Path(row["run_dir"]) / "run.json").is_file():
-        return []
-    from openrft.evals import load_eval
+    """The output items of a run: all of a completed run, the chunks graded so far of a running or canceled one."""
+    run_dir = Path(row["run_dir"])
+    if row["status"] == "completed" and (run_dir / "run.json").is_file():
+        from openrft.evals import load_eval
 
-    items = load_eval(Path(row["run_dir"])).output_items
-    return [{**item, "run_id": row["id"], "eval_id": row["eval_id"]} for item in items]
+        items = load_eval(run_dir).output_items
+    elif (run_dir / PARTIAL_ITEMS).is_file():
+        lines = (run_dir / PARTIAL_ITEMS).read_text(encoding="utf-8").splitlines()
+        items = [json.loads(line) for line in lines if line.endswith("}")]  # a line being written is skipped
+    else:
+        return []
+    return [output_item(item, row) for item in items]
+
+
+def output_item(item: dict, row: dict) -> dict:
+    """An output item as the API returns it: this run's ids, and `sample.error` as `{code, message}` or null."""
+    sample = dict(item.get("sample") or {})
+    error = sample.get("error")
+    if isinstance(error, str) and error:
+        code = "engine_error" if item.get("status") == "error" or sample.get("finish_reason") == "error" \
+            else "sample_parse_error"
+        sample["error"] = {"code": code, "message": error}
+    elif not error:
+        sample["error"] = None
+    return {**item, "run_id": row["id"], "eval_id": row["eval_id"], "sample": sample}
 
 
 @router.get("/{eval_id}/runs/{run_id}/output_items")
@@ -355,46 +470,61 @@ def _prompt(data_source: dict, item: dict, number: int) -> list[dict]:
         messages = item.get("messages")
         if not isinstance(messages, list):
             raise ValueError(f"data source item {number}: no input_messages in the run and no messages in the item")
-        return messages
+        return [_text_message(m, f"data source item {number}: messages") for m in messages]
     if spec.get("type") == "item_reference":
         ref = str(spec.get("item_reference", "")).removeprefix("item.")
         messages = item.get(ref)
         if not isinstance(messages, list):
             raise ValueError(f"data source item {number}: item.{ref} is not a list of messages")
-        return messages
+        return [_text_message(m, f"data source item {number}: item.{ref}") for m in messages]
     out = []
     for message in spec.get("template") or []:
-        content = message.get("content")
-        if isinstance(content, dict):  # {type: input_text, text}
-            content = content.get("text", "")
+        content = _text_message(message, "input_messages.template")["content"]
         try:
-            text = render(str(content), sample={}, item=item)
+            text = render(content, sample={}, item=item)
         except TemplateError as exc:
             raise ValueError(f"data source item {number}: input_messages: {exc}") from None
         out.append({"role": message.get("role", "user"), "content": text})
     return out
 
 
+def _text_message(message: Any, where: str) -> dict:
+    """A chat message with its content as text (a string, a text part, or a list of text parts and strings)."""
+    from openrft.service.chat import content_text
+
+    if not isinstance(message, dict):
+        raise ValueError(f"{where}: a message is an object with a role and content")
+    try:
+        return {**message, "content": content_text(message.get("content"))}
+    except APIError as exc:
+        raise ValueError(f"{where}: {exc.message}") from None
+
+
 def _params(data_source: dict) -> SamplingParams:
-    from openrft.service.chat import reasoning_effort_of
+    """A run's sampling_params as the engine's, read as /v1/chat/completions or /v1/responses reads them."""
+    from openrft.service.chat import engine_params
+    from openrft.service.responses import response_format_of
 
     given = data_source.get("sampling_params") or {}
-    params = SamplingParams(temperature=given.get("temperature", 1.0), top_p=given.get("top_p", 1.0),
-                            seed=given.get("seed", 42))
-    if given.get("max_completion_tokens") or given.get("max_tokens"):
-        params.max_tokens = int(given.get("max_completion_tokens") or given.get("max_tokens"))
-    params.reasoning_effort = reasoning_effort_of(given.get("reasoning_effort"))
-    response_format = given.get("response_format")
-    text_format = (given.get("text") or {}).get("format")  # the Responses API's flattened json_schema
-    if response_format is None and isinstance(text_format, dict) and text_format.get("type") == "json_schema":
-        response_format = {"type": "json_schema", "json_schema": {k: v for k, v in text_format.items() if k != "type"}}
-    params.response_format = response_format  # the engine checks it (text, json_object or json_schema)
-    return params
+    if given.get("tools"):
+        raise APIError(400, "Unsupported parameter: 'data_source.sampling_params.tools': tool calls are not "
+                       "implemented by openrft's engines yet.", param="data_source.sampling_params.tools",
+                       code="unsupported_parameter")
+    if data_source["type"] == "responses":  # the Responses API's flat text.format
+        response_format = response_format_of((given.get("text") or {}).get("format"),
+                                             "data_source.sampling_params.text.format")
+    else:
+        response_format = given.get("response_format")  # the engine checks it (json_object, json_schema)
+    max_tokens = given.get("max_completion_tokens") or given.get("max_tokens")
+    return engine_params(temperature=given.get("temperature", 1.0), top_p=given.get("top_p", 1.0),
+                         max_tokens=int(max_tokens) if max_tokens else None, seed=given.get("seed", 42),
+                         response_format=response_format, reasoning_effort=given.get("reasoning_effort"))
 
 
 def execute_run(store: Store, run_id: str, should_stop) -> str:
-    """Run one queued eval run into its run directory; returns its final status."""
+    """Run one queued eval run into its run directory, `CHUNK_ROWS` items at a time; returns its final status."""
     from openrft.evals import run_eval
+    from openrft.graders import build_grader
     from openrft.service.engine_cache import load_engine
 
     row = store.get(eval_runs, run_id)
@@ -411,11 +541,68 @@ def execute_run(store: Store, run_id: str, should_stop) -> str:
         else:
             rows = [{**entry["item"], "messages": _prompt(data_source, entry["item"], i + 1)}
                     for i, entry in enumerate(entries)]
-            engine = load_engine(data_source["model"])
             params = _params(data_source)
+            engine = load_engine(data_source["model"])
     except (ValueError, APIError) as exc:
         store.update(eval_runs, run_id, error={"code": "invalid_data_source", "message": str(exc)})
         return "failed"
-    run_eval(rows, engine=engine, grader=criteria, params=params, out_dir=Path(row["run_dir"]),
-             name=row["request"].get("name") or run_id, eval_id=row["eval_id"], progress=False)
-    return "canceled" if should_stop() == "cancel" else "completed"
+    out_dir = Path(row["run_dir"])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    partial = out_dir / PARTIAL_ITEMS
+    partial.unlink(missing_ok=True)  # a run re-queued after a crash starts over
+    built = [build_grader(criterion) for criterion in criteria]
+    name = row["request"].get("name") or run_id
+    chunks = []
+    for start in range(0, len(rows), CHUNK_ROWS):
+        if should_stop() == "cancel":
+            return "canceled"
+        chunk = run_eval(rows[start:start + CHUNK_ROWS], engine=engine, grader=criteria, graders=built,
+                         params=params, name=name, eval_id=row["eval_id"], progress=False)
+        chunk.rollouts = [replace(r, index=r.index + start) for r in chunk.rollouts]
+        for item in chunk.output_items:
+            item.update(run_id=run_id, datasource_item_id=item["datasource_item_id"] + start)
+        with partial.open("a", encoding="utf-8") as f:
+            f.write("".join(json.dumps(item, default=str) + "\n" for item in chunk.output_items))
+        chunks.append(chunk)
+    if should_stop() == "cancel":
+        return "canceled"
+    _write_result(out_dir, run_id, row["eval_id"], name, criteria, built, chunks)
+    partial.unlink(missing_ok=True)
+    return "completed"
+
+
+def _write_result(out_dir: Path, run_id: str, eval_id: str, name: str, criteria: list[dict], built: list,
+                  chunks: list) -> None:
+    """The run directory of the whole run (run.json, summary.json, output_items.jsonl) from its chunks."""
+    from openrft.evals.run import EvalResult, summarize, write_eval
+
+    rollouts = [r for chunk in chunks for r in chunk.rollouts]
+    items = [item for chunk in chunks for item in chunk.output_items]
+    latency = [chunk.summary["latency"] for chunk in chunks]
+    timing = {"sampling": sum(t["sampling_s"] for t in latency), "grading": sum(t["grading_s"] for t in latency),
+              "total": sum(t["total_s"] for t in latency)}
+    summary = summarize(rollouts, criteria, built, timing=timing, train_rows=None, labels=None, label_key="labels",
+                        seed=0)
+    first = chunks[0].summary if chunks else {}
+    summary.update({key: first.get(key) for key in ("model", "runs", "sampling")}, name=name)
+    runs = [chunk.run for chunk in chunks]
+
+    def total(get) -> int:
+        return sum(get(run) for run in runs)
+
+    run = {**(runs[0] if runs else {"object": "eval.run", "created_at": int(time.time()), "model": None,
+                                     "report_url": None, "metadata": {}, "error": None}),
+           "id": run_id, "eval_id": eval_id, "name": name, "status": "completed",
+           "result_counts": {key: total(lambda r: r["result_counts"][key])
+                             for key in ("total", "errored", "failed", "passed")},
+           "per_model_usage": [{**runs[0]["per_model_usage"][0], **{
+               key: total(lambda r: r["per_model_usage"][0][key])
+               for key in ("invocation_count", "prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens")}}]
+           if runs else None,
+           "per_testing_criteria_results": [
+               {"testing_criteria": c.get("name", f"criterion-{i}"),
+                "passed": total(lambda r: r["per_testing_criteria_results"][i]["passed"]),
+                "failed": total(lambda r: r["per_testing_criteria_results"][i]["failed"])}
+               for i, c in enumerate(criteria)],
+           "data_source": {"type": "jsonl", "source": {"type": "file_content", "count": len(rollouts)}}}
+    write_eval(EvalResult(run, summary, items, rollouts), out_dir)

@@ -1,8 +1,10 @@
 """`/v1/files`: upload (multipart), list, retrieve, content, delete.
 
 Bytes go to `$OPENRFT_HOME/files/<id>` (the client's filename is kept in the store for display and never
-used as a path). A `fine-tune` upload is checked with the data tools (`openrft.data.load_rows`) before it
-is accepted; a bad one is refused with the line-level report of every problem.
+used as a path); an upload over MAX_UPLOAD_BYTES (512 MiB) is refused while it streams in. A `fine-tune`
+upload is checked line by line (`openrft.data.validate.check_upload`, its limits documented there) in a
+worker thread, so that the event loop goes on serving other requests; a bad one is refused (HTTP 400)
+with the first MAX_PROBLEMS problems (file, line, field, reason) and the count of all of them.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from pathlib import Path
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import FileResponse
+from starlette.concurrency import run_in_threadpool
 
 from openrft import paths
 from openrft.service.app import store_of
@@ -23,6 +26,8 @@ from openrft.service.store import Store, files
 router = APIRouter()
 PURPOSES = {"fine-tune", "evals", "batch", "assistants", "vision", "user_data"}
 CHUNK = 1 << 20
+MAX_UPLOAD_BYTES = 512 * 1024**2  # OpenAI's limit for one file (openrft.data.validate.MAX_FILE_BYTES)
+MAX_PROBLEMS = 100  # problems listed in a refused upload's error (their total count is given too)
 
 
 def file_path(file_id: str) -> Path:
@@ -50,26 +55,31 @@ def file_object(row: dict) -> dict:
             "status_details": None, "expires_at": None}
 
 
-def _problem(problem, filename: str) -> dict:
-    """One `(file, line, field, reason)` problem of a DatasetError as a JSON object naming the upload."""
-    file, line, field, reason = (problem if isinstance(problem, (tuple, list)) else
-                                 (getattr(problem, "file", None), getattr(problem, "line", None),
-                                  getattr(problem, "field", None), getattr(problem, "reason", str(problem))))
-    return {"file": filename, "line": line, "field": field, "reason": reason}
-
-
 def _check_fine_tune(path: Path, filename: str) -> None:
-    from openrft.data import DatasetError, load_rows
+    """Refuse (400) a fine-tuning file with any problem, listing the first MAX_PROBLEMS and the count."""
+    from openrft.data.validate import check_upload
 
-    try:
-        load_rows(path)
-    except DatasetError as exc:
-        problems = [_problem(p, filename) for p in (getattr(exc, "problems", None) or [])]
-        lines = [f"{filename} line {p['line']}, field {p['field']}: {p['reason']}" for p in problems[:50]]
-        more = f"\n... and {len(problems) - 50} more" if len(problems) > 50 else ""
-        raise APIError(400, f"Invalid fine-tuning file {filename}: {len(problems) or 'some'} problem(s)\n"
-                       + "\n".join(lines) + more, param="file", code="invalid_file_format",
-                       extra={"problems": problems}) from None
+    problems, total = check_upload(path, name=filename, max_problems=MAX_PROBLEMS)
+    if not total:
+        return
+    listed = [{"file": filename, "line": p.line, "field": p.field, "reason": p.reason} for p in problems]
+    lines = [f"{filename} line {p['line']}, field {p['field'] or '(row)'}: {p['reason']}" for p in listed[:50]]
+    more = f"\n... and {total - len(lines)} more" if total > len(lines) else ""
+    raise APIError(400, f"Invalid fine-tuning file {filename}: {total} problem(s)\n" + "\n".join(lines) + more,
+                   param="file", code="invalid_file_format", extra={"problems": listed, "problem_count": total})
+
+
+async def _save(file: UploadFile, partial: Path) -> int:
+    """Stream the upload to `partial`; its size in bytes. Refused (400) past MAX_UPLOAD_BYTES."""
+    size = 0
+    with open(partial, "wb") as out:
+        while chunk := await file.read(CHUNK):
+            size += len(chunk)
+            if size > MAX_UPLOAD_BYTES:
+                raise bad_request(f"Invalid file: it is larger than {MAX_UPLOAD_BYTES:,} bytes "
+                                  f"({MAX_UPLOAD_BYTES // 1024**2} MiB), the limit for one file.", param="file")
+            await run_in_threadpool(out.write, chunk)
+    return size
 
 
 @router.post("/files")
@@ -81,18 +91,14 @@ async def upload(request: Request, file: UploadFile = File(...), purpose: str = 
     file_id = new_id("file-")
     target = file_path(file_id)
     partial = target.with_name(target.name + ".partial")
-    size = 0
-    with open(partial, "wb") as out:
-        while chunk := await file.read(CHUNK):
-            out.write(chunk)
-            size += len(chunk)
     filename = os.path.basename((file.filename or "").replace("\\", "/"))
     filename = "upload.jsonl" if filename.strip(". ") == "" else filename  # "", ".", ".." name no file
     try:
+        size = await _save(file, partial)
         if size == 0:
             raise bad_request(f"Invalid file {filename}: the file is empty.", param="file")
         if purpose == "fine-tune":
-            _check_fine_tune(partial, filename)
+            await run_in_threadpool(_check_fine_tune, partial, filename)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise

@@ -8,10 +8,20 @@ process runs them, not the workers).
 Status changes made while no worker holds a job (cancel or pause of a queued job, resume, re-queue after
 a crash) are written both to the store and to the job's run directory, with an event, so that the run
 directory stays the one record of a job.
+
+The job object the API returns is job.json without the server's paths, with what the run directory
+tells beside it: `estimated_finish` from the step timings of a running job, `result_files` naming the
+per-step metrics CSV of a finished job (a file of the Files API), and the resolved `hyperparameters`.
+Its `eval_id` is an eval of the evals API (see evals.register_job_eval) with one run per validation step.
+Metrics events get `usage.graders`: each grader's calls per step (the trainer does not record the
+token usage of model graders, so those fields are null).
 """
 
 from __future__ import annotations
 
+import csv
+import importlib.util
+import io
 import json
 import re
 import time
@@ -26,11 +36,14 @@ from openrft.service.app import store_of
 from openrft.service.errors import APIError, bad_request, not_found
 from openrft.service.files import resolve
 from openrft.service.pagination import page
-from openrft.service.store import Store, jobs
+from openrft.service.store import Store, files, jobs
 from openrft.training.job import TERMINAL
 
 router = APIRouter(prefix="/fine_tuning/jobs")
+permissions = APIRouter(prefix="/fine_tuning/checkpoints")
 _METADATA_KEY = re.compile(r"^metadata\[(.+)\]$")
+SERVER_PATHS = ("run_dir", "training_path", "validation_path")  # kept in job.json, never returned
+RESULTS_FILENAME = "step_metrics.csv"
 
 
 # --- the run directory, for changes made outside a worker ---
@@ -81,14 +94,76 @@ def index_cli_runs(store: Store) -> None:
 
 def job_object(store: Store, row: dict) -> dict:
     """The `fine_tuning.job` object: job.json, with the store's queue status for jobs the workers run."""
-    from openrft.training import load_job
+    from openrft.training import load_job, read_events
 
     job = load_job(Path(row["run_dir"]))
     if row["source"] == "api" and job.get("status") not in TERMINAL:
         job["status"] = row["status"]
     elif row["source"] != "api" and job.get("status") != row["status"]:
         store.update(jobs, row["id"], status=job.get("status"))
+    job["openrft"] = {k: v for k, v in (job.get("openrft") or {}).items() if k not in SERVER_PATHS}
+    hp = ((job.get("method") or {}).get("reinforcement") or {}).get("hyperparameters") or {}
+    job["hyperparameters"] = {k: hp[k] for k in ("batch_size", "learning_rate_multiplier", "n_epochs") if k in hp} \
+        or job.get("hyperparameters")
+    metrics = [e for e in read_events(Path(row["run_dir"])) if e.get("type") == "metrics" and e.get("data")]
+    if job["status"] == "running":
+        job["estimated_finish"] = estimated_finish(metrics)
+    if job["status"] in TERMINAL and metrics:
+        job["result_files"] = [results_file(store, row["id"], metrics)]
     return job
+
+
+def estimated_finish(metrics: list[dict]) -> int | None:
+    """When a running job should end: its last step's time plus the mean step time for each step left."""
+    steps = [e for e in metrics if e["data"].get("step", 0) >= 1]
+    durations = [((e["data"].get("timing") or {}).get("step") or {}).get("full_iteration") for e in steps]
+    durations = [d for d in durations if isinstance(d, (int, float))]
+    if not steps or not durations:
+        return None
+    last = steps[-1]
+    left = max(0, int(last["data"].get("total_steps") or 0) - int(last["data"]["step"]))
+    return int(last["created_at"] + left * sum(durations) / len(durations))
+
+
+def results_csv(metrics: list[dict]) -> str:
+    """The per-step metrics of a job as CSV: step, train and valid reward, then each grader's."""
+    graders = []
+    for event in metrics:
+        for entry in (event["data"].get("scores") or {}).get("graders") or []:
+            if entry.get("name") not in graders:
+                graders.append(entry.get("name"))
+    columns = ["step", "train_mean_reward", "full_valid_mean_reward", "full_valid_mean_parse_error",
+               "completion_tokens_mean", "reasoning_tokens_mean"]
+    header = columns + [f"graders/{name}/{split}_reward_mean" for name in graders for split in ("train", "valid")]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    for event in metrics:
+        data = event["data"]
+        scores = {entry.get("name"): entry for entry in (data.get("scores") or {}).get("graders") or []}
+        writer.writerow([data.get(column) for column in columns] + [
+            (scores.get(name) or {}).get(f"{split}_reward_mean") for name in graders for split in ("train", "valid")])
+    return out.getvalue()
+
+
+def results_file(store: Store, job_id: str, metrics: list[dict]) -> str:
+    """The id of the results file of a finished job, written into the Files API the first time it is asked for."""
+    from sqlalchemy.exc import IntegrityError
+
+    file_id = f"file-results-{job_id.removeprefix('ftjob-')}"
+    if store.get(files, file_id) is not None:
+        return file_id
+    data = results_csv(metrics).encode()
+    folder = paths.files_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{file_id}.{uuid.uuid4().hex}.tmp"
+    tmp.write_bytes(data)
+    tmp.replace(folder / file_id)
+    try:
+        store.insert(files, id=file_id, filename=RESULTS_FILENAME, purpose="fine-tune-results", bytes=len(data))
+    except IntegrityError:  # written by a concurrent request
+        pass
+    return file_id
 
 
 def get_row(store: Store, job_id: str) -> dict:
@@ -96,7 +171,7 @@ def get_row(store: Store, job_id: str) -> dict:
     if row is None:
         raise not_found("fine-tuning job", job_id, param="fine_tuning_job_id")
     if not (Path(row["run_dir"]) / "job.json").is_file():
-        raise APIError(404, f"Fine-tuning job '{job_id}' has lost its run directory {row['run_dir']}.",
+        raise APIError(404, f"Fine-tuning job '{job_id}' has lost its run directory (job.json is gone).",
                        param="fine_tuning_job_id", code="run_directory_missing")
     return row
 
@@ -127,9 +202,11 @@ def create(request: Request, body: dict = Body(...)):
     if not isinstance(method, dict) or method.get("type") != "reinforcement":
         raise bad_request("openrft trains with method {'type': 'reinforcement', 'reinforcement': {...}} only "
                           f"(got {json.dumps(method)}).", param="method.type")
+    _check_model(body["model"])
     for field in ("training_file", "validation_file"):
         if body.get(field) is not None:
             resolve(store, body[field], param=field)
+    _check_integrations(body.get("integrations"))
     if isinstance(body.get("openrft"), dict) and body["openrft"].get("output_dir"):
         raise bad_request("openrft.output_dir cannot be set through the API: jobs of the service live in "
                           "$OPENRFT_HOME/runs.", param="openrft.output_dir")
@@ -149,7 +226,35 @@ def create(request: Request, body: dict = Body(...)):
         raise refused from None
     store.update(jobs, job_id, jobs.c.status == "validating_files", status="queued", queue_order=time.time_ns(),
                  created_at=int(job["created_at"]), metadata=job.get("metadata"))
+    from openrft.service.evals import register_job_eval
+
+    register_job_eval(store, store.get(jobs, job_id))
     return job_object(store, store.get(jobs, job_id))
+
+
+def _check_model(model: str) -> None:
+    """A 400 naming `model` for a name openrft cannot load (nothing is loaded or converted here)."""
+    from openrft.models import ModelError, resolve_model
+
+    if not isinstance(model, str):
+        raise bad_request("Invalid type for 'model': expected a string.", param="model")
+    try:
+        resolve_model(model, prepare=False)
+    except ModelError as exc:
+        raise APIError(400, f"The model `{model}` does not exist or cannot be fine-tuned here: {exc}", param="model",
+                       code="model_not_found") from None
+
+
+def _check_integrations(integrations) -> None:
+    """A wandb integration needs the wandb package on this server: refused up front rather than skipped later."""
+    if not isinstance(integrations, list):
+        return
+    wanted = any(isinstance(i, dict) and i.get("type") == "wandb" for i in integrations)
+    if wanted and importlib.util.find_spec("wandb") is None:
+        raise bad_request("A wandb integration was asked for, but the wandb package is not installed on this "
+                          "openrft server (pip install wandb, and set WANDB_API_KEY for its workers), so the job "
+                          "could not log to W&B. Remove the integration or install wandb.",
+                          param="integrations", code="integration_unavailable")
 
 
 def _refusal(exc: BaseException, body: dict, store: Store) -> APIError | None:
@@ -173,9 +278,12 @@ def _refusal(exc: BaseException, body: dict, store: Store) -> APIError | None:
                      "reason": p.reason} for p in exc.problems]
         return APIError(400, str(exc), param=first, code="invalid_file_format", extra={"problems": problems})
     if isinstance(exc, JobSpecError):
-        param = None
-        if isinstance(exc.__cause__, ValidationError) and exc.__cause__.errors():
+        param = getattr(exc, "param", None)
+        if param is None and isinstance(exc.__cause__, ValidationError) and exc.__cause__.errors():
             param = ".".join(str(part) for part in exc.__cause__.errors()[0]["loc"])
+        named = re.match(r"^([A-Za-z_][\w.\[\]]*): ", str(exc))  # "method.reinforcement.response_format: ..."
+        if param is None and named and "." in named.group(1):
+            param = named.group(1)
         return APIError(400, str(exc), param=param, code="invalid_value")
     return None
 
@@ -261,7 +369,7 @@ def resume(request: Request, job_id: str):
 
 def _only_api(row: dict, action: str) -> None:
     if row["source"] != "api":
-        raise bad_request(f"Job {row['id']} was started by `openrft train` in its own process ({row['run_dir']}): "
+        raise bad_request(f"Job {row['id']} was started by `openrft train` in its own process: "
                           f"it cannot be {action}d through the API.", param="fine_tuning_job_id",
                           code="not_managed")
 
@@ -270,9 +378,48 @@ def _only_api(row: dict, action: str) -> None:
 def events(request: Request, job_id: str, after: str | None = None, limit: int = Query(20)):
     from openrft.training import read_events
 
-    row = get_row(store_of(request), job_id)
+    store = store_of(request)
+    row = get_row(store, job_id)
     newest_first = list(reversed(read_events(Path(row["run_dir"]))))
-    return page(newest_first, after=after, limit=limit)
+    body = page(newest_first, after=after, limit=limit)
+    if any(e.get("type") == "metrics" for e in body["data"]):
+        job = job_object(store, row)
+        body["data"] = [_with_grader_usage(e, job, Path(row["run_dir"])) for e in body["data"]]
+    return body
+
+
+def _with_grader_usage(event: dict, job: dict, run_dir: Path) -> dict:
+    """A metrics event with `usage.graders` filled: each grader's calls in the step (train and validation).
+
+    The trainer does not record the token usage of model graders: the token fields are null.
+    """
+    data = event.get("data") or {}
+    usage = data.get("usage")
+    if event.get("type") != "metrics" or not isinstance(usage, dict) or usage.get("graders"):
+        return event
+    rl = job["method"]["reinforcement"]
+    hp = rl.get("hyperparameters") or {}
+    step = int(data.get("step") or 0)
+    train_calls = hp.get("batch_size", 0) * (hp.get("resolved") or {}).get("group_size", 0) if step >= 1 else 0
+    valid_calls = 0
+    run_file = run_dir / "evals" / f"step-{step}" / "run.json"
+    if "valid_reward_mean" in (data.get("scores") or {}) and run_file.is_file():
+        try:
+            valid_calls = json.loads(run_file.read_text())["result_counts"]["total"]
+        except (OSError, ValueError, KeyError, TypeError):
+            valid_calls = None
+    grader = rl["grader"]
+    graders = [grader] + list((grader.get("graders") or {}).values() if grader.get("type") == "multi" else [])
+    entries = []
+    for g in graders:
+        entry = {"name": g.get("name"), "type": g.get("type"), "model": g.get("model"),
+                 "train_calls": train_calls, "valid_calls": valid_calls}
+        for split in ("train", "valid"):
+            for kind in ("prompt", "completion"):
+                entry[f"{split}_{kind}_tokens_mean"] = None
+                entry[f"{split}_{kind}_tokens_count"] = None
+        entries.append(entry)
+    return {**event, "data": {**data, "usage": {**usage, "graders": entries}}}
 
 
 @router.get("/{job_id}/checkpoints")
@@ -282,3 +429,11 @@ def checkpoints(request: Request, job_id: str, after: str | None = None, limit: 
     row = get_row(store_of(request), job_id)
     found = sorted(list_checkpoints(Path(row["run_dir"])), key=lambda c: c.get("step_number", 0), reverse=True)
     return page(found, after=after, limit=limit, extra_ids=True)
+
+
+@permissions.api_route("/{checkpoint:path}/permissions", methods=["GET", "POST"])
+@permissions.delete("/{checkpoint:path}/permissions/{permission_id}")
+def checkpoint_permissions(checkpoint: str, permission_id: str | None = None):
+    raise APIError(400, "Checkpoint permissions are not supported by openrft: there are no projects to share a "
+                   "checkpoint with; every model and checkpoint of this server can be used by anyone who has its "
+                   "API key.", param="fine_tuned_model_checkpoint", code="unsupported_endpoint")

@@ -60,7 +60,7 @@ class Task:
 
 
 def json_labels_format(name: str, labels: list[str], *, min_items: int | None = None,
-                       max_items: int | None = None) -> dict:
+                       max_items: int | None = None, unique: bool = True) -> dict:
     """OpenAI's strict json_schema response_format for `{"labels": [<one of labels>, ...]}`.
 
     `min_items` / `max_items` bound the list (JSON schema `minItems` / `maxItems`, which OpenAI's strict mode
@@ -68,6 +68,8 @@ def json_labels_format(name: str, labels: list[str], *, min_items: int | None = 
     out of tokens; a bound that matches what the prompt asks for keeps every answer finished and gradable.
     """
     array: dict = {"type": "array", "items": {"type": "string", "enum": list(labels)}}
+    if unique:  # a label set: the engine's constraint forbids repeating a label (openrft.engines.constraints)
+        array["uniqueItems"] = True
     if min_items is not None:
         array["minItems"] = min_items
     if max_items is not None:

@@ -23,8 +23,15 @@ For every prompt q the policy samples a group of G answers o_1..o_G; the grader 
    which teaches brevity) or, with `truncated="mask"`, are left out of the loss (DAPO's overlong
    filtering). Either way they are counted.
 
-Log-probabilities are taken at the sampling temperature, log_softmax(logits / T), exactly as the engine
-records them, so that the sampler and the trainer measure the same distribution.
+7. **Infrastructure failures** (a sandbox crash or timeout, a judge server error: graders.grade.
+   INFRASTRUCTURE_ERRORS) say nothing about the answer: such samples are left out of the group's advantages
+   and of the loss, and counted. A grader that scores 0, or an answer that does not parse, is a real 0.
+
+Log-probabilities are those of the distribution each token was drawn from: softmax(logits / T) restricted to
+the tokens the response_format's constraint allowed at that position and to the top_p nucleus
+(`openrft.engines.sampling.sampling_logprobs`, the function the engine samples with). The masks are rebuilt
+by replaying each sample's constraint over its tokens (`TransformersEngine.replay_masks`). Without them the
+gradient of a grammar-forced token would push probability toward tokens the grammar never allows.
 """
 
 from __future__ import annotations
@@ -48,6 +55,19 @@ def group_advantages(rewards: list[float], *, scale: bool = True) -> list[float]
 
 def is_zero_signal(rewards: list[float]) -> bool:
     return max(rewards) - min(rewards) < 1e-9
+
+
+def graded_advantages(rewards: list[float], failed: list[bool], *, scale: bool = True) -> dict[int, float] | None:
+    """Advantages of a group's samples whose grade did not fail for infrastructure reasons (7), by sample index.
+
+    The failed samples are left out of the group's mean and std as well as of the result. None when fewer than
+    two samples are left or they all scored the same (a zero-signal group, 2).
+    """
+    kept = [i for i, bad in enumerate(failed) if not bad]
+    values = [rewards[i] for i in kept]
+    if len(values) < 2 or is_zero_signal(values):
+        return None
+    return dict(zip(kept, group_advantages(values, scale=scale)))
 
 
 @dataclass
@@ -87,20 +107,25 @@ def clipped_policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, adva
 
 
 def sequence_logprobs(model, prompt_ids: list[int], completions: list[list[int]], *, temperature: float,
+                      top_p: float = 1.0, masks: list[torch.Tensor | None] | None = None,
                       with_entropy: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Log-probabilities of each completion token given the shared prompt, for one group.
+    """Log-probabilities of each completion token under the sampling distribution, for one group.
 
-    The prompt is run once and its key/value cache shared by the G completions (prefix sharing), which
-    divides the prompt's cost by G; gradients flow through the shared cache. Returns (logprobs [G, T],
-    mask [G, T], entropy [G, T] or None), T = the longest completion.
+    `masks[i]` is the allowed-token mask [len(completions[i]), vocab] (bool) the sampler used for completion i,
+    or None when it was unconstrained. The prompt is run once and its key/value cache shared by the G
+    completions (prefix sharing), which divides the prompt's cost by G; gradients flow through the shared
+    cache. Returns (logprobs [G, T], mask [G, T], entropy of the sampling distribution [G, T] or None),
+    T = the longest completion.
     """
+    from openrft.engines.sampling import sampling_logprobs
+
     device = next(model.parameters()).device
     G = len(completions)
     T = max(1, max(len(c) for c in completions))
     prompt = torch.tensor([prompt_ids], device=device)
     out = model(input_ids=prompt, use_cache=True)
     first_logits = out.logits[:, -1:, :].expand(G, 1, -1)  # predicts each completion's first token
-    cache = out.past_key_values
+    cache = out.cache
     cache.batch_repeat_interleave(G)
     pad = 0
     ids = torch.full((G, T), pad, dtype=torch.long, device=device)
@@ -110,15 +135,21 @@ def sequence_logprobs(model, prompt_ids: list[int], completions: list[list[int]]
         mask[i, :len(c)] = 1.0
     if T > 1:
         attention = torch.cat([torch.ones((G, len(prompt_ids)), device=device), mask[:, :-1]], dim=1).long()
-        rest = model(input_ids=ids[:, :-1], attention_mask=attention, past_key_values=cache, use_cache=False).logits
+        rest = model(input_ids=ids[:, :-1], attention_mask=attention, cache=cache, use_cache=False).logits
         logits = torch.cat([first_logits, rest], dim=1)
     else:
         logits = first_logits
-    logits = logits.float() / max(temperature, 1e-5)
-    logp_all = torch.log_softmax(logits, dim=-1)
+    allowed = None
+    if masks is not None and any(m is not None for m in masks):
+        allowed = torch.ones(logits.shape, dtype=torch.bool, device=device)
+        for i, m in enumerate(masks):
+            if m is not None:
+                allowed[i, :m.shape[0]] = m.to(device)
+    logp_all = sampling_logprobs(logits, temperature=temperature, top_p=top_p, allowed=allowed, always_keep=ids)
     logprobs = torch.gather(logp_all, 2, ids.unsqueeze(-1)).squeeze(-1)
     entropy = None
     if with_entropy:
         with torch.no_grad():
-            entropy = -(logp_all.exp() * logp_all).sum(-1)
+            p = logp_all.exp()
+            entropy = -torch.where(p > 0, p * logp_all, torch.zeros_like(p)).sum(-1)
     return logprobs, mask, entropy

@@ -36,6 +36,7 @@ def create_job(body: dict | str | Path, *, run_dir: str | Path | None = None,
     spec = parse_job(body)
     rl = spec.method.reinforcement
     parse_grader(rl.grader)  # raises GraderValidationError naming the field
+    check_sampling(spec)
     train_path = resolve_file(spec.training_file, file_resolver, "training_file")
     valid_path = resolve_file(spec.validation_file, file_resolver, "validation_file") if spec.validation_file else None
     train_rows = load_rows(train_path)  # raises DatasetError listing every problem of the file
@@ -50,14 +51,17 @@ def create_job(body: dict | str | Path, *, run_dir: str | Path | None = None,
     run_dir = Path(run_dir or spec.openrft.output_dir or paths.runs_dir() / job_id)
     run_dir.mkdir(parents=True, exist_ok=True)
     seed = resolved["resolved"]["seed"]
-    method = spec.method.model_dump(mode="json")
+    method = spec.method.model_dump(mode="json", exclude={"supervised", "dpo"})
     method["reinforcement"]["hyperparameters"] = resolved
+    integrations = [i.model_dump(mode="json") for i in spec.integrations or []]
+    if any(i["type"] == "wandb" for i in integrations) and "wandb" not in spec.openrft.trackers:
+        spec.openrft.trackers.append("wandb")  # a wandb integration starts the W&B tracker
     job = {
         "object": "fine_tuning.job", "id": job_id, "created_at": int(time.time()), "error": None,
         "fine_tuned_model": None, "finished_at": None, "hyperparameters": None, "model": spec.model,
         "organization_id": "org-openrft", "result_files": [], "status": "queued", "trained_tokens": None,
         "training_file": spec.training_file, "validation_file": spec.validation_file, "seed": seed,
-        "estimated_finish": None, "integrations": spec.integrations or [], "metadata": spec.metadata,
+        "estimated_finish": None, "integrations": integrations, "metadata": spec.metadata,
         "method": method, "suffix": spec.suffix, "user_provided_suffix": spec.suffix, "usage_metrics": None,
         "shared_with_openai": False, "eval_id": f"eval_{job_id.removeprefix('ftjob-')}",
         "openrft": {**spec.openrft.model_dump(mode="json"), "run_dir": str(run_dir),
@@ -70,6 +74,35 @@ def create_job(body: dict | str | Path, *, run_dir: str | Path | None = None,
     EventLog(run_dir).emit(f"Validated training file: {len(train_rows)} rows"
                            + (f"; validation file: {len(valid_rows)} rows" if valid_path else ""))
     return job
+
+
+MIN_ANSWER_TOKENS = 16  # room a job must leave for the answer after the longest reasoning segment
+
+
+def check_sampling(spec: JobSpec) -> None:
+    """Refuse, before any model is loaded, what would only fail (or silently mislead) once training runs:
+    a response_format the grammar compiler cannot build, a reasoning budget that leaves no room for an answer
+    within `openrft.max_tokens`, and a KL penalty with full fine-tuning (there is no frozen reference)."""
+    from openrft.engines.base import EngineError
+    from openrft.engines.reasoning import BUDGETS
+    from openrft.engines.structured import check_grammar, response_schema
+
+    rl, ext = spec.method.reinforcement, spec.openrft
+    try:
+        check_grammar(response_schema(rl.response_format))
+    except EngineError as exc:
+        raise JobSpecError(f"method.reinforcement.{exc}") from None
+    effort = rl.hyperparameters.reasoning_effort
+    budget = BUDGETS.get(effort, 0)
+    if budget and ext.max_tokens < budget + MIN_ANSWER_TOKENS:
+        raise JobSpecError(f"method.reinforcement.hyperparameters.reasoning_effort: {effort!r} lets the model reason "
+                           f"for up to {budget} tokens, which leaves no room for an answer within openrft.max_tokens="
+                           f"{ext.max_tokens}: raise openrft.max_tokens to at least {budget + MIN_ANSWER_TOKENS} or "
+                           f"lower the effort")
+    if ext.kl_coef > 0 and ext.finetune == "full":
+        raise JobSpecError(f"openrft.kl_coef: {ext.kl_coef} needs a frozen reference model, which full fine-tuning "
+                           "does not keep (LoRA's reference is the base with the adapter off): use "
+                           "openrft.finetune: lora, or kl_coef: 0")
 
 
 def _register(run_dir: Path, job_id: str) -> None:

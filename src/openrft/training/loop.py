@@ -62,6 +62,16 @@ def subset(rows: list[dict], limit: int | None, seed: int) -> list[dict]:
     return [rows[i] for i in keep]
 
 
+def validation_rows(job: dict, ext, seed: int) -> list[dict]:
+    """The rows every validation step of the run scores: a seeded subset of whole groups (`ext.group_key`:
+    an act and its translations) of the validation file, at most `max_valid_rows` rows."""
+    from openrft.data import load_rows
+    from openrft.data.splits import group_subset
+
+    path = job["openrft"]["validation_path"]
+    return group_subset(load_rows(path), ext.max_valid_rows, seed, ext.group_key) if path else []
+
+
 def epoch_order(rows: list[dict], *, n_epochs: int, seed: int, balance: bool, label_key: str | None) -> list[int]:
     """Row indices for all epochs: balanced by labels (openrft.data.balance_rows) or shuffled, seeded per epoch."""
     order: list[int] = []
@@ -87,8 +97,9 @@ def run_job(run_dir: str | Path, *, should_stop: Callable[[], str | None] | None
     if job["status"] in TERMINAL:
         return job
     log = EventLog(run_dir)
+    stop_signal = _SignalStop()
     try:
-        return _train(run_dir, job, log, should_stop or (lambda: None), progress)
+        return _train(run_dir, job, log, should_stop or (lambda: None), progress, stop_signal)
     except JobFailed as exc:
         return _finish(run_dir, job, log, "failed", error={"code": "job_failed", "message": str(exc), "param": None})
     except Exception as exc:  # an unexpected error fails the job with its message, never silently
@@ -96,9 +107,11 @@ def run_job(run_dir: str | Path, *, should_stop: Callable[[], str | None] | None
         _finish(run_dir, job, log, "failed", error={"code": "internal_error", "message": f"{type(exc).__name__}: {exc}",
                                                      "param": None})
         raise
+    finally:
+        stop_signal.restore()
 
 
-def _train(run_dir: Path, job: dict, log: EventLog, should_stop, progress: bool) -> dict:
+def _train(run_dir: Path, job: dict, log: EventLog, should_stop, progress: bool, stop_signal: "_SignalStop") -> dict:
     from rich.console import Console
 
     from openrft.data import load_rows
@@ -118,8 +131,7 @@ def _train(run_dir: Path, job: dict, log: EventLog, should_stop, progress: bool)
 
     all_train_rows = load_rows(job["openrft"]["training_path"])  # the model-free baselines' label statistics
     train_rows = subset(all_train_rows, ext.max_train_rows, seed)
-    valid_rows = subset(load_rows(job["openrft"]["validation_path"]), ext.max_valid_rows, seed) \
-        if job["openrft"]["validation_path"] else []
+    valid_rows = validation_rows(job, ext, seed)
     labels = eval_labels(ext, train_rows + valid_rows)
 
     device = ext.device
@@ -163,7 +175,7 @@ def _train(run_dir: Path, job: dict, log: EventLog, should_stop, progress: bool)
                           params=sampling_params(ext, rl.response_format, reasoning, 1, seed + 7919 * step),
                           out_dir=run_dir / "evals" / f"step-{step}", name=f"step-{step}", train_rows=all_train_rows,
                           labels=labels, label_key=ext.label_key or "labels", eval_id=job["eval_id"],
-                          progress=progress, seed=seed)
+                          progress=progress, seed=seed, group_key=ext.group_key)
         summary = result.summary
         summary["eval_seconds"] = time.perf_counter() - began
         return summary
@@ -177,7 +189,6 @@ def _train(run_dir: Path, job: dict, log: EventLog, should_stop, progress: bool)
                 trackers.log(data, 0)
     history = [e["data"] for e in log.read() if e.get("type") == "metrics" and e.get("data")]
     reference_freq = _label_freq(train_rows, ext.label_key)
-    stop_signal = _SignalStop()
     step = start_step
     for step in range(start_step + 1, total_steps + 1):
         faults.set_step(step)  # fault-injection tests only (OPENRFT_FAULT): which step a hook is in
@@ -201,7 +212,7 @@ def _train(run_dir: Path, job: dict, log: EventLog, should_stop, progress: bool)
             raise JobFailed(f"step {step}: grader errors in {error_share:.0%} of samples exceed "
                             f"max_grader_error_share={ext.max_grader_error_share:.0%}. Examples: {examples}")
         t1 = time.perf_counter()
-        stats = _update(model, optimizer, rollouts, ext, tokenizer, dist)
+        stats = _update(model, optimizer, rollouts, ext, dist, engine)
         t_training = time.perf_counter() - t1
         trained_tokens += stats.pop("tokens_total", 0)
 
@@ -272,31 +283,39 @@ def sampling_params(ext, response_format, reasoning, n, seed) -> SamplingParams:
                           response_format=response_format, reasoning_effort=reasoning)
 
 
-def _update(model, optimizer, rollouts, ext, tokenizer, dist) -> dict:
-    """`updates_per_batch` optimizer steps over this step's groups (see openrft.training.algorithm)."""
+def _update(model, optimizer, rollouts, ext, dist, engine) -> dict:
+    """`updates_per_batch` optimizer steps over this step's groups (see openrft.training.algorithm).
+
+    The log-probabilities are recomputed under the distribution the rollouts were sampled from: the job's
+    temperature and top_p, and each sample's constraint masks replayed by `engine`.
+    """
     groups = []
-    zero_signal = truncated = 0
+    zero_signal = truncated = infrastructure = 0
     lengths = []
     for rollout in rollouts:
-        rewards = rollout.rewards
         lengths.extend(len(s.token_ids) for s in rollout.samples)
         truncated += sum(1 for s in rollout.samples if s.finish_reason == "length")
-        if algorithm.is_zero_signal(rewards):
+        failed = [g.infrastructure_failed for g in rollout.grades[0]]
+        infrastructure += sum(failed)
+        adv = algorithm.graded_advantages(rollout.rewards, failed, scale=ext.scale_rewards)
+        if adv is None:
             zero_signal += 1
             continue
-        adv = algorithm.group_advantages(rewards, scale=ext.scale_rewards)
-        keep = [i for i, s in enumerate(rollout.samples)
-                if len(s.token_ids) > 0 and not (ext.truncated == "mask" and s.finish_reason == "length")]
+        keep = [i for i in adv if len(rollout.samples[i].token_ids) > 0
+                and not (ext.truncated == "mask" and rollout.samples[i].finish_reason == "length")]
         if keep:
-            groups.append({"prompt": rollout.samples[0].prompt_token_ids,
-                           "completions": [rollout.samples[i].token_ids for i in keep],
-                           "sampler_logprobs": [rollout.samples[i].logprobs for i in keep],
+            samples = [rollout.samples[i] for i in keep]
+            groups.append({"prompt": samples[0].prompt_token_ids,
+                           "completions": [s.token_ids for s in samples],
+                           "masks": [engine.replay_masks(s) for s in samples],
+                           "sampler_logprobs": [s.logprobs for s in samples],
                            "advantages": torch.tensor([adv[i] for i in keep], dtype=torch.float32)})
     local_tokens = sum(len(c) for g in groups for c in g["completions"])
     total_tokens = int(dist.sum(local_tokens))
     n_groups = dist.sum(len(rollouts))
     stats = {"loss": 0.0, "kl": 0.0, "clip_fraction": 0.0, "entropy": 0.0, "grad_norm": 0.0, "ratio_mean": 1.0,
              "zero_signal_groups": int(dist.sum(zero_signal)), "groups": int(n_groups),
+             "infrastructure_failures": int(dist.sum(infrastructure)),
              "zero_signal_share": dist.sum(zero_signal) / max(1, n_groups),
              "truncated_share": dist.sum(truncated) / max(1, dist.sum(len(lengths))),
              "response_length_mean": dist.sum(sum(lengths)) / max(1, dist.sum(len(lengths))),
@@ -312,7 +331,8 @@ def _update(model, optimizer, rollouts, ext, tokenizer, dist) -> dict:
         step_loss = 0.0
         for g in groups:
             logprobs, mask, entropy = algorithm.sequence_logprobs(model, g["prompt"], g["completions"],
-                                                                  temperature=ext.temperature, with_entropy=update == 0)
+                                                                  temperature=ext.temperature, top_p=ext.top_p,
+                                                                  masks=g["masks"], with_entropy=update == 0)
             if update == 0:
                 g["old"] = logprobs.detach()
                 sampler = torch.zeros_like(g["old"])
@@ -323,7 +343,8 @@ def _update(model, optimizer, rollouts, ext, tokenizer, dist) -> dict:
                 if ref_needed:
                     with torch.no_grad(), model.disable_adapter():
                         g["ref"], _, _ = algorithm.sequence_logprobs(model, g["prompt"], g["completions"],
-                                                                     temperature=ext.temperature)
+                                                                     temperature=ext.temperature, top_p=ext.top_p,
+                                                                     masks=g["masks"])
             terms = algorithm.clipped_policy_loss(logprobs, g["old"], g["advantages"], mask,
                                                   clip_epsilon=ext.clip_epsilon, total_tokens=total_tokens,
                                                   ref_logprobs=g.get("ref"), kl_coef=ext.kl_coef)
@@ -523,20 +544,28 @@ def _unwrap(model):
 
 
 class _SignalStop:
-    """Ctrl-C / SIGTERM stop the job at the next step boundary with its state saved (a second Ctrl-C kills)."""
+    """Ctrl-C / SIGTERM stop the job at the next step boundary with its state saved (a second Ctrl-C kills).
+
+    The previous handlers are put back by `restore()` (run_job calls it when the job returns or raises)."""
 
     def __init__(self):
         self.action = None
-        try:
-            signal.signal(signal.SIGTERM, self._handle)
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        except ValueError:  # not the main thread (e.g. a server worker thread): the caller's should_stop rules
-            self._previous = None
+        self._previous: dict[int, object] = {}
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            try:
+                self._previous[signum] = signal.signal(signum, self._handle)
+            except ValueError:  # not the main thread (e.g. a server worker thread): the caller's should_stop rules
+                break
 
     def _handle(self, signum, frame):
         if self.action:
             raise KeyboardInterrupt
         self.action = "interrupt"
+
+    def restore(self) -> None:
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous = {}
 
 
 class _Distributed:

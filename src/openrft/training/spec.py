@@ -28,9 +28,34 @@ from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 Auto = Literal["auto"]
+
+
+def clean_grader(grader: Any) -> Any:
+    """A grader as the grader parser takes it, from any form openrft or the SDK emits.
+
+    Dropped: null fields (an SDK dump's `range: null`, `sampling_params: null`) and the `id` the evals API
+    adds to a testing criterion (here and in sub-graders); bare strings of a content list become
+    `{"type": "input_text", "text": ...}` parts.
+    """
+    if not isinstance(grader, dict):
+        return grader
+    out = {key: _clean(value, key) for key, value in grader.items() if value is not None and key != "id"}
+    if isinstance(out.get("graders"), dict):
+        out["graders"] = {key: clean_grader(sub) for key, sub in out["graders"].items()}
+    return out
+
+
+def _clean(value: Any, key: str) -> Any:
+    if isinstance(value, dict):
+        return {k: _clean(v, k) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        if key == "content":
+            return [{"type": "input_text", "text": v} if isinstance(v, str) else _clean(v, "") for v in value]
+        return [_clean(v, "") for v in value]
+    return value
 
 
 class Hyperparameters(BaseModel):
@@ -44,6 +69,14 @@ class Hyperparameters(BaseModel):
     compute_multiplier: Union[Auto, float] = "auto"
     eval_interval: Union[Auto, int] = "auto"
     eval_samples: Union[Auto, int] = "auto"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _as_emitted(cls, data):
+        """A job's own hyperparameters are accepted back: `resolved` is dropped and a null means the default."""
+        if isinstance(data, dict):
+            data = {k: v for k, v in data.items() if k != "resolved" and v is not None}
+        return data
 
     @field_validator("batch_size")
     @classmethod
@@ -87,11 +120,43 @@ class Reinforcement(BaseModel):
     response_format: Optional[dict[str, Any]] = None
     hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters)
 
+    @field_validator("grader", mode="before")
+    @classmethod
+    def _grader(cls, value):
+        value = clean_grader(value)
+        if isinstance(value, dict) and value.get("type") == "label_model":
+            raise ValueError("label_model cannot be the reinforcement grader (as on OpenAI): use string_check, "
+                             "text_similarity, python, score_model or multi")
+        return value
+
+    @field_validator("hyperparameters", mode="before")
+    @classmethod
+    def _hyperparameters(cls, value):
+        return {} if value is None else value
+
 
 class Method(BaseModel):
     model_config = ConfigDict(extra="forbid")
     type: Literal["reinforcement"]
     reinforcement: Reinforcement
+    supervised: None = None  # the other methods' blocks, null as a job object carries them
+    dpo: None = None
+
+
+class WandbIntegration(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    project: str = Field(min_length=1)
+    name: Optional[str] = None
+    entity: Optional[str] = None
+    tags: Optional[list[str]] = None
+
+
+class Integration(BaseModel):
+    """OpenAI's `{"type": "wandb", "wandb": {...}}`: the job logs its metrics to this W&B project."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["wandb"]
+    wandb: WandbIntegration
 
 
 class OpenrftOptions(BaseModel):
@@ -131,6 +196,9 @@ class OpenrftOptions(BaseModel):
     max_grader_error_share: float = Field(0.5, description="fail the job when a step's grader error share exceeds it")
     balance: bool = Field(True, description="balance labels in the epoch order (openrft.data.balance_rows)")
     label_key: Optional[str] = Field("labels", description="the row field holding reference labels, if any")
+    group_key: Optional[str] = Field(None, description="the row field whose rows belong together (EuroVoc: "
+                                     "`celex_id`, an act and its translations): subsets and held-out sets take "
+                                     "whole groups; None = every row is its own group")
     labels: Optional[list[str]] = Field(None, description="the label space for P/R/F1 (default: task's or data's)")
     max_train_rows: Optional[int] = None
     max_valid_rows: Optional[int] = None
@@ -150,7 +218,7 @@ class JobSpec(BaseModel):
     suffix: Optional[str] = Field(None, max_length=64)
     seed: Optional[int] = Field(None, ge=0, le=2147483647)
     metadata: Optional[dict[str, str]] = None
-    integrations: Optional[list[dict[str, Any]]] = None
+    integrations: Optional[list[Integration]] = Field(None, max_length=5)
     hyperparameters: Optional[dict[str, Any]] = None  # deprecated top-level form; ignored when method is given
     method: Method
     openrft: OpenrftOptions = Field(default_factory=OpenrftOptions)
@@ -158,6 +226,10 @@ class JobSpec(BaseModel):
 
 class JobSpecError(Exception):
     """A job file or body that does not validate; the message names the file and the field."""
+
+    def __init__(self, message: str, *, param: str | None = None):
+        super().__init__(message)
+        self.param = param
 
 
 def load_job_body(path: str | Path) -> dict:
@@ -212,6 +284,8 @@ def materialize_task(body: dict) -> dict:
         rl["response_format"] = task.response_format
     if task.labels and "labels" not in body["openrft"]:
         body["openrft"]["labels"] = task.labels
+    if task.group_key and "group_key" not in body["openrft"]:
+        body["openrft"]["group_key"] = task.group_key
     if not body.get("training_file") or ("validation_file" not in body):
         out = paths.home() / "tasks" / task.name
         if not (out / "train.jsonl").is_file() or ext.get("task_options"):

@@ -22,6 +22,14 @@ def flatten(data: dict, prefix: str = "") -> dict[str, float]:
     return out
 
 
+def wandb_options(config: dict, run_name: str) -> dict:
+    """`wandb.init`'s project, name, entity and tags: the job's wandb integration's where it has one."""
+    given = next((i.get("wandb") or {} for i in config.get("integrations") or [] if i.get("type") == "wandb"), {})
+    options = {"project": given.get("project") or "openrft", "name": given.get("name") or run_name}
+    options.update({key: given[key] for key in ("entity", "tags") if given.get(key)})
+    return options
+
+
 class Trackers:
     def __init__(self, names: list[str], run_dir: Path, run_name: str, config: dict, log=print):
         self.sinks = []
@@ -37,7 +45,7 @@ class Trackers:
             elif name == "wandb":
                 import wandb
 
-                wandb.init(project="openrft", name=run_name, config=config)
+                wandb.init(**wandb_options(config, run_name), config=config)
                 self.sinks.append(lambda m, s: wandb.log(m, step=s))
             elif name == "mlflow":
                 import mlflow

@@ -1,6 +1,7 @@
 /* openrft dashboard: one page, three views (runs, a job, an eval run) and a comparison, drawn with Chart.js.
  *
- * Routes live in the URL hash: #/ (runs), #/job/<key>, #/eval/<key>, #/compare?key=A&key=B.
+ * Routes live in the URL hash: #/ (runs), #/job/<key>, #/eval/<key>, #/compare?key=A&key=B,
+ * #/playground/<key> (a job's base model and checkpoints answering one prompt side by side, graded live).
  * Data comes from the JSON endpoints beside this page (relative URLs, so any mount point works).
  * While a run is active the view polls its endpoint and redraws the charts in place when it changed.
  * Every chart is a Chart.js instance on a <canvas id="chart-…">: Chart.getChart(canvas) reads it back.
@@ -223,7 +224,8 @@ function jobHead(v) {
     ? Object.entries(x).filter(([, x2]) => !x2 || typeof x2 !== "object").map(([k2, x2]) => [`${k}.${k2}`, x2])
     : [[k, x]]);
   const hp = flat.map(([k, x]) => `${esc(k)}=${esc(fmt(x))}`).join(", ");
-  return `<h1>Job ${esc(v.id)} ${badge(v.status)}</h1>
+  return `<h1>Job ${esc(v.id)} ${badge(v.status)}
+      <a class="playground-link" href="#/playground/${esc(v.key)}">playground ›</a></h1>
     <div class="facts">
       <div><span>model</span>${esc(v.model)}</div>
       <div><span>task</span>${esc(v.task ?? "—")}</div>
@@ -537,6 +539,98 @@ async function showCompare(keys) {
   renderCharts(document.getElementById("compare-charts"), specs);
 }
 
+// --- playground ---------------------------------------------------------------------------------------
+
+/* One prompt (free, or a validation item) sent to the chosen models of a job, one request per model: each
+ * answer fills its own column as soon as it is graded. */
+async function showPlayground(key) {
+  const v = await getJSON("api/playground/" + keyPath(key));
+  const pickDefault = (m, i) => m.id === "base" || i === v.models.length - 1;
+  const models = v.models.map((m, i) => `<label><input type="checkbox" class="pg-model" value="${esc(m.id)}"
+    ${pickDefault(m, i) ? "checked" : ""}> ${esc(m.label)}${m.valid_reward !== undefined && m.valid_reward !== null
+    ? ` <span class="muted">(valid ${fmt(m.valid_reward)})</span>` : ""}</label>`).join("");
+  const items = v.items.map((it) => `<option value="${it.index}">#${it.index}: ${esc(it.preview)}</option>`).join("");
+  const rf = v.response_format;
+  const rfName = rf ? (rf.json_schema && rf.json_schema.name) || rf.type : "none (free text)";
+  view().innerHTML = `<h1>Playground: job <a href="#/job/${esc(v.key)}">${esc(v.id)}</a></h1>
+    <div class="facts"><div><span>grader</span>${esc(v.grader.type ?? "—")} ${esc(v.grader.name ?? "")}</div>
+      <div><span>response_format</span>${esc(rfName)}</div></div>
+    <div class="playground-form card">
+      <label>validation item <select id="pg-item"><option value="">— free prompt (graded against an empty item) —</option>
+        ${items}</select></label>
+      <textarea id="pg-prompt" rows="6" placeholder="the user message"></textarea>
+      <div class="picker" id="pg-models">${models}</div>
+      <div class="controls"><label>temperature <input id="pg-temperature" type="number" min="0" max="2" step="0.1"
+        value="0"></label><label>max tokens <input id="pg-max-tokens" type="number" min="1" value="${v.max_tokens}"></label>
+        <button id="pg-run">run</button></div>
+    </div>
+    <div class="grid" id="pg-answers"></div>`;
+  const select = document.getElementById("pg-item");
+  const prompt = document.getElementById("pg-prompt");
+  const itemMessages = () => (select.value === "" ? [] : v.items[Number(select.value)].messages);
+  select.onchange = () => {
+    const user = itemMessages().filter((m) => m.role === "user").pop();
+    prompt.value = user ? user.content : "";
+  };
+  document.getElementById("pg-run").onclick = () => runPlayground(v, itemMessages());
+}
+
+/* The messages sent: the item's, with its last user message replaced by the prompt box's text. */
+function playgroundMessages(base, text) {
+  const messages = base.map((m) => ({ role: m.role, content: m.content }));
+  const last = messages.map((m) => m.role).lastIndexOf("user");
+  if (last >= 0) messages[last].content = text;
+  else messages.push({ role: "user", content: text });
+  return messages;
+}
+
+async function runPlayground(v, itemMessages) {
+  const text = document.getElementById("pg-prompt").value;
+  const item = document.getElementById("pg-item").value;
+  const picked = [...document.querySelectorAll("input.pg-model:checked")].map((i) => i.value);
+  const out = document.getElementById("pg-answers");
+  if (!text.trim() || !picked.length) {
+    out.innerHTML = `<p class="error">write a prompt (or pick a validation item) and pick at least one model</p>`;
+    return;
+  }
+  const body = { messages: playgroundMessages(itemMessages, text), item: item === "" ? null : Number(item),
+    temperature: Number(document.getElementById("pg-temperature").value || 0),
+    max_tokens: Number(document.getElementById("pg-max-tokens").value || v.max_tokens) };
+  const labels = Object.fromEntries(v.models.map((m) => [m.id, m.label]));
+  out.innerHTML = picked.map((id) => `<div class="card answer" data-model="${esc(id)}" data-state="pending">
+    <h3>${esc(labels[id])}</h3><p class="muted">answering…</p></div>`).join("");
+  await Promise.all(picked.map(async (id) => {
+    const card = out.querySelector(`.answer[data-model="${CSS.escape(id)}"]`);
+    try {
+      const response = await fetch("api/playground/" + keyPath(v.key), { method: "POST",
+        headers: { "Content-Type": "application/json" }, body: JSON.stringify({ ...body, model: id }) });
+      const a = await response.json();
+      if (!response.ok) throw new Error(a.detail || response.statusText);
+      card.innerHTML = answerCard(labels[id], a);
+      card.dataset.state = "done";
+    } catch (error) {
+      card.innerHTML = `<h3>${esc(labels[id])}</h3><p class="error">${esc(error.message)}</p>`;
+      card.dataset.state = "error";
+    }
+  }));
+}
+
+function answerCard(label, a) {
+  const grade = a.grade || {};
+  const errors = Object.entries((grade.metadata || {}).errors || {}).filter(([, x]) => x === true).map(([k]) => k);
+  const subs = Object.entries(grade.sub_rewards || {}).map(([k, x]) => `${esc(k)}=${fmt(x)}`).join(", ");
+  return `<h3>${esc(label)}</h3>
+    <div class="facts"><div><span>reward</span><b class="reward">${fmt(a.reward)}</b></div>
+      <div><span>tokens</span>${a.completion_tokens}</div><div><span>time</span>${fmt(a.seconds, 2)} s</div>
+      <div><span>finish</span>${esc(a.finish_reason)}</div></div>
+    ${a.reasoning_text ? `<h4>reasoning</h4><pre>${esc(a.reasoning_text)}</pre>` : ""}
+    <h4>answer</h4><pre class="output">${esc(a.output_text)}</pre>
+    ${a.parse_error ? `<p class="error">parse error: ${esc(a.parse_error)}</p>` : ""}
+    ${a.error ? `<p class="error">${esc(a.error)}</p>` : ""}
+    ${errors.length ? `<p class="error">grader: ${esc(errors.join(", "))} ${esc((grade.metadata || {}).openrft_error || "")}</p>` : ""}
+    <p class="muted">graded against the ${esc(a.graded_against)}${subs ? `; sub-rewards ${subs}` : ""}</p>`;
+}
+
 // --- routing ------------------------------------------------------------------------------------------
 
 async function render() {
@@ -547,6 +641,7 @@ async function render() {
   try {
     if (hash.startsWith("#/job/")) await showJob(decodeURIComponent(hash.slice(6)));
     else if (hash.startsWith("#/eval/")) await showEval(decodeURIComponent(hash.slice(7)));
+    else if (hash.startsWith("#/playground/")) await showPlayground(decodeURIComponent(hash.slice(13)));
     else if (hash.startsWith("#/compare")) {
       const query = new URLSearchParams(hash.split("?")[1] || "");
       await showCompare(query.getAll("key"));

@@ -1,0 +1,129 @@
+"""The playground: one prompt, or a validation item, sent to a job's base model and checkpoints side by side.
+
+Each answer is sampled with the job's `response_format` (and reasoning effort) and graded at once by the
+job's grader, against the chosen validation item's reference fields (a free prompt is graded against an
+empty item). Models are named by the ids `playground_view` lists (`base`, `step-N`, `final`), never by a
+path from the request: the page can only load the models of the job it shows.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from openrft.dashboard.rundata import RunDirError, RunRef, read_json, step_dirs
+
+MAX_ITEMS = 200  # validation items offered in the page's picker
+PREVIEW_CHARS = 90
+
+
+class PlaygroundError(Exception):
+    """A request the playground refuses (an unknown model id or item); the message says which."""
+
+
+def job_of(ref: RunRef) -> dict:
+    job = read_json(ref.path / "job.json")
+    if "method" not in job:
+        raise RunDirError(f"{ref.path / 'job.json'}: not a fine-tuning job (no method)")
+    return job
+
+
+def models(ref: RunRef, job: dict) -> list[dict]:
+    """The models of a job: its base, each complete checkpoint, and the final model when there is one."""
+    rows = [{"id": "base", "label": f"base: {job.get('model')}", "engine_model": str(job.get("model")), "step": 0}]
+    for step_dir in step_dirs(ref.path / "checkpoints"):
+        record = read_json(step_dir / "checkpoint.json")
+        metrics = record.get("metrics") or {}
+        rows.append({"id": step_dir.name, "label": record.get("fine_tuned_model_checkpoint") or step_dir.name,
+                     "engine_model": str(step_dir), "step": record.get("step_number"),
+                     "valid_reward": metrics.get("full_valid_mean_reward")})
+    final = ref.path / "checkpoints" / "final"
+    if (final / "adapter_config.json").is_file() or (final / "config.json").is_file():
+        rows.append({"id": "final", "label": job.get("fine_tuned_model") or "final", "engine_model": str(final),
+                     "step": None})
+    return rows
+
+
+def validation_rows(job: dict) -> list[dict]:
+    """The first MAX_ITEMS rows of the job's validation file (none when it has none)."""
+    from openrft.data import DatasetError, load_rows
+
+    path = (job.get("openrft") or {}).get("validation_path")
+    if not path or not Path(path).is_file():
+        return []
+    try:
+        return load_rows(path)[:MAX_ITEMS]
+    except DatasetError as exc:
+        raise RunDirError(str(exc)) from None
+
+
+def playground_view(ref: RunRef) -> dict:
+    """What the page needs: the models to pick from, the validation items, the job's format and grader."""
+    job = job_of(ref)
+    rl = job["method"]["reinforcement"]
+    grader = rl.get("grader") or {}
+    items = []
+    for index, row in enumerate(validation_rows(job)):
+        messages = row.get("messages") or []
+        last_user = next((m.get("content") for m in reversed(messages) if m.get("role") == "user"), "")
+        text = str(last_user or "")
+        items.append({"index": index, "messages": messages,
+                      "preview": text[:PREVIEW_CHARS] + ("…" if len(text) > PREVIEW_CHARS else "")})
+    return {"key": ref.key, "id": job.get("id"), "status": job.get("status"), "model": job.get("model"),
+            "models": [{k: v for k, v in m.items() if k != "engine_model"} for m in models(ref, job)],
+            "items": items, "response_format": rl.get("response_format"),
+            "grader": {"type": grader.get("type"), "name": grader.get("name")},
+            "max_tokens": (job.get("openrft") or {}).get("max_tokens", 256)}
+
+
+def answer(ref: RunRef, engines: Any, request: dict) -> dict:
+    """Sample one answer of the model `request["model"]` and grade it with the job's grader.
+
+    `request`: `model` (an id of `playground_view`), `item` (a validation item index, or None), `messages`
+    (the prompt; default: the item's), `temperature` (default 0: greedy), `max_tokens` (default: the job's).
+    """
+    from openrft.engines import SamplingParams
+    from openrft.evals.rollout import grader_item
+    from openrft.graders import build_grader
+
+    job = job_of(ref)
+    rl = job["method"]["reinforcement"]
+    by_id = {m["id"]: m for m in models(ref, job)}
+    model = by_id.get(str(request.get("model")))
+    if model is None:
+        raise PlaygroundError(f"model {request.get('model')!r}: not one of this job's models ({', '.join(by_id)})")
+    row: dict = {}
+    if request.get("item") is not None:
+        rows = validation_rows(job)
+        index = int(request["item"])
+        if not 0 <= index < len(rows):
+            raise PlaygroundError(f"item {index}: this job has {len(rows)} validation items")
+        row = rows[index]
+    messages = request.get("messages") or row.get("messages")
+    if not messages or not all(isinstance(m, dict) and m.get("role") and isinstance(m.get("content"), str)
+                               for m in messages):
+        raise PlaygroundError("messages: give a prompt (a list of {role, content} messages) or a validation item")
+    params = SamplingParams(n=1, temperature=float(request.get("temperature") or 0.0),
+                            max_tokens=int(request.get("max_tokens") or (job.get("openrft") or {}).get("max_tokens", 256)),
+                            seed=int(request.get("seed") or 0), response_format=rl.get("response_format"),
+                            reasoning_effort=_reasoning_effort(rl))
+    began = time.perf_counter()
+    [samples] = engines.generate(model["engine_model"], [messages], params)
+    sample = samples[0]
+    seconds = time.perf_counter() - began
+    grade = None
+    if not sample.error:
+        grade = build_grader(rl["grader"]).grade(sample.grader_sample(), grader_item(row))
+    return {"model": model["id"], "label": model["label"], "output_text": sample.output_text,
+            "output_json": sample.output_json, "reasoning_text": sample.reasoning_text,
+            "parse_error": sample.parse_error, "finish_reason": sample.finish_reason, "error": sample.error,
+            "completion_tokens": sample.completion_tokens, "seconds": round(seconds, 3),
+            "reward": grade.reward if grade else None, "grade": grade.to_run_response() if grade else None,
+            "graded_against": "item" if row else "empty item (free prompt)"}
+
+
+def _reasoning_effort(rl: dict) -> str | None:
+    """The job's reasoning effort as the engine takes it: None for "default" (no think budget), as in training."""
+    effort = (rl.get("hyperparameters") or {}).get("reasoning_effort", "default")
+    return None if effort in (None, "default") else effort
