@@ -182,7 +182,11 @@ def main() -> None:
             speed.append(measured)
     for row in speed:
         print(row)
-    result = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__},
+    from importlib.metadata import version
+
+    result = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__,
+                          "transformers": version("transformers"), "peft": version("peft"), "gguf": version("gguf"),
+                          "load_average_at_end": [round(x, 2) for x in os.getloadavg()]},
               "checkpoint": str(ref.path), "adapter_bytes": adapter_bytes, "train_seconds": train_s,
               "prompts": len(PROMPTS), "max_tokens": MAX_TOKENS, "exports": exports, "fidelity": fidelity,
               "tokens_per_s": speed, "llama_cpp": any("llama.cpp" in row["engine"] for row in speed)}

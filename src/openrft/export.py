@@ -336,7 +336,18 @@ def export_gguf(ref: ModelRef, out: Path, *, quant: str = "f16", force: bool = F
 
 
 def _model_title(ref: ModelRef) -> str:
-    return ref.name if ref.name.startswith("ft:") else ref.path.resolve().name
+    """general.name: the ft: name given, else the checkpoint's or its run's fine-tuned model name, else the folder."""
+    if ref.name.startswith("ft:"):
+        return ref.name
+    for record, key in ((ref.path / "checkpoint.json", "fine_tuned_model_checkpoint"),
+                        (ref.path.parent.parent / "job.json", "fine_tuned_model")):
+        try:
+            name = json.loads(record.read_text()).get(key)
+        except (OSError, json.JSONDecodeError):
+            continue
+        if name:
+            return name
+    return ref.path.resolve().name
 
 
 def gguf_tensor(hf_name: str, data, config, quant: str):
@@ -503,13 +514,20 @@ def _gguf_string(path: str, size: int, mtime_ns: int, key: str) -> str | None:
 
 # --- Ollama ---
 
-CHATML_TEMPLATE = """{{- if .System }}<|im_start|>system
-{{ .System }}<|im_end|>
-{{ end }}
+# Ollama's ChatML template: with `.Messages` (chat) the Modelfile's SYSTEM is already the first message;
+# `.System`/`.Prompt` are for plain generate requests.
+CHATML_TEMPLATE = """{{- if .Messages }}
 {{- range .Messages }}<|im_start|>{{ .Role }}
 {{ .Content }}<|im_end|>
 {{ end }}<|im_start|>assistant
-"""
+{{ else }}
+{{- if .System }}<|im_start|>system
+{{ .System }}<|im_end|>
+{{ end }}
+{{- if .Prompt }}<|im_start|>user
+{{ .Prompt }}<|im_end|>
+{{ end }}<|im_start|>assistant
+{{ end }}{{ .Response }}{{ if .Response }}<|im_end|>{{ end }}"""
 
 
 def ollama_modelfile(gguf_name: str, tokenizer) -> str:
@@ -542,11 +560,13 @@ def chatml_default_system(tokenizer) -> str | None:
         return None
     conversation = [{"role": "system", "content": "S"}, {"role": "user", "content": "U"},
                     {"role": "assistant", "content": "A"}]
+    from jinja2 import TemplateError
+
     try:
         full = tokenizer.apply_chat_template(conversation, tokenize=False)
         bare = tokenizer.apply_chat_template([{"role": "user", "content": "U"}], tokenize=False,
                                              add_generation_prompt=True)
-    except Exception:
+    except (TemplateError, ValueError, TypeError, KeyError):  # a template that refuses this conversation
         return None
     if full.strip() != "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU<|im_end|>\n<|im_start|>assistant\nA<|im_end|>":
         return None

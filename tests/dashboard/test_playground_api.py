@@ -78,7 +78,7 @@ def job_client(tmp_path):
 
 
 def test_the_job_models_items_format_and_grader_are_offered(job_client):
-    client, _, run = job_client
+    client, _, _ = job_client
     view = client.get("/dashboard/api/playground/ftjob-mood0001").json()
     assert [m["id"] for m in view["models"]] == ["base", "step-1", "step-2", "final"]
     assert view["models"][2]["label"].endswith(":ckpt-step-2") and view["models"][2]["valid_reward"] == 0.5

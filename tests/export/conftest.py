@@ -18,7 +18,7 @@ PROMPTS = [[{"role": "user", "content": "Name a colour."}],
 def tiny_base(tmp_path_factory, embedded_model) -> Path:
     """A 2-layer Llama (hidden 64, 4 heads, 2 KV heads, tied embeddings) saved as a Hugging Face folder."""
     import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaConfig, LlamaForCausalLM
 
     tokenizer = small_tokenizer(embedded_model)
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,

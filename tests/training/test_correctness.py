@@ -44,6 +44,7 @@ def test_infrastructure_failures_are_counted_in_a_real_run(home, tmp_path):
     assert job["status"] == "succeeded", job.get("error")
     data = [e["data"] for e in read_events(tmp_path / "run") if e["type"] == "metrics"][0]
     crashed = data["errors"]["graders"][0]["train_python_grader_server_error_count"]
+    assert 0 < crashed < 8  # sampling is seeded: this run's answers crash the grader on some, not all
     assert data["train"]["infrastructure_failures"] == crashed
 
 
