@@ -9,8 +9,8 @@ validation set.
 
 The best checkpoint is chosen by its validation reward, so its validation figure is the maximum of several
 noisy measurements and overstates it. The demo therefore ends with a held-out comparison: the base model and
-the chosen checkpoint evaluated (same grader, prompt, response_format and runs per item) on whole groups of
-the task's group key (EuroVoc: acts, `celex_id`, with all their translations) that share no group with the
+the chosen checkpoint evaluated (same grader, prompt, response_format and runs per item) on records of groups
+of the task's group key (EuroVoc: acts, `celex_id`; one record of each act) that share no group with the
 training file or with the validation rows that chose the checkpoint. That is the figure the verdict stands on:
 
 - the held-out gain is the paired difference checkpoint − base over the same rows, with a 95% bootstrap CI
@@ -38,7 +38,7 @@ from rich.table import Table
 from openrft.paths import REPO_ROOT
 
 EXAMPLES = REPO_ROOT / "examples" / "eurovoc"
-HELD_OUT_ROWS = 48  # records of whole unseen groups for the final comparison (EuroVoc: 48 records of 27 acts)
+HELD_OUT_ROWS = 48  # records of unseen groups for the final comparison (EuroVoc: one record of each of 48 acts)
 GROUP_NOUNS = {"celex_id": "acts"}  # how a figure names the task's groups ("48 records of 27 acts")
 MODELS = ("base", "checkpoint", "most_frequent", "random")  # the rows of the F1 tables and seeds.json
 
@@ -96,7 +96,7 @@ def train_one(*, full: bool, long: bool, output_dir: Path | None, max_steps: int
 def run_seeds(n_seeds: int, *, seed: int | None = None, full: bool = False, long: bool = False,
               output_dir: Path | None = None, max_steps: int | None = None, held_out: int = HELD_OUT_ROWS) -> dict:
     """Train `n_seeds` seeds (seed, seed+1, …; default the job file's seed first), each in `<parent>/seed-S`,
-    then compare each checkpoint with the base model on the *same* held-out rows (whole groups that none of the
+    then compare each checkpoint with the base model on the *same* held-out rows (records of groups that none of the
     runs validated on), and aggregate: `seeds.json` and `seeds.png` in the parent folder."""
     from openrft import paths
 
@@ -276,8 +276,8 @@ def validation_groups(run_dir: Path) -> set[str]:
 
 def held_out_rows(valid: list[dict], train: list[dict], *, rows: int, seed: int, group_key: str | None,
                   exclude_groups: set[str]) -> list[dict]:
-    """`rows` records of whole groups drawn with `seed` from `valid`, sharing no group with `train` or with
-    `exclude_groups` (the validation rows that chose the checkpoint)."""
+    """`rows` records drawn with `seed` from `valid`, spread over as many groups as possible (`group_subset`), and
+    sharing no group with `train` or with `exclude_groups` (the validation rows that chose the checkpoint)."""
     from openrft.data.splits import group_subset, groups_in
 
     return group_subset(valid, rows, seed, group_key, exclude_groups=set(exclude_groups) | groups_in(train, group_key))
@@ -286,7 +286,7 @@ def held_out_rows(valid: list[dict], train: list[dict], *, rows: int, seed: int,
 def held_out_comparison(run_dir: Path, step: int, *, rows: int = HELD_OUT_ROWS, console: Console | None = None,
                         exclude_groups: set[str] | None = None, draw_seed: int | None = None,
                         base_from: Path | None = None) -> dict:
-    """Base model vs the checkpoint of `step` on `rows` records of whole validation groups that neither the
+    """Base model vs the checkpoint of `step` on `rows` records of validation groups that neither the
     training file nor the run's validations (nor `exclude_groups`) contain; drawn with `draw_seed` (default
     the job's seed + 1). `base_from`: a base-model held-out eval of another seed's run, copied instead of
     evaluating the base model again when it covers the same rows with the same model and sampling settings."""

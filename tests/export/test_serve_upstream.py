@@ -108,3 +108,16 @@ def test_without_upstream_an_unknown_model_is_a_404(home, upstream, monkeypatch)
     response = TestClient(app).post("/v1/chat/completions", json={"model": "nowhere.gguf", "messages": [
         {"role": "user", "content": "hello"}]})
     assert response.status_code == 404
+
+
+def test_eval_runs_accept_a_model_only_the_upstream_server_knows(home, monkeypatch):
+    from openrft.service.engine_cache import UPSTREAM_KEY, UPSTREAM_MODELS, UPSTREAM_URL, use_upstream
+    from openrft.service.errors import APIError
+    from openrft.service.evals import _check_model
+
+    for name in (UPSTREAM_URL, UPSTREAM_MODELS, UPSTREAM_KEY):
+        monkeypatch.setenv(name, "")  # recorded, so that the route use_upstream sets is undone after the test
+    with pytest.raises(APIError, match="remote-only"):
+        _check_model("remote-only")
+    use_upstream("http://127.0.0.1:9/v1")
+    _check_model("remote-only")  # routed to the external server: no error

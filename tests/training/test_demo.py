@@ -56,8 +56,9 @@ def test_the_verdict_compares_on_validation_and_on_unseen_groups(home, tmp_path)
     assert {f"doc={d}" for d in seen} == validation_groups(tmp_path / "run")
     assert not seen & set(unseen)  # no held-out document was validated on
     everywhere = [row["doc"] for row in valid_rows()]
-    for doc in set(unseen):  # whole documents: every row of a held-out document is held out, each once
-        assert unseen.count(doc) == 2 * everywhere.count(doc)  # 2 runs per row
+    per_doc = [unseen.count(doc) // 2 for doc in set(unseen)]  # records of each held-out document (2 runs each)
+    assert max(per_doc) - min(per_doc) <= 1  # spread over as many documents as possible (round-robin)
+    assert all(unseen.count(doc) // 2 <= everywhere.count(doc) for doc in set(unseen))
     assert held["groups"] == len(set(unseen)) and held["rows"] == len(unseen) // 2
     assert held["records"] == f"{held['rows']} records of {held['groups']} groups (doc)"
     assert held["held_out_groups"] == sorted(f"doc={d}" for d in set(unseen))
@@ -69,8 +70,8 @@ def test_the_verdict_compares_on_validation_and_on_unseen_groups(home, tmp_path)
 
 def test_held_out_acts_of_the_real_eurovoc_data_share_no_act_with_training_or_validation(shared_data):
     """The demo's configuration (examples/eurovoc/job.yaml: 24 validation rows, seeds 42-44, 48 held-out rows)
-    on the real acts: training and validation files share no act, and the held-out rows are whole acts apart
-    from both training and every seed's validation subset."""
+    on the real acts: training and validation files share no act, and the held-out rows are records of acts apart
+    from both training and every seed's validation subset (an act a subset touched is excluded whole)."""
     from openrft.data.splits import group_subset, groups_in
     from openrft.demo import HELD_OUT_ROWS, held_out_rows, records_of
     from openrft.tasks.eurovoc import read_acts
@@ -88,9 +89,9 @@ def test_held_out_acts_of_the_real_eurovoc_data_share_no_act_with_training_or_va
     assert not acts(held) & acts(train)
     for subset in validated:
         assert 0 < len(subset) <= 24 and not acts(held) & acts(subset)
-    for act in acts(held):  # whole acts: every translation of a held-out act is held out
-        assert sum(r["celex_id"] == act for r in held) == sum(r["celex_id"] == act for r in valid)
-    assert len(acts(held)) >= 20  # enough acts for a clustered CI to mean something (27 of 48 records)
+    per_act = [sum(r["celex_id"] == act for r in held) for act in acts(held)]
+    assert max(per_act) - min(per_act) <= 1  # as many acts as possible: one record of each, then a second
+    assert len(acts(held)) >= 30  # enough acts for a clustered CI to mean something
     print(records_of(len(held), len(acts(held)), "celex_id"))
 
 

@@ -67,3 +67,11 @@ def test_the_demo_job_files_are_valid(name):
     """`openrft demo` (quick), `--long` and `--full`: OpenAI's body plus the openrft block, all accepted."""
     spec = parse_job(Path(__file__).resolve().parents[2] / "examples" / "eurovoc" / name)
     assert spec.method.type == "reinforcement" and spec.model == "default"
+
+
+def test_vllm_rollouts_are_refused_rather_than_ignored():
+    """Training samples with the transformers engine; a job asking for vLLM rollouts is told so at create time."""
+    from openrft.training.spec import JobSpecError, parse_job
+
+    with pytest.raises(JobSpecError, match="openrft.engine"):
+        parse_job({**body(), "openrft": {"engine": "vllm"}})

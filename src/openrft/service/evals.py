@@ -257,8 +257,12 @@ def _check_data_source(store: Store, source: Any) -> dict:
 
 
 def _check_model(model: str) -> None:
+    """Refuse a model no engine can serve: one openrft cannot resolve and `serve --upstream` does not route."""
     from openrft.models import ModelError, resolve_model
+    from openrft.service.engine_cache import upstream_route
 
+    if upstream_route(model) is not None:
+        return
     try:
         resolve_model(model, prepare=False)
     except ModelError as exc:

@@ -173,7 +173,8 @@ class OpenrftOptions(BaseModel):
     lora_dropout: float = 0.0
     lora_target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj",
                                                                     "gate_proj", "up_proj", "down_proj"])
-    engine: Literal["transformers", "vllm"] = "transformers"
+    engine: Literal["transformers"] = Field("transformers", description="the rollout engine; vLLM rollouts in "
+                                            "training are not built yet (the vllm engine serves evals and chat)")
     device: str = "cpu"
     precision: Literal["float32", "bfloat16"] = "float32"
     output_dir: Optional[str] = None
