@@ -2,6 +2,16 @@
 
     python benchmarks/graders.py              # 2,000 pairs; writes benchmarks/results/graders.json
     python benchmarks/graders.py --pairs 200  # a quick run
+    python benchmarks/graders.py --ab --pairs 1000 --rounds 5 --baseline-rev 1848177
+                                              # pools side by side: writes benchmarks/results/graders_ab.json
+
+`--ab` times the two python graders through pools side by side, in interleaved rounds (A, B, C, A, B,
+C, ...) so that a change of the machine's load hits all of them: the pool as it is (a process per batch),
+the same pool with `batch_grades=1` (a process per grade), and, with `--baseline-rev`, the pool of that git
+revision (1848177: the warm worker ran user code itself, before issue 20). It reports pairs/s per round,
+the median, each pool's speed relative to the batched pool, the CPU time a pair costs (every process of the
+pool's sandboxes plus the benchmark's own process, from /proc: less sensitive to the machine's load than
+pairs/s) and the load average around each run.
 
 Python graders (a trivial one and the ready-made multilabel_f1, a multi grader of three python
 graders) grade the same (sample, item) pairs three ways, each with as many graders in flight as the
@@ -34,8 +44,16 @@ from rich.progress import Progress
 from rich.table import Table
 
 from openrft.graders import build_grader, ready_grader
-from openrft.graders.sandbox import (SandboxLimits, SandboxPool, SandboxResult, bwrap_path, release_uid,
-                                     sandbox_command, take_uid)
+from openrft.graders import sandbox as sandbox_module
+from openrft.graders.sandbox import (
+    SandboxLimits,
+    SandboxPool,
+    SandboxResult,
+    bwrap_path,
+    release_uid,
+    sandbox_command,
+    take_uid,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results" / "graders.json"
 TRIVIAL = {"type": "python", "name": "trivial", "source": "def grade(sample, item):\n    return 1.0\n"}
@@ -141,8 +159,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pairs", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=None, help="pool size (default: the pool's own)")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--ab", action="store_true", help="only the side-by-side pool comparison (see above)")
+    parser.add_argument("--rounds", type=int, default=5, help="--ab: interleaved rounds")
+    parser.add_argument("--baseline-rev", default=None, help="--ab: also the pool of this git revision")
     args = parser.parse_args()
+    if args.ab:
+        side_by_side(args)
+        return
+    args.out = args.out or RESULTS
 
     limits = SandboxLimits()
     pairs = make_pairs(args.pairs)
@@ -209,6 +234,110 @@ def main() -> None:
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     report(results)
     console.print(f"written to {args.out}")
+
+
+def pool_of_revision(rev: str, folder: Path):
+    """The SandboxPool class of git revision `rev` (its sandbox.py and sandbox_worker.py, standard library only)."""
+    import importlib.util
+
+    package = folder / f"sandbox_{rev}"
+    package.mkdir(parents=True, exist_ok=True)
+    root = Path(__file__).resolve().parent.parent
+    for name in ("sandbox.py", "sandbox_worker.py"):
+        text = subprocess.run(["git", "-C", str(root), "show", f"{rev}:src/openrft/graders/{name}"], check=True,
+                              capture_output=True, text=True).stdout
+        (package / name).write_text(text)
+    spec = importlib.util.spec_from_file_location(f"sandbox_{rev}", package / "sandbox.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module.SandboxPool, module.SandboxLimits
+
+
+def sandbox_cpu_seconds(pool) -> float:
+    """CPU time used so far by a pool's sandboxes: every process under each worker's bwrap (the worker, and
+    through its reaped children's times, every grade or batch process it ran)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    stack = [worker.proc.pid for worker in list(getattr(pool, "_all", ()))]
+    while stack:
+        pid = stack.pop()
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += sum(int(value) for value in fields[11:15])  # utime, stime, cutime, cstime
+            for task in os.listdir(f"/proc/{pid}/task"):
+                stack += [int(child) for child in Path(f"/proc/{pid}/task/{task}/children").read_text().split()]
+        except (OSError, ValueError):
+            continue
+    return total / tick
+
+
+def side_by_side(args) -> None:
+    """Pools timed in interleaved rounds on the same pairs (see the module's docstring)."""
+    import statistics
+    import tempfile
+
+    out = args.out or RESULTS.with_name("graders_ab.json")
+    workers = args.workers or 3
+    batched = f"batch of up to {sandbox_module.BATCH_GRADES} grades"
+    pools = {batched: SandboxPool(workers=workers, limits=SandboxLimits()),
+             "a process per grade": SandboxPool(workers=workers, limits=SandboxLimits(), batch_grades=1)}
+    graders = {"trivial": TRIVIAL, "multilabel_f1": ready_grader("multilabel_f1")}
+    pairs = make_pairs(args.pairs)
+    runs: dict[str, dict[str, list[dict]]] = {grader: {} for grader in graders}
+    with tempfile.TemporaryDirectory() as folder:
+        if args.baseline_rev:
+            OldPool, OldLimits = pool_of_revision(args.baseline_rev, Path(folder))
+            pools[f"{args.baseline_rev}: user code in the warm worker"] = OldPool(workers=workers, limits=OldLimits())
+        try:
+            for pool in pools.values():
+                pool.start()
+            for grader_name, spec in graders.items():
+                built = {name: build_grader(spec, sandbox=pool) for name, pool in pools.items()}
+                for grader in built.values():
+                    grader.grade_many(pairs[: workers * 4])  # the sources in the workers
+                for round_number in range(args.rounds):
+                    for name, grader in built.items():
+                        load_before = os.getloadavg()[0]
+                        sandbox_cpu, own_cpu = sandbox_cpu_seconds(pools[name]), sum(os.times()[:2])
+                        started = time.perf_counter()
+                        grades = grader.grade_many(pairs)
+                        seconds = time.perf_counter() - started
+                        cpu_us = 1e6 * (sandbox_cpu_seconds(pools[name]) - sandbox_cpu + sum(os.times()[:2]) - own_cpu)
+                        errors = sum(1 for grade in grades if grade.error_kind)
+                        runs[grader_name].setdefault(name, []).append({
+                            "round": round_number, "pairs_per_s": round(len(pairs) / seconds, 1), "errors": errors,
+                            "cpu_us_per_pair": round(cpu_us / len(pairs)),  # sandboxes + this process (10 ms ticks)
+                            "load_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)]})
+                        console.print(f"{grader_name} round {round_number} {name}: {len(pairs) / seconds:,.0f} "
+                                      f"pairs/s, {cpu_us / len(pairs):,.0f} µs CPU a pair ({errors} errors), "
+                                      f"load {load_before:.2f}")
+        finally:
+            for pool in pools.values():
+                pool.close()
+    medians = {grader: {name: statistics.median(run["pairs_per_s"] for run in values) for name, values in by_pool.items()}
+               for grader, by_pool in runs.items()}
+    cpu = {grader: {name: statistics.median(run["cpu_us_per_pair"] for run in values) for name, values in by_pool.items()}
+           for grader, by_pool in runs.items()}
+    results = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+                           "load_average_at_end": [round(value, 2) for value in os.getloadavg()]},
+               "pairs": args.pairs, "rounds": args.rounds, "workers": workers, "batch_grades": sandbox_module.BATCH_GRADES,
+               "batch_seconds": sandbox_module.BATCH_SECONDS, "runs": runs, "median_pairs_per_s": medians,
+               "median_cpu_us_per_pair": cpu,
+               "median_speed_relative_to_batch": {grader: {name: round(value / by_pool[batched], 2)
+                                                           for name, value in by_pool.items()}
+                                                  for grader, by_pool in medians.items()}}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    table = Table("grader", "pool", "pairs/s per round", "median", "speed vs batch", "CPU µs a pair (median)",
+                  title=f"{args.pairs} pairs per run, {workers} workers (one caller uses {workers - 1}), rounds interleaved")
+    for grader, by_pool in runs.items():
+        for name, values in by_pool.items():
+            table.add_row(grader, name, ", ".join(f"{run['pairs_per_s']:,.0f}" for run in values),
+                          f"{medians[grader][name]:,.0f}", f"×{medians[grader][name] / medians[grader][batched]:.2f}",
+                          f"{cpu[grader][name]:,.0f}")
+    Console().print(table)
+    console.print(f"written to {out}")
 
 
 def report(results: dict) -> None:

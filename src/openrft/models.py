@@ -8,7 +8,15 @@ Every place that names a model (CLI, job files, API) goes through `resolve_model
 - a local Hugging Face model directory (one with `config.json`), used in place;
 - a local `.gguf` file, converted once into the cache like the default;
 - a checkpoint directory written by the trainer (a peft adapter with `adapter_config.json` and an
-  `openrft_base_model` entry naming its base), loaded as base + adapter.
+  `openrft_base_model` entry naming its base), loaded as base + adapter. The base may itself be a fine-tuned
+  model (a job that started from `ft:…`): it is loaded, its adapter merged into its weights, then this adapter
+  put on top, down the chain;
+- `ft:…` names of fine-tuned models and checkpoints (openrft.training.registry), as their checkpoint directory.
+
+A training job starts from `load_start_model(name)`: a fine-tuned adapter is merged into its base there, and
+the job trains fresh LoRA adapters (or all weights) over that merged model. So SFT → RFT or SFT → DPO chains
+need no adapter stacking, and the frozen reference of DPO and of RFT's KL (LoRA switched off) is the model the
+job started from.
 
 Nothing is ever downloaded: a name that is none of these is an error naming the path that was tried.
 """
@@ -122,7 +130,9 @@ def load_tokenizer(name: str | Path):
     from transformers import AutoTokenizer
 
     ref = resolve_model(name)
-    source = ref.base.path if ref.kind == "adapter" else ref.path
+    while ref.kind == "adapter":  # the tokenizer of the chain's base model
+        ref = ref.base
+    source = ref.path
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
     except Exception as exc:
@@ -139,11 +149,15 @@ def load_model(name: str | Path, *, dtype: str = "float32", device: str = "cpu",
 
     ref = resolve_model(name)
     torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
-    base_path = ref.base.path if ref.kind == "adapter" else ref.path
-    try:
-        model = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch_dtype)
-    except Exception as exc:
-        raise ModelError(f"{base_path}: cannot load model: {exc}") from exc
+    if ref.kind == "adapter" and ref.base.kind == "adapter":  # an adapter trained over a fine-tuned model
+        model = load_model(ref.base.name, dtype=dtype)[0].merge_and_unload()
+    else:
+        base_path = ref.base.path if ref.kind == "adapter" else ref.path
+        try:
+            with _no_loading_bar():
+                model = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch_dtype)
+        except Exception as exc:
+            raise ModelError(f"{base_path}: cannot load model: {exc}") from exc
     if ref.kind == "adapter":
         from peft import PeftModel
 
@@ -151,6 +165,15 @@ def load_model(name: str | Path, *, dtype: str = "float32", device: str = "cpu",
             model = PeftModel.from_pretrained(model, ref.path, is_trainable=trainable_adapter)
     model.to(device)
     return model, load_tokenizer(name)
+
+
+def load_start_model(name: str | Path, *, dtype: str = "float32", device: str = "cpu"):
+    """(model, tokenizer) a training job starts from: a plain transformers model, a fine-tuned adapter merged
+    into its base weights (see the module's docstring)."""
+    model, tokenizer = load_model(name, dtype=dtype, device=device)
+    if hasattr(model, "peft_config"):
+        model = model.merge_and_unload()
+    return model, tokenizer
 
 
 def add_lora(model, *, rank: int, alpha: int, dropout: float, target_modules):
@@ -161,6 +184,21 @@ def add_lora(model, *, rank: int, alpha: int, dropout: float, target_modules):
                         task_type="CAUSAL_LM")
     with _quiet_peft():
         return get_peft_model(model, config)
+
+
+@contextmanager
+def _no_loading_bar():
+    """transformers draws a "Loading weights" bar for every load (a few ms here); in the user's progress output it
+    is noise between openrft's own bars."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
 
 
 @contextmanager

@@ -41,14 +41,18 @@ def make_app(engine, *, honour_n: bool = True, rate_limited: int = 0, rejects: t
         params = SamplingParams(n=n, temperature=body.get("temperature", 1.0), top_p=body.get("top_p", 1.0),
                                 max_tokens=body.get("max_completion_tokens") or body.get("max_tokens") or 16,
                                 seed=body.get("seed"), response_format=body.get("response_format"),
-                                reasoning_effort=body.get("reasoning_effort"))
+                                reasoning_effort=body.get("reasoning_effort"), tools=body.get("tools"),
+                                tool_choice=body.get("tool_choice"),
+                                parallel_tool_calls=body.get("parallel_tool_calls"))
         samples = engine.generate([body["messages"]], params)[0]
         choices = []
         for index, sample in enumerate(samples):
             message = {"role": "assistant", "content": sample.output_text}
             if sample.reasoning_text:
                 message["reasoning_content"] = sample.reasoning_text
-            choice = {"index": index, "message": message, "finish_reason": sample.finish_reason}
+            if sample.output_tools:
+                message["tool_calls"] = sample.output_tools
+            choice = {"index": index, "message": message, "finish_reason": sample.choice_finish_reason}
             if body.get("logprobs"):
                 tokens = [engine.tokenizer.decode([t]) for t in sample.token_ids]
                 choice["logprobs"] = {"content": [{"token": tok, "logprob": lp, "bytes": list(tok.encode()),

@@ -86,10 +86,12 @@ def test_masked_logprob_gradient_equals_an_explicit_reference(embedded_model):
     (ref_grad,) = torch.autograd.grad(reference.sum(), weight)
     assert torch.allclose(torch.cat([logp[i, :len(c)] for i, c in enumerate(completions)]).detach(),
                           reference.detach(), atol=1e-4)
-    assert torch.allclose(grad, ref_grad, rtol=1e-3, atol=1e-6)
+    # Equal up to float32 summation order (a padded batch vs one sequence at a time): relative to the gradient's
+    # norm, about 3e-6 here; an element-wise rtol fails on the odd element near 0.
+    assert float((grad - ref_grad).norm() / ref_grad.norm()) < 1e-4
     unmasked, _, _ = algorithm.sequence_logprobs(model, prompt, completions, temperature=temperature)
     (unmasked_grad,) = torch.autograd.grad((unmasked * mask).sum(), weight)
-    assert not torch.allclose(unmasked_grad, ref_grad, rtol=1e-2, atol=1e-5)  # the test can tell the two apart
+    assert float((unmasked_grad - ref_grad).norm() / ref_grad.norm()) > 1e-2  # the test can tell the two apart
 
 
 def test_trainer_logprobs_of_constrained_samples_equal_the_samplers(engine):

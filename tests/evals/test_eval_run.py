@@ -78,3 +78,22 @@ def test_eval_folders_of_model_paths_are_never_hidden():
     assert path.replace("/", "_")[-80:].startswith(".")  # the case: the cut lands on ".openrft"
     assert not _slug(path).startswith(".") and _slug(path).endswith("step-16")
     assert _slug("default") == "default"
+
+
+def test_eval_compares_prompt_variants_side_by_side(home, tmp_path, shared_data):
+    """`openrft eval --prompt short --prompt described`: one eval run per variant on the same items, the same
+    grader and sampling, then the paired comparison of the two."""
+    from openrft.cli import app
+
+    out = CliRunner().invoke(app, ["eval", "--task", "eurovoc", "--prompt", "short", "--prompt", "described",
+                                   "--limit", "2", "--runs", "1", "--max-tokens", "24", "--out", str(tmp_path / "ev")],
+                             env={"COLUMNS": "200"})
+    assert out.exit_code == 0, out.output
+    short = json.loads((tmp_path / "ev" / "short" / "summary.json").read_text())
+    described = json.loads((tmp_path / "ev" / "described" / "summary.json").read_text())
+    assert [it["id"] for it in short["items"]] == [it["id"] for it in described["items"]] and len(short["items"]) == 2
+    first = json.loads((tmp_path / "ev" / "described" / "output_items.jsonl").read_text().splitlines()[0])
+    assert "each with a few of the EuroVoc terms" in json.dumps(first["sample"]["input"])
+    assert "default (short)" in out.output and "default (described)" in out.output and "comparison" in out.output
+    bad = CliRunner().invoke(app, ["eval", "--task", "gsm8k", "--prompt", "short", "--limit", "1"])
+    assert bad.exit_code == 2 and "has no prompt variants" in bad.output

@@ -1,5 +1,9 @@
-"""Issue 20's attacks on the python-grader sandbox: one grade cannot reach the protocol, the next grade,
-another caller's grades or the host; leftovers of every kind end with the grade that made them."""
+"""Issue 20's attacks on the python-grader sandbox: one grade cannot reach the protocol, another grader's or
+another caller's grades or the host.
+
+The isolation unit is the *batch*: the grades of one `run_many` call (one source, one caller) that one worker
+runs in one process in one turn. Files end with their grade; module state, threads and processes end with
+their batch; nothing is shared between batches, so never between graders, requests or callers."""
 
 from __future__ import annotations
 
@@ -66,7 +70,7 @@ def test_a_thread_started_with__thread_cannot_answer_later_requests(pool):
     assert victim_rewards(pool, 12) == [0.1] * 12
 
 
-def test_module_state_does_not_outlive_a_grade(pool):
+def test_module_state_does_not_outlive_a_batch(pool):
     source = ("import builtins, json\ndef grade(sample, item):\n    seen = getattr(json, 'openrft_seen', 0)\n"
               "    json.openrft_seen = seen + 1\n    builtins.openrft_seen = True\n    return seen\n")
     assert [grade(pool, source).reward for _ in range(6)] == [0.0] * 6
@@ -222,9 +226,9 @@ def test_a_grade_that_cannot_get_a_worker_times_out_in_the_queue():
     assert waited < 1.5  # one wait for the batch, not one per grade
 
 
-def _as_caller(name, pool, source):
+def _as_caller(name, pool, source, count=1):
     with sandbox_caller(name):
-        pool.run_many(source, [(SAMPLE, {})])
+        pool.run_many(source, [(SAMPLE, {})] * count)
 
 
 def test_a_caller_holds_at_most_its_share(pool):
@@ -262,3 +266,117 @@ def test_without_root_bwrap_disables_nested_user_namespaces_when_it_can(monkeypa
     assert command[command.index("--seccomp") + 1] == "7"
     monkeypatch.setattr(sandbox, "bwrap_options", lambda: "")
     assert "--disable-userns" not in sandbox.sandbox_command(LIMITS)
+
+
+STATEFUL = ("import json\ndef grade(sample, item):\n    seen = getattr(json, 'openrft_seen', [])\n"
+            "    json.openrft_seen = seen + [item['who']]\n"
+            "    return float(len(seen)) if all(who == item['who'] for who in seen) else -1.0\n")
+
+
+def test_grades_of_different_callers_or_calls_never_share_a_process(pool):
+    # the same source from two callers (and two calls of one caller) at once: a grade that sees another's
+    # module state returns -1
+    results = {}
+
+    def run(who, caller):
+        with sandbox_caller(caller):
+            results[who] = pool.run_many(STATEFUL, [(SAMPLE, {"who": who})] * 40)
+
+    runners = [threading.Thread(target=run, args=(who, caller))
+               for who, caller in (("a1", "a"), ("a2", "a"), ("b", "b"))]
+    for runner in runners:
+        runner.start()
+    for runner in runners:
+        runner.join()
+    for who, got in results.items():
+        assert all(r.error is None and r.reward >= 0 for r in got), (who, [r for r in got if r.reward != 0][:3])
+
+
+def test_module_state_may_carry_within_a_batch_and_never_past_it():
+    try:
+        check_sandbox(LIMITS)
+    except SandboxUnavailable as exc:
+        pytest.skip(str(exc))
+    with SandboxPool(workers=2, limits=LIMITS, batch_seconds=30.0) as batched:
+        first = [r.reward for r in batched.run_many(STATEFUL, [(SAMPLE, {"who": "x"})] * 8)]
+        assert max(first) >= 1.0  # one worker (share 1): the 8 grades run in one process, one after another
+        assert first == [float(n) for n in range(8)]
+        assert [r.reward for r in batched.run_many(STATEFUL, [(SAMPLE, {"who": "y"})] * 3)] == [0.0, 1.0, 2.0]
+    with SandboxPool(workers=2, limits=LIMITS, batch_grades=1) as per_grade:  # a process for every grade
+        assert [r.reward for r in per_grade.run_many(STATEFUL, [(SAMPLE, {"who": "x"})] * 4)] == [0.0] * 4
+
+
+def test_each_grade_of_a_batch_has_its_own_scratch_directory_and_empty_tmp(pool):
+    # every grade looks for what earlier grades of its batch left (files under mode-000 directories
+    # included) in its working directory, /tmp and /dev/shm, then leaves some itself
+    source = ("import os\ndef grade(sample, item):\n    left = 0\n    for top in ('.', '/tmp', '/dev/shm'):\n"
+              "        for root, dirs, files in os.walk(top):\n"
+              "            left += sum(1 for name in dirs + files if name.startswith('left-'))\n"
+              "    for top in ('.', '..', '/tmp', '/dev/shm'):\n"
+              "        os.makedirs(f'{top}/left-dir/deeper', exist_ok=True)\n"
+              "        open(f'{top}/left-dir/deeper/left-file', 'w').write('earlier grade')\n"
+              "        os.chmod(f'{top}/left-dir', 0)\n"
+              "    return left\n")
+    results = pool.run_many(source, [(SAMPLE, {})] * 12)
+    assert [(r.error, r.reward) for r in results] == [(None, 0.0)] * 12
+
+
+def test_a_line_written_out_of_turn_ends_the_batch(pool):
+    # each grade writes a forged answer line on its answer pipe before its real one: the forged line (not
+    # numbered) is refused, and the batch ends there, so the real answer is never taken as the next grade's
+    forger = ("import os, stat, fcntl\ndef grade(sample, item):\n    for fd in range(3, 64):\n        try:\n"
+              "            if stat.S_ISFIFO(os.fstat(fd).st_mode) and fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_WRONLY:\n"
+              "                os.write(fd, b'{\"reward\": 9.0}\\n')\n"
+              "        except OSError:\n            pass\n    return 0.0\n")
+    results = pool.run_many(forger, [(SAMPLE, {})] * 8)
+    assert [r.error_type for r in results] == ["protocol"] * 8, [(r.reward, r.error_type) for r in results]
+    assert victim_rewards(pool, 6) == [0.1] * 6
+
+
+def test_a_forging_thread_in_a_batch_reaches_no_other_caller(pool):
+    forger = ("import _thread, os, time\ndef forge():\n    while True:\n        for fd in range(3, 64):\n"
+              "            try:\n                os.write(fd, b'{\"reward\": 1.0, \"n\": 1}\\n')\n"
+              "            except OSError:\n                pass\n        time.sleep(0.001)\n"
+              "def grade(sample, item):\n    _thread.start_new_thread(forge, ())\n    time.sleep(0.01)\n    return 0.0\n")
+    background = threading.Thread(target=_as_caller, args=("forger", pool, forger, 30))
+    background.start()
+    try:
+        with sandbox_caller("victim"):
+            assert victim_rewards(pool, 30) == [0.1] * 30
+    finally:
+        background.join()
+
+
+def test_a_failing_grade_ends_its_batch_and_the_rest_are_graded_in_a_fresh_one(pool):
+    # crashes, timeouts and over-long answers in the middle of batches: every other grade still gets its own
+    # reward, from a process its failed batch-mate never ran in (a grade sees no module state of a failed one)
+    source = ("import json, os, time\ndef grade(sample, item):\n    kind = item['kind']\n"
+              "    if getattr(json, 'openrft_failed', False):\n        return -1.0\n"
+              "    if kind == 'exit':\n        json.openrft_failed = True\n        os._exit(3)\n"
+              "    if kind == 'sleep':\n        json.openrft_failed = True\n"
+              "        while True:\n            try:\n                time.sleep(10)\n            except BaseException:\n"
+              "                pass\n"
+              "    return item['value']\n")
+    kinds = ["ok", "ok", "exit", "ok", "ok", "ok", "sleep", "ok", "exit", "ok", "ok", "ok"]
+    items = [{"kind": kind, "value": float(number)} for number, kind in enumerate(kinds)]
+    results = pool.run_many(source, [(SAMPLE, item) for item in items])
+    for number, (kind, result) in enumerate(zip(kinds, results)):
+        if kind == "ok":
+            assert (result.error, result.reward) == (None, float(number)), (number, result)
+        else:
+            assert result.error == "server" and result.error_type == ("crashed" if kind == "exit" else "timeout")
+
+
+def test_big_items_are_split_into_smaller_batches(pool, monkeypatch):
+    from openrft.graders import sandbox
+
+    monkeypatch.setattr(sandbox, "BATCH_BYTES", 300_000)
+    sizes = []
+    batch = pool._batch
+    monkeypatch.setattr(pool, "_batch", lambda worker, key, source, pairs: sizes.append(len(pairs)) or batch(
+        worker, key, source, pairs))
+    source = "def grade(sample, item):\n    return float(len(item['text']) + item['n'])\n"
+    items = [{"text": "x" * 100_000, "n": n} for n in range(10)]
+    results = pool.run_many(source, [(SAMPLE, item) for item in items])
+    assert [r.reward for r in results] == [100_000.0 + n for n in range(10)]
+    assert sum(sizes) == 10 and max(sizes) == 3  # the pair that goes past 300 kB is the batch's last

@@ -110,9 +110,21 @@ def test_bad_job_bodies_name_their_parameter(client):
     error = client.post("/v1/fine_tuning/jobs", json=job_body(file_id, validation_file=not_checked)).json()["error"]
     assert (error["param"], error["code"]) == ("validation_file", "invalid_file_format")
     assert error["problems"][0]["file"] == not_checked and error["problems"][0]["field"] == "messages"
-    supervised = job_body(file_id)
+    supervised = job_body(file_id)  # RFT rows in a supervised job: no assistant answer to train on
     supervised["method"] = {"type": "supervised"}
-    assert client.post("/v1/fine_tuning/jobs", json=supervised).json()["error"]["param"] == "method.type"
+    error = client.post("/v1/fine_tuning/jobs", json=supervised).json()["error"]
+    assert (error["param"], error["problems"][0]["line"], error["problems"][0]["field"]) == \
+        ("training_file", 1, "messages")
+    mismatched = job_body(file_id)
+    mismatched["method"]["type"] = "dpo"  # with the reinforcement block
+    assert client.post("/v1/fine_tuning/jobs", json=mismatched).json()["error"]["param"] == "method.reinforcement"
+    unknown = job_body(file_id)
+    unknown["method"] = {"type": "distillation"}
+    assert client.post("/v1/fine_tuning/jobs", json=unknown).json()["error"]["param"] == "method.type"
+    missing_model = job_body(file_id)
+    missing_model["model"] = "ft:default:openrft:nothing:deadbeef"
+    error = client.post("/v1/fine_tuning/jobs", json=missing_model).json()["error"]
+    assert (error["param"], error["code"]) == ("model", "model_not_found")
 
 
 def test_cli_runs_show_up_and_stay_the_cli_s(client, data_home, tmp_path):

@@ -198,8 +198,7 @@ def test_fine_tuned_models_can_be_deleted_and_checkpoint_permissions_are_refused
 
 def test_chat_parameters_are_implemented_or_refused_by_name(client, engine):
     hello = [{"role": "user", "content": "hi"}]
-    refused = {"tools": {"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]},
-               "tool_choice": {"tool_choice": "required"},
+    refused = {"functions": {"extra_body": {"functions": [{"name": "f", "parameters": {}}]}},
                "frequency_penalty": {"frequency_penalty": 0.5}, "presence_penalty": {"presence_penalty": -1},
                "logit_bias": {"logit_bias": {"42": 5}}, "top_logprobs": {"logprobs": True, "top_logprobs": 2},
                "store": {"store": True}, "audio": {"audio": {"voice": "alloy", "format": "mp3"}},
@@ -212,12 +211,18 @@ def test_chat_parameters_are_implemented_or_refused_by_name(client, engine):
     with pytest.raises(openai.BadRequestError) as caught:
         client.chat.completions.create(model="default", messages=hello, extra_body={"guided_regex": "x"})
     assert caught.value.param == "guided_regex"
-    called = [{"role": "assistant", "content": None, "tool_calls": [
-        {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}]
-    with pytest.raises(openai.BadRequestError) as caught:
-        client.chat.completions.create(model="default", messages=hello + called)
-    assert caught.value.param == "messages[1].tool_calls"
     assert engine.calls == []  # nothing was generated for a refused request
+
+    # tools reach the engine (tests/service/test_chat_tools.py runs them on the embedded model)
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+    called = [{"role": "assistant", "content": None, "tool_calls": [
+        {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "done"}]
+    client.chat.completions.create(model="default", messages=hello + called, tools=[tool], tool_choice="auto",
+                                   parallel_tool_calls=False)
+    prompts, params = engine.calls[-1]
+    assert (params.tools, params.tool_choice, params.parallel_tool_calls) == ([tool], "auto", False)
+    assert prompts[0][1]["tool_calls"] == called[0]["tool_calls"] and prompts[0][2]["tool_call_id"] == "call_1"
 
     efforts = {"none": None, "minimal": "low", "low": "low", "medium": "medium", "high": "high", "xhigh": "high"}
     for effort, level in efforts.items():
@@ -284,7 +289,7 @@ def test_responses_create_and_stream(client, engine):
     assert [e.sequence_number for e in events] == list(range(len(events)))
     assert events[-1].response.incomplete_details.reason == "max_output_tokens"
 
-    for param, extra in {"tools": {"tools": [{"type": "function", "name": "f", "parameters": {}}]},
+    for param, extra in {"tools[0].type": {"tools": [{"type": "file_search", "vector_store_ids": ["vs_1"]}]},
                          "previous_response_id": {"previous_response_id": "resp_1"},
                          "text.format.type": {"text": {"format": {"type": "grammar"}}}}.items():
         with pytest.raises(openai.BadRequestError) as caught:
@@ -351,10 +356,15 @@ def test_the_responses_data_source_is_sampled_as_the_responses_api(client, store
     assert params.response_format["json_schema"]["schema"] == SCHEMA and params.reasoning_effort == "low"
     assert client.evals.runs.retrieve(run.id, eval_id=evaluation.id).result_counts.passed == 1
 
+    tool = {"type": "function", "name": "f", "parameters": {"type": "object"}}
+    client.evals.runs.create(evaluation.id, data_source={**source, "sampling_params": {"tools": [tool]}})
+    Worker(store).run_once()  # the Responses API's flat tools reach the engine in the chat shape
+    chat_shape = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+    assert fake.calls[-1][1].tools == [chat_shape]
     with pytest.raises(openai.BadRequestError) as caught:
         client.evals.runs.create(evaluation.id, data_source={
-            **source, "sampling_params": {"tools": [{"type": "function", "name": "f"}]}})
-    assert caught.value.param == "data_source.sampling_params.tools"
+            **source, "sampling_params": {"tools": [tool, tool]}})
+    assert caught.value.param == "data_source.sampling_params.tools[1].name"
 
 
 # --- jobs ---

@@ -15,6 +15,7 @@ from openrft.cli import app
 from openrft.data import check_file, label_counts, load_rows, write_rows
 from openrft.tasks import TaskError, default_task, get_task, list_tasks
 from openrft.tasks import eurovoc, eurovoc_offline
+from openrft.tasks.eurovoc import DOMAIN_BY_CODE
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -87,6 +88,37 @@ def test_longer_prompt_budget_cuts_less(shared_data, embedded_model):
         get_task("eurovoc").rows("train", limit=1, max_prompt_tokens=100)
     only_de = get_task("eurovoc").rows("validation", languages=["de"])
     assert only_de and {r["language"] for r in only_de} == {"de"}
+
+
+def test_the_described_prompt_variant(shared_data, embedded_model):
+    """`prompt="described"`: each domain with six EuroVoc terms of its own (taken from the thesaurus, so the
+    terms of a domain belong to it), instructions identical for every act up to the act's language, and the
+    variant's own budget; same labels, ids and order as the short prompt, so the two compare item by item."""
+    from openrft.tasks.eurovoc_offline import descriptors, domain_terms
+
+    task = get_task("eurovoc")
+    assert task.prompts == ("short", "described")
+    short = task.rows("validation", limit=12)
+    described = task.rows("validation", limit=12, prompt="described")
+    assert [r["id"] for r in described] == [r["id"] for r in short]
+    assert [r["labels"] for r in described] == [r["labels"] for r in short]
+    domain_of = {d["label"]: DOMAIN_BY_CODE[d["mt"][:2]] for d in descriptors()}
+    terms = domain_terms()
+    assert set(terms) == set(eurovoc.DOMAIN_NAMES)
+    for name, chosen in terms.items():
+        assert len(chosen) == 6 and len(set(chosen)) == 6
+        assert all(domain_of[t] == name for t in chosen), (name, chosen)
+    prefixes = set()
+    for row in described:
+        prompt = row["messages"][0]["content"]
+        head, _, tail = prompt.partition("The act is written in ")
+        prefixes.add(head)
+        assert tail.startswith(eurovoc.LANGUAGES[row["language"]] + ";")
+        assert all(f"- {name}: {', '.join(terms[name])}\n" in head for name in eurovoc.DOMAIN_NAMES)
+        assert row["prompt_tokens"] <= eurovoc.MAX_PROMPT_TOKENS["described"]
+    assert len(prefixes) == 1  # one shared instruction block: computed once per step by a prefix cache
+    with pytest.raises(TaskError, match="unknown prompt 'long'"):
+        task.rows("validation", limit=1, prompt="long")
 
 
 def test_multi_eurlex_layout_reads_like_the_jsonl_layout(shared_data, tmp_path, embedded_model):
@@ -164,7 +196,32 @@ def test_gsm8k_rows(shared_data):
         assert row["answer"].split("####")[-1].strip().replace(",", "") == row["final_answer"]
         assert "'#### <number>'" in row["messages"][0]["content"]
     assert task.response_format is None and task.grader["name"] == "gsm8k_numeric"
-    assert "item.get(\"answer\")" in task.grader["source"] or "item[\"answer\"]" in task.grader["source"]
+
+
+def test_gsm8k_grader_reads_the_rows_final_answer(shared_data):
+    """The task's grader, run in the sandbox on real rows: the row's own worked answer scores 1, the same answer
+    with another final number scores 0, and a free-text answer ending in the right number scores 1."""
+    from openrft.graders import build_grader
+    from openrft.graders.sandbox import SandboxUnavailable, check_sandbox
+
+    try:
+        check_sandbox()
+    except SandboxUnavailable as exc:
+        pytest.skip(f"{exc} (scripts/setup_debian.sh installs bubblewrap)")
+    task = get_task("gsm8k")
+    grader = build_grader(task.grader)
+    rows = task.rows("validation")[:4]
+
+    def sample(text):
+        return {"output_text": text, "output_json": None, "output_tools": [],
+                "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}]}
+
+    wrong = str(int(float(rows[0]["final_answer"])) + 1)
+    pairs = [(sample(r["answer"]), r) for r in rows]
+    pairs += [(sample(rows[0]["answer"].rsplit("####", 1)[0] + "#### " + wrong), rows[0]),
+              (sample(f"Step by step... so the answer is\n#### {rows[1]['final_answer']}"), rows[1])]
+    rewards = [g.reward for g in grader.grade_many(pairs)]
+    assert rewards == [1.0] * 4 + [0.0, 1.0], rewards
 
 
 def test_unfair_tos_rows(shared_data):

@@ -52,16 +52,30 @@ def validation_rows(job: dict) -> list[dict]:
     path = (job.get("openrft") or {}).get("validation_path")
     if not path or not Path(path).is_file():
         return []
+    method = (job.get("method") or {}).get("type") or "reinforcement"
     try:
-        return load_rows(path)[:MAX_ITEMS]
+        rows = load_rows(path, method=method)[:MAX_ITEMS]
     except DatasetError as exc:
         raise RunDirError(str(exc)) from None
+    return [_as_prompt(row, method) for row in rows]
+
+
+def _as_prompt(row: dict, method: str) -> dict:
+    """An SFT or DPO validation row as a prompt row: the messages before the last assistant answer, or the input."""
+    if method == "dpo":
+        return {**row, "messages": row["input"]["messages"]}
+    if method == "supervised":
+        messages = row["messages"]
+        while messages and messages[-1].get("role") == "assistant":
+            messages = messages[:-1]
+        return {**row, "messages": messages}
+    return row
 
 
 def playground_view(ref: RunRef) -> dict:
     """What the page needs: the models to pick from, the validation items, the job's format and grader."""
     job = job_of(ref)
-    rl = job["method"]["reinforcement"]
+    rl = job["method"].get("reinforcement") or {}  # supervised and dpo jobs have no grader
     grader = rl.get("grader") or {}
     items = []
     for index, row in enumerate(validation_rows(job)):
@@ -88,7 +102,7 @@ def answer(ref: RunRef, engines: Any, request: dict) -> dict:
     from openrft.graders import build_grader
 
     job = job_of(ref)
-    rl = job["method"]["reinforcement"]
+    rl = job["method"].get("reinforcement") or {}  # supervised and dpo jobs have no grader
     by_id = {m["id"]: m for m in models(ref, job)}
     model = by_id.get(str(request.get("model")))
     if model is None:
@@ -113,7 +127,7 @@ def answer(ref: RunRef, engines: Any, request: dict) -> dict:
     sample = samples[0]
     seconds = time.perf_counter() - began
     grade = None
-    if not sample.error:
+    if not sample.error and rl.get("grader"):
         grade = build_grader(rl["grader"]).grade(sample.grader_sample(), grader_item(row))
     return {"model": model["id"], "label": model["label"], "output_text": sample.output_text,
             "output_json": sample.output_json, "reasoning_text": sample.reasoning_text,

@@ -33,6 +33,8 @@ ACTIVE_STATUSES = {"validating_files", "queued", "running", "in_progress"}
 TRAIN_KEYS = ("loss", "kl", "clip_fraction", "entropy", "grad_norm", "zero_signal_groups", "zero_signal_share",
               "response_length_mean", "truncated_share", "ratio_mean", "sampler_logprob_gap", "learning_rate")
 
+_FLAT_METRIC = re.compile(r"^(train|valid|full_valid)_(?!mean_reward$|mean_parse_error$|reasoning_tokens_mean$)\w+$")
+
 # The eval module's reward histogram uses 20 bins; the page uses the same.
 HISTOGRAM_BINS = 20
 
@@ -226,7 +228,9 @@ def job_view(ref: RunRef) -> dict:
         "signature": signature(ref.path),
         "active": job.get("status") in ACTIVE_STATUSES,
         "error": job.get("error") or None,
-        "hyperparameters": reinforcement.get("hyperparameters") or job.get("hyperparameters") or {},
+        "method": (job.get("method") or {}).get("type") or "reinforcement",
+        "hyperparameters": reinforcement.get("hyperparameters") or _method_block(job).get("hyperparameters")
+        or job.get("hyperparameters") or {},
         "grader": {"type": grader.get("type"), "name": grader.get("name")},
         "series": series,
         "checkpoints": job_checkpoints(ref, steps),
@@ -296,6 +300,10 @@ def job_series(steps: list[dict]) -> dict:
                 if match and match.group(2) not in error_kinds:
                     error_kinds.append(match.group(2))
     train_keys = [k for k in TRAIN_KEYS if any(_num((d.get("train") or {}).get(k)) is not None for d in steps)]
+    # supervised and dpo jobs report flat metrics (train_loss, valid_loss, full_valid_loss, accuracies…): charted
+    # with the training internals, first
+    flat = [k for d in steps for k, v in d.items() if _FLAT_METRIC.match(k) and _num(v) is not None]
+    flat = list(dict.fromkeys(flat))
     for data in steps:
         for key, value in (data.get("train") or {}).items():
             if key not in train_keys and _num(value) is not None:
@@ -362,7 +370,8 @@ def job_series(steps: list[dict]) -> dict:
                                      "valid_completion_tokens_count") for d in steps]}
             for name in usage_graders
         ],
-        "train": {key: [_num((d.get("train") or {}).get(key)) for d in steps] for key in train_keys},
+        "train": {key: [_num(d.get(key)) for d in steps] for key in flat}
+        | {key: [_num((d.get("train") or {}).get(key)) for d in steps] for key in train_keys},
     }
 
 
@@ -719,3 +728,9 @@ def _names(grader_lists: Iterable[Any]) -> list[str]:
             if isinstance(entry, dict) and entry.get("name") is not None and entry["name"] not in names:
                 names.append(entry["name"])
     return names
+
+
+def _method_block(job: dict) -> dict:
+    """The block of the job's method type (`supervised`, `dpo` or `reinforcement`)."""
+    method = job.get("method") or {}
+    return method.get(method.get("type") or "reinforcement") or {}

@@ -40,18 +40,25 @@ def check(file: Path = typer.Argument(..., help="the JSONL file to check"),
           grader: Path = typer.Option(None, help="grader JSON: every {{ item.x }} it reads must be in every row"),
           against: Path = typer.Option(None, help="the other file of the pair (e.g. validation): no row in both"),
           group_key: str = typer.Option(None, help="with --against: a group (e.g. celex_id) must not be in both"),
-          allow_duplicates: bool = typer.Option(False, help="accept repeated rows (a deliberately balanced file)")):
-    """List every problem of an RFT JSONL file (file:line: field: reason); exit 2 if there is any."""
-    from openrft.data import check_file
+          allow_duplicates: bool = typer.Option(False, help="accept repeated rows (a deliberately balanced file)"),
+          method: str = typer.Option("auto", help="the rows' format: reinforcement, supervised, dpo, or auto (told "
+                                                  "by the first row's shape)")):
+    """List every problem of a fine-tuning JSONL file (file:line: field: reason); exit 2 if there is any."""
+    from openrft.data import check_file, read_jsonl
+    from openrft.data.formats import METHODS, detect_method
 
-    problems = check_file(file, grader=grader, against=against, group_key=group_key, allow_duplicates=allow_duplicates)
+    if method != "auto" and method not in METHODS:
+        _fail(f"--method {method!r}: expected one of auto, {', '.join(METHODS)}")
+    rows = read_jsonl(file)[0]
+    if method == "auto":
+        method = detect_method(rows[0][1]) if rows else "reinforcement"
+    problems = check_file(file, grader=grader, against=against, group_key=group_key, allow_duplicates=allow_duplicates,
+                          method=method)
     if problems:
         _print_problems(problems)
-        errors.print(f"[red]{len(problems)} problem(s)[/] in {file}", highlight=False)
+        errors.print(f"[red]{len(problems)} problem(s)[/] in {file} (checked as {method} rows)", highlight=False)
         raise typer.Exit(2)
-    from openrft.data import read_jsonl
-
-    console.print(f"[green]ok[/]: {file}: {len(read_jsonl(file)[0])} rows, no problems", highlight=False)
+    console.print(f"[green]ok[/]: {file}: {len(rows)} rows, no problems (checked as {method} rows)", highlight=False)
 
 
 @data_app.command("split")
@@ -150,7 +157,9 @@ def export(task: str = typer.Argument(..., help="task name (see: openrft data ta
            seed: int = typer.Option(0, help="seed of the balancing"),
            max_repeats: float = typer.Option(4.0, help="balancing: at most this many copies of a row"),
            option: list[str] = typer.Option(None, "--option", "-o",
-                                            help="a task option KEY=VALUE (VALUE as JSON, e.g. max_prompt_tokens=256)")):
+                                            help="a task option KEY=VALUE (VALUE as JSON, e.g. max_prompt_tokens=256)"),
+           method: str = typer.Option("reinforcement", help="reinforcement (prompts + reference fields) or "
+                                      "supervised (each prompt with its reference answer as the assistant message)")):
     """Write a task's train.jsonl, validation.jsonl, grader.json and response_format.json."""
     from openrft.data import DatasetError
     from openrft.tasks import TaskError, export_task, get_task
@@ -167,7 +176,8 @@ def export(task: str = typer.Argument(..., help="task name (see: openrft data ta
     try:
         chosen = get_task(task)
         with console.status(f"building the rows of {task}"):
-            summary = export_task(chosen, out_dir, balance=balance, seed=seed, max_repeats=max_repeats, **options)
+            summary = export_task(chosen, out_dir, balance=balance, seed=seed, max_repeats=max_repeats, method=method,
+                                  **options)
     except DatasetError as exc:
         _print_problems(exc.problems)
         _fail(f"{len(exc.problems)} problem(s) in the rows of task {task}")
@@ -185,13 +195,36 @@ def export(task: str = typer.Argument(..., help="task name (see: openrft data ta
     console.print(f"wrote {', '.join(summary['files'])} into {out_dir}", highlight=False)
 
 
+@data_app.command("preferences")
+def preferences(eval_run: Path = typer.Argument(..., help="an eval run directory (output_items.jsonl with graded "
+                                                       "samples, e.g. `openrft eval --runs 4` or a job's evals/step-N)"),
+                out: Path = typer.Option(..., help="the DPO JSONL file to write"),
+                min_gap: float = typer.Option(0.0, help="keep a pair only when the best grade exceeds the worst by "
+                                                        "more than this")):
+    """DPO pairs from an eval run: per item, its best-graded sample against its worst (ties skipped)."""
+    from openrft.data import write_rows
+    from openrft.data.preferences import PreferenceError, preference_rows
+
+    try:
+        rows, summary = preference_rows(eval_run, min_gap=min_gap)
+    except PreferenceError as exc:
+        _fail(str(exc))
+    if not rows:
+        _fail(f"{eval_run}: no item has two samples with different grades ({summary['items']} items, "
+              f"{summary['ties']} ties, {summary['single']} with one sample): nothing to prefer")
+    write_rows(rows, out)
+    console.print(f"wrote {out}: {len(rows)} pairs from {summary['items']} items ({summary['ties']} ties and "
+                  f"{summary['single']} items with one sample skipped); mean grade gap {summary['mean_gap']:.3f}",
+                  highlight=False)
+
+
 @data_app.command("tasks")
 def tasks():
     """List the ready tasks and whether their data is on this machine."""
     from openrft.tasks import list_tasks
 
-    table = Table("task", "labels", "available", "description", "data")
+    table = Table("task", "labels", "prompts", "available", "description", "data")
     for info in list_tasks():
-        table.add_row(info["name"], str(info["labels"] or "-"), "yes" if info["available"] else "[red]no[/]",
-                      info["description"], info["source"])
+        table.add_row(info["name"], str(info["labels"] or "-"), ", ".join(info["prompts"]) or "-",
+                      "yes" if info["available"] else "[red]no[/]", info["description"], info["source"])
     console.print(table)

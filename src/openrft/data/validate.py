@@ -14,6 +14,9 @@ graders read as `{{ item.<key> }}`. The checks here follow that schema and the c
 - given a grader, every `{{ item.x }}` it reads exists in every row;
 - given the other file of the pair (`against`), no row is in both.
 
+SFT and DPO rows (OpenAI's `supervised` and `dpo` formats) are checked by `openrft.data.formats` through the
+same functions (`method=`); an upload's format is told by its first row's shape.
+
 Every problem is collected (file, line, field, reason) so that a user fixes a file in one pass;
 `load_rows` refuses a file with any problem.
 
@@ -221,8 +224,11 @@ def _too_deep(value: Any) -> bool:
     return False
 
 
-def check_row(row: dict, *, file: str = "<rows>", line: int = 0) -> list[Problem]:
-    """The problems of one row on its own (schema, roles, types, field names)."""
+def check_row(row: dict, *, file: str = "<rows>", line: int = 0, method: str = "reinforcement") -> list[Problem]:
+    """The problems of one row on its own (schema, roles, types, field names) in the format of `method`
+    (reinforcement, supervised or dpo: openrft.data.formats)."""
+    from openrft.data.formats import check_dpo_row, check_sft_row
+
     problems: list[Problem] = []
 
     def add(field: str, reason: str) -> None:
@@ -231,12 +237,21 @@ def check_row(row: dict, *, file: str = "<rows>", line: int = 0) -> list[Problem
     if not row:
         add("", "empty row")
         return problems
+    if method == "supervised":
+        check_sft_row(row, add)
+        return problems
+    if method == "dpo":
+        check_dpo_row(row, add)
+        return problems
     if "messages" not in row:
         add("messages", "missing (every row needs the prompt as a list of messages)")
     else:
         _check_messages(row["messages"], add)
     if "tools" in row:
+        found = len(problems)
         _check_tools(row["tools"], add)
+        if len(problems) == found and row["tools"]:  # then as the engine will read them, with tool_choice
+            _check_tool_use(row, add)
     for key in row:
         if key in RESERVED_KEYS:
             continue
@@ -246,15 +261,18 @@ def check_row(row: dict, *, file: str = "<rows>", line: int = 0) -> list[Problem
     return problems
 
 
-def _check_messages(messages: Any, add) -> None:
+def _check_messages(messages: Any, add, *, field: str = "messages", allow_system: bool = False,
+                    last_user: bool = True) -> None:
+    """The messages of a row: roles, keys, content types. RFT prompts (the defaults) have no `system` role and
+    end with the user's turn; SFT conversations and DPO inputs (openrft.data.formats) allow both."""
     if not isinstance(messages, list):
-        add("messages", f"must be a list of messages, got {_kind(messages)}")
+        add(field, f"must be a list of messages, got {_kind(messages)}")
         return
     if not messages:
-        add("messages", "empty: at least one user message is needed")
+        add(field, "empty: at least one user message is needed")
         return
     for i, message in enumerate(messages):
-        where = f"messages[{i}]"
+        where = f"{field}[{i}]"
         if not isinstance(message, dict):
             add(where, f"a message must be an object, got {_kind(message)}")
             continue
@@ -262,7 +280,9 @@ def _check_messages(messages: Any, add) -> None:
         if role is None:
             add(f"{where}.role", "missing")
             continue
-        if role == "system":
+        if role == "system" and allow_system:
+            role = "developer"  # the same keys and content rules
+        elif role == "system":
             add(f"{where}.role", "RFT rows have no 'system' role: put instructions in a 'developer' "
                                  "message or at the start of the user message")
             continue
@@ -287,8 +307,8 @@ def _check_messages(messages: Any, add) -> None:
         if role == "tool" and not isinstance(message.get("tool_call_id"), str):
             add(f"{where}.tool_call_id", "a tool message needs the string id of the call it answers")
     last = messages[-1]
-    if isinstance(last, dict) and last.get("role") in ROLES and last.get("role") != "user":
-        add(f"messages[{len(messages) - 1}].role",
+    if last_user and isinstance(last, dict) and last.get("role") in ROLES and last.get("role") != "user":
+        add(f"{field}[{len(messages) - 1}].role",
             f"the last message must be the user's turn (the one the model answers), got {last.get('role')!r}")
 
 
@@ -318,6 +338,24 @@ def _check_content(content: Any, where: str, add, *, required: bool) -> None:
         add(where, f"must be a string or a list of content parts, got {_kind(content)}")
 
 
+def _check_tool_use(row: dict, add) -> None:
+    """A row's `tools`, `tool_choice` and `parallel_tool_calls` as the engine reads them (openrft.engines.tools),
+    so that a row the trainer would fail to sample is refused here."""
+    from openrft.engines.base import EngineError
+    from openrft.engines.tools import check_tools_grammar, tool_use
+
+    if "parallel_tool_calls" in row and not isinstance(row["parallel_tool_calls"], bool):
+        add("parallel_tool_calls", f"must be true or false, got {_kind(row['parallel_tool_calls'])}")
+        return
+    try:
+        use = tool_use(row["tools"], row.get("tool_choice"), row.get("parallel_tool_calls"))
+        if use is not None and use.constrained:  # the grammar of the calls is built for this row
+            check_tools_grammar(use)
+    except EngineError as exc:
+        field, _, reason = str(exc).partition(": ")
+        add(field, reason)
+
+
 def _check_tools(tools: Any, add) -> None:
     if not isinstance(tools, list):
         add("tools", f"must be a list of function tools, got {_kind(tools)}")
@@ -341,15 +379,22 @@ class RowChecker:
     """Checks numbered rows one at a time: each row's own problems, duplicates and conflicts (kept as 16-byte
     digests, not rows), grader fields that are missing."""
 
-    def __init__(self, *, file: str = "<rows>", item_fields: Iterable[str] = (), allow_duplicates: bool = False):
-        self.file, self.allow_duplicates = file, allow_duplicates
+    def __init__(self, *, file: str = "<rows>", item_fields: Iterable[str] = (), allow_duplicates: bool = False,
+                 method: str = "reinforcement"):
+        """`method`: the rows' format (reinforcement, supervised, dpo), or "auto": the first row's shape decides
+        (openrft.data.formats.detect_method) and every row is checked in that format."""
+        self.file, self.allow_duplicates, self.method = file, allow_duplicates, method
         self.item_fields = sorted(set(item_fields))
         self.seen_rows: dict[bytes, int] = {}
         self.seen_messages: dict[bytes, tuple[int, bytes]] = {}
 
     def check(self, line: int, row: dict) -> list[Problem]:
         file = self.file
-        problems = check_row(row, file=file, line=line)
+        if self.method == "auto":
+            from openrft.data.formats import detect_method
+
+            self.method = detect_method(row)
+        problems = check_row(row, file=file, line=line, method=self.method)
         if not row:
             return problems
         for name in self.item_fields:
@@ -362,7 +407,7 @@ class RowChecker:
                 problems.append(Problem(file, line, "", f"duplicate of line {self.seen_rows[whole]}"))
             return problems
         self.seen_rows[whole] = line
-        if "messages" in row:
+        if "messages" in row and self.method == "reinforcement":
             prompt = _digest(row["messages"])
             references = _digest({k: v for k, v in row.items() if k not in RESERVED_KEYS})
             if prompt in self.seen_messages and self.seen_messages[prompt][1] != references:
@@ -373,13 +418,13 @@ class RowChecker:
 
 
 def check_rows(rows: list[tuple[int, dict]], *, file: str = "<rows>", item_fields: Iterable[str] = (),
-               allow_duplicates: bool = False) -> list[Problem]:
+               allow_duplicates: bool = False, method: str = "reinforcement") -> list[Problem]:
     """Problems of numbered rows: each row's own, duplicates and conflicts, grader fields that are missing.
 
     `item_fields` are the `item.<x>` names a grader reads; every row must have each of them.
     `allow_duplicates` accepts exact repeats (a deliberately oversampled file, e.g. a balanced export).
     """
-    checker = RowChecker(file=file, item_fields=item_fields, allow_duplicates=allow_duplicates)
+    checker = RowChecker(file=file, item_fields=item_fields, allow_duplicates=allow_duplicates, method=method)
     return [problem for line, row in rows for problem in checker.check(line, row)]
 
 
@@ -389,7 +434,7 @@ def check_upload(path: str | Path, *, name: str | None = None, max_problems: int
     Memory holds one line and a digest a row; problems are reported under `name` (the upload's file name).
     """
     file = name or str(path)
-    checker = RowChecker(file=file)
+    checker = RowChecker(file=file, method="auto")  # an upload may hold rows of any of the three methods
     kept: list[Problem] = []
     total = 0
     for line, row, problem in iter_jsonl(path):
@@ -446,14 +491,16 @@ def grader_item_fields(grader: dict | str | Path) -> tuple[set[str], list[Proble
 
 
 def check_file(path: str | Path, *, grader: dict | str | Path | None = None, against: str | Path | None = None,
-               group_key: str | None = None, allow_duplicates: bool = False) -> list[Problem]:
-    """Every problem of a JSONL file (optionally against its grader and the other file of the pair)."""
+               group_key: str | None = None, allow_duplicates: bool = False,
+               method: str = "reinforcement") -> list[Problem]:
+    """Every problem of a JSONL file (optionally against its grader and the other file of the pair), its rows
+    in the format of `method` (reinforcement, supervised, dpo, or "auto": the first row's shape)."""
     rows, problems = read_jsonl(path)
     fields: set[str] = set()
     if grader is not None:
         fields, grader_problems = grader_item_fields(grader)
         problems += grader_problems
-    problems += check_rows(rows, file=str(path), item_fields=fields, allow_duplicates=allow_duplicates)
+    problems += check_rows(rows, file=str(path), item_fields=fields, allow_duplicates=allow_duplicates, method=method)
     if against is not None:
         other, other_problems = read_jsonl(against)
         problems += [p for p in other_problems if p.line == 0]  # a missing other file; its own lines are its business
@@ -462,19 +509,21 @@ def check_file(path: str | Path, *, grader: dict | str | Path | None = None, aga
 
 
 def load_rows(path: str | Path, *, grader: dict | str | Path | None = None, against: str | Path | None = None,
-              group_key: str | None = None, allow_duplicates: bool = False) -> list[dict]:
+              group_key: str | None = None, allow_duplicates: bool = False,
+              method: str = "reinforcement") -> list[dict]:
     """The rows of a JSONL file, refused with `DatasetError` (listing every problem) unless all are valid."""
-    problems = check_file(path, grader=grader, against=against, group_key=group_key, allow_duplicates=allow_duplicates)
+    problems = check_file(path, grader=grader, against=against, group_key=group_key, allow_duplicates=allow_duplicates,
+                          method=method)
     if problems:
         raise DatasetError(problems)
     return [row for _, row in read_jsonl(path)[0]]
 
 
 def validate_rows(rows: list[dict], *, source: str = "<rows>", item_fields: Iterable[str] = (),
-                  allow_duplicates: bool = False) -> list[dict]:
+                  allow_duplicates: bool = False, method: str = "reinforcement") -> list[dict]:
     """Check rows built in memory (a task's rows) the same way as a file; raise `DatasetError` on problems."""
     problems = check_rows(list(enumerate(rows, start=1)), file=source, item_fields=item_fields,
-                          allow_duplicates=allow_duplicates)
+                          allow_duplicates=allow_duplicates, method=method)
     if problems:
         raise DatasetError(problems)
     return rows

@@ -40,6 +40,12 @@ def diagnose(job: str | Path | dict, *, rows: int = DEFAULT_ROWS, progress: bool
     say = log or (lambda message: None)
     began = time.perf_counter()
     spec = parse_job(job) if isinstance(job, dict) else parse_job(Path(job))
+    if spec.method.type != "reinforcement":
+        from openrft.training.spec import JobSpecError
+
+        raise JobSpecError(f"method.type: openrft doctor checks reinforcement jobs (sampling, grading, reward "
+                           f"signal); a {spec.method.type} job has no grader to check: use `openrft data check` on "
+                           "its files", param="method.type")
     ext, rl = spec.openrft, spec.method.reinforcement
     train_path = resolve_file(spec.training_file, file_resolver, "training_file")
     valid_path = resolve_file(spec.validation_file, file_resolver, "validation_file") if spec.validation_file else None

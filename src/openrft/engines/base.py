@@ -27,6 +27,10 @@ class SamplingParams:
     reasoning_effort: str | None = None  # None / "default" (no reasoning segment) or low / medium / high
     min_tokens: int = 0  # end-of-sequence is suppressed before this many new tokens (as vLLM's min_tokens;
     # benchmarks use it to fix the length; ignored when a grammar constrains the completion)
+    # OpenAI function tools offered to every prompt of the call, and how they may be used (engines/tools.py):
+    tools: list[dict] | None = None  # [{"type": "function", "function": {"name", "description", "parameters"}}]
+    tool_choice: str | dict | None = None  # None / "auto", "none", "required", {"type": "function", ...}
+    parallel_tool_calls: bool | None = None  # None: true, as OpenAI
 
 
 @dataclass
@@ -34,6 +38,9 @@ class Sample:
     prompt_index: int  # which prompt of the batch this sample answers
     output_text: str  # the answer, without the reasoning segment
     output_json: Any = None  # the parsed answer when a json_schema response_format was given
+    # the answer's tool calls in OpenAI's shape: [{"id", "type": "function", "function": {"name", "arguments"}}]
+    # (output_text is then the text outside the calls, often "")
+    output_tools: list[dict] = field(default_factory=list)
     reasoning_text: str = ""
     token_ids: list[int] = field(default_factory=list)  # completion tokens (reasoning + answer)
     logprobs: list[float] = field(default_factory=list)  # log p of each sampled token under the sampler
@@ -50,14 +57,21 @@ class Sample:
     # trainer's replay of the sampling masks; not serialised
     constraint: Any = field(default=None, repr=False, compare=False)
 
+    @property
+    def choice_finish_reason(self) -> str:
+        """OpenAI's finish_reason of the choice: "tool_calls" when the answer ended with tool calls."""
+        return "tool_calls" if self.output_tools and self.finish_reason == "stop" else self.finish_reason
+
     def grader_sample(self) -> dict[str, Any]:
         """The `sample` namespace graders see (OpenAI: output_text, output_json, output_tools, choices)."""
+        message: dict[str, Any] = {"role": "assistant", "content": self.output_text}
+        if self.output_tools:
+            message["tool_calls"] = self.output_tools
         return {
             "output_text": self.output_text,
             "output_json": self.output_json,
-            "output_tools": [],
-            "choices": [{"index": 0, "finish_reason": self.finish_reason,
-                         "message": {"role": "assistant", "content": self.output_text}}],
+            "output_tools": self.output_tools,
+            "choices": [{"index": 0, "finish_reason": self.choice_finish_reason, "message": message}],
         }
 
     def to_dict(self, *, with_tokens: bool = False) -> dict[str, Any]:

@@ -16,7 +16,8 @@ Two rules on top of the xgrammar grammar (structured.py):
 
 Where the enum values cannot be tokenized on their own (a value whose tokens merge with the quotes), the
 trie is not used for that enum and the grammar alone applies. The rules work on the answer only: with a
-reasoning segment they start after its closing tag.
+reasoning segment they start after its closing tag. They follow the response_format's schema: an answer made
+of tool calls (one that starts with `<`, engines/tools.py) is left to the grammar alone.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class ConstraintSpec:
     tag: str  # JSON of the structural tag (structured.structural_tag)
     schema: str | None  # JSON of the answer schema, or None for free text
     answer_after: str | None
+    tool_calls: bool = False  # the answer may be tool calls (engines/tools.py): the label rules skip such answers
 
 
 @dataclass
@@ -198,11 +200,14 @@ class _JsonLexer:
 class Constraint:
     """One sample's constraint: an xgrammar matcher, and the canonical-label trie on enum sites."""
 
-    def __init__(self, matcher, vocab: Vocabulary, sites: list[EnumSite], answer_after: str | None):
+    def __init__(self, matcher, vocab: Vocabulary, sites: list[EnumSite], answer_after: str | None,
+                 tool_calls: bool = False):
         self.matcher = matcher
         self.vocab = vocab
         self.sites = {site.path: site for site in sites}
         self.answer_after = answer_after  # the reasoning segment's closing tag; the rules start after it
+        self.tool_calls = tool_calls  # an answer that starts with "<" is tool calls: no label rules then
+        self.answer_started = False
         self.pending = ""  # text before the answer starts
         self.lexer = _JsonLexer()
         self.node: _Node | None = None  # inside an enum value: the trie node reached
@@ -243,6 +248,10 @@ class Constraint:
             text = self.pending[cut + len(self.answer_after):]
             self.answer_after, self.pending = None, ""
         for position, char in enumerate(text):
+            if not self.answer_started and not char.isspace():
+                self.answer_started = True
+                if self.tool_calls and char == "<":
+                    self.sites = {}
             event = self.lexer.feed(char)
             if event == "open" and position == len(text) - 1:  # the token ends with a value's opening quote
                 site = self.sites.get(self.lexer.path())

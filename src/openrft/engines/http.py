@@ -5,6 +5,8 @@ is one `POST {base_url}/chat/completions` with `n` choices; prompts run concurre
 
 - `response_format` and `reasoning_effort` are passed through; the answer is parsed and validated
   locally against the schema, exactly as for local engines (`output_json`, `parse_error`).
+- `tools`, `tool_choice` and `parallel_tool_calls` are passed through (checked locally first); the server's
+  `message.tool_calls` become `Sample.output_tools`.
 - `logprobs` are requested and read when the server returns them (`Sample.logprobs`; `token_ids`
   stay empty: chat completions name tokens by text, not id). The reasoning text comes from
   `message.reasoning_content` (or `message.reasoning`) when the server sends it.
@@ -29,6 +31,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from openrft.engines.base import EngineError, Messages, Sample, SamplingParams
 from openrft.engines.reasoning import effort_level
 from openrft.engines.structured import parse_answer, response_schema
+from openrft.engines.tools import tool_use
 
 OPTIONAL_PARAMETERS = ("logprobs", "n", "seed", "top_p", "temperature", "reasoning_effort")
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
@@ -63,6 +66,7 @@ class HttpEngine:
             raise EngineError(f"n: expected at least 1, got {params.n}")
         schema = response_schema(params.response_format)
         effort_level(params.reasoning_effort)  # validates
+        tool_use(params.tools, params.tool_choice, params.parallel_tool_calls)  # validates
         workers = max(1, min(self.max_concurrency, len(prompts)))
         with ThreadPoolExecutor(max_workers=workers) as pool, Progress(
                 TextColumn("requests"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -112,6 +116,11 @@ class HttpEngine:
         body.update({key: value for key, value in optional.items() if key not in unsupported})
         if params.response_format is not None:
             body["response_format"] = params.response_format
+        if params.tools:
+            body["tools"] = params.tools
+            for key in ("tool_choice", "parallel_tool_calls"):
+                if getattr(params, key) is not None:
+                    body[key] = getattr(params, key)
         if "n" in unsupported:
             body.pop("n", None)
         return body
@@ -172,8 +181,12 @@ class HttpEngine:
         else:
             completion_tokens = len(logprob_items)
         reasoning_tokens = int(details.get("reasoning_tokens") or 0) // max(count, 1)
-        output_json, parse_error = parse_answer(text.strip(), schema)
-        return Sample(prompt_index=index, output_text=text.strip(), output_json=output_json,
+        calls = [{"id": c.get("id") or "", "type": "function",
+                  "function": {"name": (c.get("function") or {}).get("name"),
+                               "arguments": (c.get("function") or {}).get("arguments") or "{}"}}
+                 for c in message.get("tool_calls") or [] if isinstance(c, dict)]
+        output_json, parse_error = parse_answer(text.strip(), schema) if not calls else (None, None)
+        return Sample(prompt_index=index, output_text=text.strip(), output_json=output_json, output_tools=calls,
                       reasoning_text=reasoning.strip(), logprobs=logprobs,
                       prompt_tokens=int(usage.get("prompt_tokens") or 0),
                       completion_tokens=completion_tokens,

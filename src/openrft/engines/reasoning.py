@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from openrft.engines.base import REASONING_EFFORTS, EngineError, Messages
 from openrft.engines.structured import ThinkFormat
+from openrft.engines.tools import ToolUse, prompt_messages
 
 BUDGETS = {"low": 64, "medium": 128, "high": 256}  # most reasoning tokens per level
 THINK_BEGIN = "<think>"
@@ -56,23 +57,26 @@ def template_roles(tokenizer, messages: Messages) -> Messages:
 
 
 def render_prompt(tokenizer, messages: Messages, effort: str | None, *,
-                  native: bool | None = None) -> tuple[str, ThinkFormat | None]:
+                  native: bool | None = None, tools: ToolUse | None = None) -> tuple[str, ThinkFormat | None]:
     """The prompt text for a chat prompt, and the think format the completion follows (None: none).
 
-    `native` (whether the model has its own thinking format) is worked out when not given.
+    `native` (whether the model has its own thinking format) is worked out when not given. `tools` (checked,
+    engines/tools.py) are passed to a chat template that reads them, else written into the system prompt.
     """
     level = effort_level(effort)
     native = has_native_thinking(tokenizer) if native is None else native
-    messages = template_roles(tokenizer, messages)
+    messages, template_tools = prompt_messages(tokenizer, template_roles(tokenizer, messages), tools)
+    options = {} if template_tools is None else {"tools": template_tools}
     if native:
         text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True,
-                                             enable_thinking=level is not None)
+                                             enable_thinking=level is not None, **options)
     elif level is not None:
         instruction = {"role": "system", "content": INSTRUCTION.format(words=BUDGETS[level] * 3 // 4)}
-        text = tokenizer.apply_chat_template([instruction, *messages], tokenize=False, add_generation_prompt=True)
+        text = tokenizer.apply_chat_template([instruction, *messages], tokenize=False, add_generation_prompt=True,
+                                             **options)
         text += THINK_BEGIN + "\n"
     else:
-        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, **options)
     if level is None:
         return text, None
     opened = text.rstrip().endswith(THINK_BEGIN)

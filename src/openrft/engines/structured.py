@@ -5,7 +5,9 @@ One grammar describes the whole completion as an xgrammar *structural tag*:
 - with `reasoning_effort`: a `<think>` segment of free text (at most the level's token budget; when
   the budget is used up the grammar admits only the closing tag), then the answer;
 - the answer: the JSON of the `json_schema` response_format (at most `JSON_MAX_WHITESPACE` whitespace
-  characters in a row, so that a small model cannot wander off into blank space), or free text.
+  characters in a row, so that a small model cannot wander off into blank space), or free text; with tools,
+  tool calls (only them when a call is required, or as an alternative to the JSON answer: `answer_format`,
+  engines/tools.py).
 
 The same structural tag drives the transformers engine (a `GrammarMatcher` per sample masks the
 logits at each step) and vLLM (`StructuredOutputsParams(structural_tag=...)`). A completion is
@@ -21,6 +23,7 @@ from functools import lru_cache
 from typing import Any
 
 from openrft.engines.base import EngineError
+from openrft.engines.tools import ToolUse, calls_format
 
 JSON_MAX_WHITESPACE = 2  # consecutive whitespace characters the JSON grammar admits between tokens
 
@@ -83,15 +86,25 @@ def check_grammar(schema: dict | None) -> None:
         raise EngineError(f"response_format: cannot build a grammar for this schema: {exc}") from exc
 
 
-def structural_tag(schema: dict | None, think: ThinkFormat | None) -> dict | None:
+def answer_format(schema: dict | None, tools: ToolUse | None = None) -> dict | None:
+    """The structural-tag format of the answer (None: free text). With tools (engines/tools.py): tool calls
+    only when a call is required; the JSON answer or tool calls under tool_choice "auto" with a schema."""
+    json_answer = None if schema is None else {"type": "json_schema", "json_schema": schema,
+                                               "max_whitespace_cnt": JSON_MAX_WHITESPACE}
+    if tools is not None and tools.constrained:
+        return calls_format(tools)
+    if tools is not None and tools.prompted and json_answer is not None:
+        return {"type": "or", "elements": [json_answer, calls_format(tools)]}
+    return json_answer
+
+
+def structural_tag(schema: dict | None, think: ThinkFormat | None, tools: ToolUse | None = None) -> dict | None:
     """The xgrammar structural tag for a completion, or None when nothing needs constraining."""
-    if schema is None and think is None:
+    answer = answer_format(schema, tools)
+    if answer is None and think is None:
         return None
-    answer: dict[str, Any]
-    if schema is None:
+    if answer is None:
         answer = {"type": "any_text"}
-    else:
-        answer = {"type": "json_schema", "json_schema": schema, "max_whitespace_cnt": JSON_MAX_WHITESPACE}
     if think is None:
         return {"type": "structural_tag", "format": answer}
     segment = {"type": "tag", "begin": "" if think.opened_in_prompt else think.begin,

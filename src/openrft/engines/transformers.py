@@ -3,13 +3,15 @@
 How a batch is sampled (`TransformersEngine.generate`):
 
 1. each chat prompt is rendered with the model's chat template (plus the reasoning format, see
-   reasoning.py) and tokenized; prompts are processed in groups of at most `max_batch_rows // n`;
+   reasoning.py, and the call's function tools, see tools.py) and tokenized; prompts are processed
+   in groups of at most `max_batch_rows // n`;
 2. the group's prompts are prefilled once each (left-padded into one batch), and their `n` samples
    decode together with a prefix-sharing KV cache (kv.py): the prompt's keys and values are stored
    and read once per group instead of once per sample;
 3. at every step the next token of each sample is drawn from softmax(logits / temperature),
-   restricted by top_p and by the grammar of the response_format/reasoning (structured.py); a
-   prompt group leaves the batch when all its samples have finished.
+   restricted by top_p and by the grammar of the response_format/reasoning/required tool calls
+   (structured.py); a prompt group leaves the batch when all its samples have finished. Tool calls in
+   an answer are parsed into `Sample.output_tools` (tools.py).
 
 Log-probabilities (`Sample.logprobs`): `logprobs[t]` is the log-probability of token t under the
 distribution it was drawn from: softmax(logits_t / temperature) restricted to the tokens the constraint
@@ -45,6 +47,7 @@ from openrft.engines.constraints import Constraint, ConstraintSpec, enum_sites, 
 from openrft.engines.reasoning import has_native_thinking, reasoning_token_count, render_prompt, split_completion
 from openrft.engines.sampling import item_streams, sampling_logprobs, unpack_bitmask
 from openrft.engines.structured import Grammars, ThinkFormat, parse_answer, response_schema, structural_tag
+from openrft.engines.tools import ToolUse, answer_and_calls, check_tools_grammar, strip_special_tokens, tool_use
 
 
 @dataclass
@@ -95,19 +98,21 @@ class TransformersEngine:
             self._grammars = Grammars(self.tokenizer, self.vocab_size, self.stop_token_ids)
         return self._grammars
 
-    def constraint_spec(self, schema: dict | None, think: ThinkFormat | None) -> ConstraintSpec | None:
-        """The constraint of completions under `schema` and `think` (None: nothing to constrain)."""
-        tag = structural_tag(schema, think)
+    def constraint_spec(self, schema: dict | None, think: ThinkFormat | None,
+                        tools: ToolUse | None = None) -> ConstraintSpec | None:
+        """The constraint of completions under `schema`, `think` and `tools` (None: nothing to constrain)."""
+        tag = structural_tag(schema, think, tools)
         if tag is None:
             return None
         return ConstraintSpec(json.dumps(tag, sort_keys=True), json.dumps(schema) if schema is not None else None,
-                              think.end if think is not None else None)
+                              think.end if think is not None else None,
+                              tool_calls=tools is not None and tools.prompted)
 
     def constraints(self, spec: ConstraintSpec, count: int) -> list[Constraint]:
         """`count` fresh constraints of `spec`, one per completion."""
         vocab = vocabulary(self.tokenizer, self.vocab_size)
         sites = enum_sites(json.loads(spec.schema) if spec.schema else None, vocab)
-        return [Constraint(matcher, vocab, sites, spec.answer_after)
+        return [Constraint(matcher, vocab, sites, spec.answer_after, spec.tool_calls)
                 for matcher in self.grammars().matchers(json.loads(spec.tag), count)]
 
     def replay_masks(self, sample: Sample) -> torch.Tensor | None:
@@ -133,10 +138,13 @@ class TransformersEngine:
     def generate(self, prompts: list[Messages], params: SamplingParams) -> list[list[Sample]]:
         _check_params(params)
         schema = response_schema(params.response_format)
+        tools = tool_use(params.tools, params.tool_choice, params.parallel_tool_calls)
+        if tools is not None and (tools.constrained or (tools.prompted and schema is not None)):
+            check_tools_grammar(tools)
         rendered = []
         for i, messages in enumerate(prompts):
             text, think = render_prompt(self.tokenizer, messages, params.reasoning_effort,
-                                        native=self.native_thinking)
+                                        native=self.native_thinking, tools=tools)
             ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
             rendered.append(_Prompt(i, ids, think))
         seed = params.seed if params.seed is not None else int(torch.randint(0, 2**62, ()).item())
@@ -151,8 +159,8 @@ class TransformersEngine:
             with attention:
                 for number, group in enumerate(groups, start=1):
                     group_streams = [streams[p.index * params.n + k] for p in group for k in range(params.n)]
-                    for prompt, samples in zip(group, self._generate_group(group, params, schema, group_streams,
-                                                                           advance)):
+                    for prompt, samples in zip(group, self._generate_group(group, params, schema, tools,
+                                                                           group_streams, advance)):
                         results[prompt.index] = samples
                     advance(completed=number * params.max_tokens)
         latency = time.perf_counter() - started
@@ -163,7 +171,7 @@ class TransformersEngine:
 
     # --- one group of prompts, decoded together ---
     def _generate_group(self, group: list[_Prompt], params: SamplingParams, schema: dict | None,
-                        streams: list, advance) -> list[list[Sample]]:
+                        tools: ToolUse | None, streams: list, advance) -> list[list[Sample]]:
         device, n = self.device, params.n
         rows = len(group) * n
         width = max(len(p.token_ids) for p in group)
@@ -176,8 +184,8 @@ class TransformersEngine:
         positions = (prompt_mask.long().cumsum(-1) - 1).clamp(min=0)
         next_position = prompt_mask.sum(-1).repeat_interleave(n)  # [rows] position of the first new token
 
-        # One constraint per sample (all prompts of a call share reasoning format and schema).
-        spec = self.constraint_spec(schema, group[0].think)
+        # One constraint per sample (all prompts of a call share reasoning format, schema and tools).
+        spec = self.constraint_spec(schema, group[0].think, tools)
         constraints = self.constraints(spec, rows) if spec is not None else None
         bitmask = self.grammars().allocate_bitmask(rows) if constraints is not None else None
 
@@ -251,7 +259,7 @@ class TransformersEngine:
                 attention_mask = torch.cat([attention_mask, attention_mask.new_ones((len(live), 1))], dim=1)
                 logits = self._forward(tokens[:, None], step_positions, cache, attention_mask=attention_mask)
 
-        return self._samples(group, params, schema, spec, out_tokens, out_logprobs, lengths, finish, errors)
+        return self._samples(group, params, schema, tools, spec, out_tokens, out_logprobs, lengths, finish, errors)
 
     def _draw(self, logits: torch.Tensor, params: SamplingParams, uniforms: list[float], *,
               allowed: torch.Tensor | None = None, banned: torch.Tensor | None = None):
@@ -299,7 +307,7 @@ class TransformersEngine:
                          cache=cache, use_cache=True, logits_to_keep=1)
         return out.logits[:, -1]
 
-    def _samples(self, group, params, schema, spec, out_tokens, out_logprobs, lengths, finish,
+    def _samples(self, group, params, schema, tools, spec, out_tokens, out_logprobs, lengths, finish,
                  errors) -> list[list[Sample]]:
         results = []
         for g, prompt in enumerate(group):
@@ -309,13 +317,17 @@ class TransformersEngine:
                 length = int(lengths[row])
                 ids = out_tokens[row, :length].tolist()
                 text_ids = ids[:-1] if ids and ids[-1] in self.stop_token_ids else ids
-                text = self.tokenizer.decode(text_ids, skip_special_tokens=prompt.think is None)
+                # special tokens are kept to find the think tags and the tool-call markers (special tokens of
+                # some models), then dropped
+                keep_special = prompt.think is not None or (tools is not None and tools.prompted)
+                text = self.tokenizer.decode(text_ids, skip_special_tokens=not keep_special)
                 reasoning, answer = split_completion(text, prompt.think)
-                if prompt.think is not None:  # special tokens were kept to find the tags; drop them now
-                    answer = _strip_special(self.tokenizer, answer)
-                output_json, parse_error = parse_answer(answer, schema)
+                if keep_special:
+                    answer = strip_special_tokens(self.tokenizer, answer)
+                answer, calls = answer_and_calls(answer, tools, seed=f"{params.seed}:{prompt.index}:{k}:{ids}")
+                output_json, parse_error = parse_answer(answer, schema) if not calls else (None, None)
                 samples.append(Sample(
-                    prompt_index=prompt.index, output_text=answer, output_json=output_json,
+                    prompt_index=prompt.index, output_text=answer, output_json=output_json, output_tools=calls,
                     reasoning_text=reasoning, token_ids=ids, logprobs=out_logprobs[row, :length].tolist(),
                     prompt_token_ids=list(prompt.token_ids), prompt_tokens=len(prompt.token_ids),
                     completion_tokens=length, reasoning_tokens=reasoning_token_count(self.tokenizer, ids, prompt.think),
@@ -379,12 +391,6 @@ def _num_layers(model) -> int:
     config = model.config
     config = getattr(config, "get_text_config", lambda: config)()
     return int(config.num_hidden_layers)
-
-
-def _strip_special(tokenizer, text: str) -> str:
-    for token in tokenizer.all_special_tokens:
-        text = text.replace(token, "")
-    return text.strip()
 
 
 @contextmanager

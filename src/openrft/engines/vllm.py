@@ -4,7 +4,8 @@ Same prompts, same grammar, same Samples as the transformers engine:
 
 - prompts are rendered by `reasoning.render_prompt` and passed as token ids, so both engines see
   the same tokens;
-- a response_format and/or a reasoning effort become the same xgrammar structural tag
+- tools are rendered and parsed as there (tools.py);
+- a response_format, required tool calls and/or a reasoning effort become the same xgrammar structural tag
   (`structured.structural_tag`), handed to vLLM as structured outputs (`StructuredOutputsParams`,
   or `GuidedDecodingParams` on vLLM < 0.10.2); the reasoning budget is enforced by that grammar;
 - `n` samples per prompt come from one request (vLLM shares the prompt's KV blocks between them).
@@ -27,6 +28,7 @@ import time
 from openrft.engines.base import EngineError, Messages, Sample, SamplingParams
 from openrft.engines.reasoning import has_native_thinking, reasoning_token_count, render_prompt, split_completion
 from openrft.engines.structured import parse_answer, response_schema, structural_tag
+from openrft.engines.tools import answer_and_calls, check_tools_grammar, strip_special_tokens, tool_use
 
 INSTALL_HINT = "vllm is not installed: pip install 'openrft[vllm]' on a machine with a CUDA GPU"
 
@@ -73,11 +75,14 @@ class VllmEngine:
         if params.n < 1:
             raise EngineError(f"n: expected at least 1, got {params.n}")
         schema = response_schema(params.response_format)
-        rendered = [render_prompt(self.tokenizer, messages, params.reasoning_effort, native=self.native_thinking)
-                    for messages in prompts]
+        tools = tool_use(params.tools, params.tool_choice, params.parallel_tool_calls)
+        if tools is not None and (tools.constrained or (tools.prompted and schema is not None)):
+            check_tools_grammar(tools)
+        rendered = [render_prompt(self.tokenizer, messages, params.reasoning_effort, native=self.native_thinking,
+                                  tools=tools) for messages in prompts]
         token_ids = [self.tokenizer(text, add_special_tokens=False)["input_ids"] for text, _ in rendered]
         think = rendered[0][1] if rendered else None
-        tag = structural_tag(schema, think)
+        tag = structural_tag(schema, think, tools)
         options = dict(n=params.n, temperature=params.temperature, top_p=params.top_p, max_tokens=params.max_tokens,
                        seed=params.seed, logprobs=0, min_tokens=0 if tag is not None else params.min_tokens)
         if tag is not None:
@@ -90,19 +95,20 @@ class VllmEngine:
         results = []
         for index, (output, ids, (_, prompt_think)) in enumerate(zip(outputs, token_ids, rendered)):
             samples = []
-            for completion in output.outputs:
+            for k, completion in enumerate(output.outputs):
                 completion_ids = list(completion.token_ids)
                 logprobs = [_chosen_logprob(entry, token) for entry, token in
                             zip(completion.logprobs or [], completion_ids)]
-                text = self.tokenizer.decode(completion_ids, skip_special_tokens=prompt_think is None)
+                keep_special = prompt_think is not None or (tools is not None and tools.prompted)
+                text = self.tokenizer.decode(completion_ids, skip_special_tokens=not keep_special)
                 reasoning, answer = split_completion(text, prompt_think)
-                if prompt_think is not None:
-                    for special in self.tokenizer.all_special_tokens:
-                        answer = answer.replace(special, "")
-                    answer = answer.strip()
-                output_json, parse_error = parse_answer(answer, schema)
+                if keep_special:
+                    answer = strip_special_tokens(self.tokenizer, answer)
+                answer, calls = answer_and_calls(answer, tools, seed=f"{params.seed}:{index}:{k}:{completion_ids}")
+                output_json, parse_error = parse_answer(answer, schema) if not calls else (None, None)
                 samples.append(Sample(
-                    prompt_index=index, output_text=answer, output_json=output_json, reasoning_text=reasoning,
+                    prompt_index=index, output_text=answer, output_json=output_json, output_tools=calls,
+                    reasoning_text=reasoning,
                     token_ids=completion_ids, logprobs=logprobs, prompt_token_ids=list(ids), prompt_tokens=len(ids),
                     completion_tokens=len(completion_ids),
                     reasoning_tokens=reasoning_token_count(self.tokenizer, completion_ids, prompt_think),

@@ -18,7 +18,10 @@ def eval_command(
     model: list[str] = typer.Option(["default"], "--model", "-m", help="model(s): default, a HF dir, a .gguf, a "
                                     "checkpoint dir, an ft:… name, or a remote model name with --base-url"),
     task: Optional[str] = typer.Option(None, help="a task (see `openrft data tasks`); default: the EuroVoc task"),
-    data: Optional[Path] = typer.Option(None, help="a JSONL file of rows instead of a task's split"),
+    data: Optional[list[Path]] = typer.Option(None, help="a JSONL file of rows instead of a task's split; give it "
+                                              "again for variants of the same items (compared side by side)"),
+    prompt: Optional[list[str]] = typer.Option(None, "--prompt", help="a prompt variant of the task (see `openrft "
+                                               "data tasks`); give it again to compare variants side by side"),
     grader: Optional[Path] = typer.Option(None, help="grader JSON (default: the task's)"),
     response_format: Optional[Path] = typer.Option(None, help="response_format JSON (default: the task's)"),
     split: str = typer.Option("validation", help="the task split to evaluate"),
@@ -46,10 +49,8 @@ def eval_command(
         console.print(f"plots: {', '.join(str(p) for p in written)}")
         return
 
-    rows, grader_spec, fmt, labels, train_rows, task_name, group_key = _dataset(task, data, grader, response_format,
-                                                                               split)
-    if limit:
-        rows = rows[:limit]
+    variants, grader_spec, fmt, labels, train_rows, task_name, group_key = _dataset(task, data, grader,
+                                                                                   response_format, split, prompt)
     from openrft.engines import SamplingParams, get_engine
 
     params = SamplingParams(n=runs, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed,
@@ -58,12 +59,17 @@ def eval_command(
     results = []
     for name in model:
         engine = get_engine(name, base_url=base_url, api_key=api_key)
-        out_dir = out_root / _slug(name) if len(model) > 1 else out_root
-        result = run_eval(rows, engine=engine, grader=grader_spec, params=params, runs=runs, out_dir=out_dir,
-                          name=name, train_rows=train_rows, labels=labels, seed=seed, group_key=group_key)
-        results.append(result)
-        console.print(summary_table(result.summary, title=f"{name} on {task_name} ({len(rows)} items × {runs} runs)"))
-        console.print(f"saved: {out_dir} (output_items.jsonl, summary.json, plots/, index.html)")
+        for variant, rows in variants.items():
+            rows = rows[:limit] if limit else rows
+            parts = ([_slug(name)] if len(model) > 1 else []) + ([_slug(variant)] if len(variants) > 1 else [])
+            out_dir = out_root.joinpath(*parts)
+            label = f"{name} ({variant})" if len(variants) > 1 else name
+            result = run_eval(rows, engine=engine, grader=grader_spec, params=params, runs=runs, out_dir=out_dir,
+                              name=label, train_rows=train_rows, labels=labels, seed=seed, group_key=group_key)
+            results.append(result)
+            console.print(summary_table(result.summary,
+                                        title=f"{label} on {task_name} ({len(rows)} items × {runs} runs)"))
+            console.print(f"saved: {out_dir} (output_items.jsonl, summary.json, plots/, index.html)")
     if len(results) > 1:
         console.print(comparison_table(compare(results)))
         comparison_plots(results, out_root / "comparison")
@@ -94,26 +100,48 @@ def summary_table(summary: dict, title: str = "") -> Table:
     return table
 
 
-def _dataset(task, data, grader, response_format, split):
-    """Rows, grader, response_format, label space, training rows (for baselines), the name and the group key
-    (rows that belong together, for the comparison's clustered CI) of a task or a file."""
+def _dataset(task, data, grader, response_format, split, prompts):
+    """The rows of each variant ({name: rows}: one per prompt variant or per data file, the same items in each),
+    the grader, response_format, label space, training rows (for baselines), the name and the group key (rows
+    that belong together, for the comparison's clustered CI) of a task or of files."""
     from openrft.data import load_rows
-    from openrft.tasks import default_task, get_task
+    from openrft.tasks import TaskError, default_task, get_task
 
-    t = get_task(task) if task else (default_task() if data is None else None)
-    if data is not None:
-        rows = load_rows(data)
+    if data and prompts:
+        raise typer.BadParameter("--prompt chooses a task's prompt variants; with --data give one file per variant")
+    t = get_task(task) if task else (default_task() if not data else None)
+    if data:
+        variants = {str(path): load_rows(path) for path in data}
+        ids = [[row.get("id") for row in rows] for rows in variants.values()]
+        if len(variants) > 1 and any(i != ids[0] for i in ids[1:]):
+            raise typer.BadParameter("the --data files must hold the same items (the same ids in the same order)")
         train_rows = None
     else:
-        rows = t.rows(split)
+        if prompts and not t.prompts:
+            raise typer.BadParameter(f"task {t.name} has no prompt variants")
+        try:
+            variants = {p: t.rows(split, prompt=p) for p in prompts} if prompts else {"default": t.rows(split)}
+        except TaskError as exc:
+            raise typer.BadParameter(str(exc)) from exc
         train_rows = t.rows("train")
     grader_spec = json.loads(Path(grader).read_text()) if grader else (t.grader if t else None)
     if grader_spec is None:
         raise typer.BadParameter("--grader is required with --data and no --task")
     fmt = json.loads(Path(response_format).read_text()) if response_format else (t.response_format if t else None)
-    labels = t.labels if t else None
-    group_key = t.group_key if t else ("celex_id" if rows and all("celex_id" in row for row in rows) else None)
-    return rows, grader_spec, fmt, labels, train_rows, (t.name if t else str(data)), group_key
+    first = next(iter(variants.values()))
+    labels = t.labels if t else _label_space(fmt, first)
+    group_key = t.group_key if t else ("celex_id" if first and all("celex_id" in row for row in first) else None)
+    return variants, grader_spec, fmt, labels, train_rows, (t.name if t else ", ".join(variants)), group_key
+
+
+def _label_space(fmt: dict | None, rows: list[dict]) -> list[str] | None:
+    """The labels P/R/F1 are scored over for rows that carry a `labels` list: the response_format's enum for
+    `labels` when it has one (the whole label space), else every label the rows name; None for other rows."""
+    if not rows or not all(isinstance(row.get("labels"), list) for row in rows):
+        return None
+    schema = ((fmt or {}).get("json_schema") or {}).get("schema") or {}
+    enum = (((schema.get("properties") or {}).get("labels") or {}).get("items") or {}).get("enum")
+    return list(enum) if enum else sorted({label for row in rows for label in row["labels"]})
 
 
 def _slug(name: str) -> str:

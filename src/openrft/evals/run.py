@@ -90,7 +90,7 @@ def run_eval(rows: list[dict], *, engine: Engine, grader, params: SamplingParams
                              "prompt_tokens": sum(s.prompt_tokens for r in rollouts for s in r.samples),
                              "completion_tokens": sum(s.completion_tokens for r in rollouts for s in r.samples),
                              "total_tokens": sum(s.prompt_tokens + s.completion_tokens for r in rollouts for s in r.samples),
-                             "cached_tokens": 0}],
+                             "cached_tokens": 0}] + judge_usage(summary["grader_usage"]),
         "per_testing_criteria_results": [
             {"testing_criteria": criterion.get("name", f"criterion-{c}"),
              "passed": sum(1 for r in rollouts for g in r.grades[c] if g.reward >= pass_threshold(criterion)),
@@ -116,7 +116,13 @@ def summarize(rollouts: list[Rollout], criteria: list[dict], built: list, *, tim
         if grade.error_kind:
             errors[grade.error_kind] = errors.get(grade.error_kind, 0) + 1
     n = max(1, len(samples))
+    from openrft.graders.usage import model_usage
+
     summary = {
+        # per criterion: the graded samples and each judge model's tokens and calls (model graders)
+        "grader_usage": [{"name": c.get("name", f"criterion-{i}"), "samples": sum(len(r.grades[i]) for r in rollouts),
+                          "models": model_usage(g for r in rollouts for g in r.grades[i])}
+                         for i, c in enumerate(criteria)],
         "reward": metrics.reward_stats(rewards),
         "items": [{"index": r.index, "id": r.row.get("id"), "group": group_of(r.row, group_key),
                    **metrics.per_item_stats(r.rewards)} for r in rollouts],
@@ -145,6 +151,19 @@ def summarize(rollouts: list[Rollout], criteria: list[dict], built: list, *, tim
         summary["baselines"] = _baselines(rollouts, built[0], train_rows or [r.row for r in rollouts], labels,
                                           label_key, seed)
     return summary
+
+
+def judge_usage(grader_usage: list[dict]) -> list[dict]:
+    """The judge models of the run's model graders as `per_model_usage` entries (their calls and tokens)."""
+    totals: dict[str, dict[str, int]] = {}
+    for criterion in grader_usage:
+        for model, usage in criterion["models"].items():
+            entry = totals.setdefault(model, {"invocation_count": 0, "prompt_tokens": 0, "completion_tokens": 0,
+                                              "total_tokens": 0, "cached_tokens": 0})
+            entry["invocation_count"] += usage["calls"]
+            for key in ("prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens"):
+                entry[key] += usage[key]
+    return [{"model_name": model, **usage} for model, usage in totals.items()]
 
 
 def _sub_reward_means(grades) -> dict[str, float]:
@@ -192,7 +211,8 @@ def _output_item(rollout: Rollout, s: int, criteria: list[dict], run_id: str, ev
         "eval_id": eval_id, "created_at": created, "status": status, "datasource_item_id": rollout.index,
         "datasource_item": grader_item(rollout.row), "results": results,
         "sample": {"input": rollout.row["messages"],
-                   "output": [{"role": "assistant", "content": sample.output_text}],
+                   "output": [{"role": "assistant", "content": sample.output_text,
+                               **({"tool_calls": sample.output_tools} if sample.output_tools else {})}],
                    "output_json": sample.output_json, "reasoning": sample.reasoning_text,
                    "finish_reason": sample.finish_reason, "model": sample.model,
                    "usage": {"prompt_tokens": sample.prompt_tokens, "completion_tokens": sample.completion_tokens,

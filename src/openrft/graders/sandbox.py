@@ -16,20 +16,27 @@ under bubblewrap (`bwrap`, Debian package `bubblewrap`; scripts/setup_debian.sh 
 - resource limits set by the worker before it reads a request (address space, file size,
   processes, open files, no core dumps) and, per grade, a wall-clock alarm and a CPU-time limit.
 
-Each grade runs in a child process forked for it by the worker (see sandbox_worker.py): nothing of
-one grade (module state, threads, processes, files) is left for the next. Requests and answers cross
-a pipe as JSON lines of at most MAX_ANSWER_BYTES. A worker that dies or hangs past its deadline is
-killed and replaced; the pool goes on.
+User code runs in a child process that the worker forks for one *batch* (see sandbox_worker.py): the
+grades one `run_many` call sends to one worker in one turn, at most `batch_grades` of them and for about
+`batch_seconds` — always one source and one caller. The batch's process is killed, with everything it
+started and wrote, when the batch ends: nothing of one batch (module state, threads, processes, files) is
+left for the next, and grades of different graders, requests or callers never share a process. Within a
+batch each grade loads the source afresh and gets a scratch directory of its own (emptied, with /tmp and
+/dev/shm, before the next grade); imported modules' state, threads and processes can outlive a grade until
+its batch ends. `batch_grades=1` gives every grade a process of its own (14-21 times slower; docs/sandbox.md).
+Requests and answers cross a pipe as JSON lines of at most MAX_ANSWER_BYTES. A worker that dies or hangs
+past its deadline is killed and replaced; the pool goes on.
 
 Callers share the pool fairly: one caller (a `run_many` call, or every call made inside one
 `sandbox_caller(name)` block) holds at most `share` workers at once (all but one), a free worker goes
-to the waiting caller that holds the fewest, and a grade that waits longer than `queue_timeout_s` for
-a worker is a server error (`queue_timeout`) instead of a stall.
+to the waiting caller that holds the fewest when a batch ends, and a grade that waits longer than
+`queue_timeout_s` for a worker is a server error (`queue_timeout`) instead of a stall.
 """
 
 from __future__ import annotations
 
 import atexit
+import collections
 import contextlib
 import contextvars
 import errno
@@ -58,6 +65,12 @@ SANDBOX_UID = 65534  # "nobody" inside the sandbox's user namespace (when openrf
 UID_BASE = 600000  # as root, worker k of process p runs as UID_BASE + (p % 4096) * 64 + k
 UIDS_PER_PROCESS = 64
 MAX_ANSWER_BYTES = 64 * 1024  # one answer line from a worker (sandbox_worker.MAX_ANSWER_BYTES)
+# A batch: the grades of one run_many call that one worker runs in one process, in one turn of the pool. It
+# ends after BATCH_GRADES grades or the first grade that ends past BATCH_SECONDS (so that slow graders give
+# their worker back after every grade, as they did before batches).
+BATCH_GRADES = 256
+BATCH_SECONDS = 0.25
+BATCH_BYTES = 4 * 1024**2  # a batch's (sample, item) pairs as JSON: past this, the rest wait for the next batch
 # System calls that graders never need; the seccomp filter makes them fail with EPERM.
 REFUSED_SYSCALLS = (
     "unshare", "setns", "mount", "umount2", "pivot_root", "chroot", "move_mount", "open_tree", "fsopen",
@@ -437,11 +450,16 @@ class SandboxPool:
     """Warm sandboxed workers that run python graders; thread-safe; replaces workers that die.
 
     `run_many` spreads (sample, item) pairs over at most `share` workers, one request in flight per
-    worker, taking a worker for each grade so that other callers waiting get their turn in between.
+    worker, taking a worker for each batch (at most `batch_grades` grades, about `batch_seconds`) so that
+    other callers waiting get their turn in between.
     """
 
-    def __init__(self, workers: int | None = None, limits: SandboxLimits | None = None):
+    def __init__(self, workers: int | None = None, limits: SandboxLimits | None = None, *,
+                 batch_grades: int = BATCH_GRADES, batch_seconds: float = BATCH_SECONDS):
+        if batch_grades < 1 or batch_seconds < 0:
+            raise ValueError(f"batch_grades must be >= 1 and batch_seconds >= 0, not {batch_grades}, {batch_seconds}")
         self.limits = limits or SandboxLimits()
+        self.batch_grades, self.batch_seconds = batch_grades, batch_seconds
         self.size = workers or int(os.environ.get("OPENRFT_SANDBOX_WORKERS", 0)) or max(3, min(8, os.cpu_count() or 2) + 1)
         self.share = max(1, self.size - 1)  # workers one caller may hold at once: one is always left to others
         self._idle: list[_Worker] = []
@@ -502,8 +520,8 @@ class SandboxPool:
                 del self._waiting[ticket]
                 self._cond.notify_all()  # the next in turn may be someone else now
             self._held[caller] = self._held.get(caller, 0) + 1
-            if self._idle:
-                return self._idle.pop()
+            if self._idle:  # the one idle longest: a worker just given back may still be tidying after its batch
+                return self._idle.pop(0)
             self._starting += 1
         try:
             worker = self._spawn()
@@ -560,34 +578,51 @@ class SandboxPool:
                              details=details[:MAX_ANSWER_BYTES] if isinstance(details, str) else None,
                              seconds=seconds)
 
-    def _request(self, worker: _Worker, key: str, source: str, sample: dict, item: dict) -> tuple[_Worker, SandboxResult]:
-        """One grade on one worker; returns the worker to keep using (a replacement if it died)."""
+    def _batch(self, worker: _Worker, key: str, source: str, pairs: list[str]) -> tuple[_Worker, list[SandboxResult]]:
+        """One batch (`pairs`: each a JSON [sample, item] on one line) on one worker: the results of its first grades, in
+        order (fewer than `pairs` when the batch ended early: the caller sends the rest again); returns the
+        worker to keep using (a replacement if it died)."""
         started = time.perf_counter()
         limits = self.limits
         for attempt in (1, 2, 3):
             if worker.proc.poll() is not None:  # died while idle (killed from outside): replace, no blame
                 worker = self._replace(worker)
-            message = {"key": key, "sample": sample, "item": item}
+            message = {"key": key, "count": len(pairs), "seconds": self.batch_seconds}
             if key not in worker.loaded:
                 message["source"] = source
-            data = (json.dumps(message, default=str) + "\n").encode("utf-8", "surrogatepass")
+            text = json.dumps(message) + "\n" + "".join(pair + "\n" for pair in pairs)  # a line per pair
+            data = text.encode("utf-8", "surrogatepass")
+            results: list[SandboxResult] = []
+            recycle = unknown = skipped = False
             try:
                 worker.wait_ready(60)
                 worker.send(data)
-                answer = worker.read_line(time.monotonic() + limits.wall_time_s + limits.grace_s)
+                for _ in pairs:  # one line per pair, whatever happens: the stream stays in step
+                    answer = worker.read_line(time.monotonic() + limits.wall_time_s + limits.grace_s)
+                    recycle = recycle or bool(answer.get("recycle"))
+                    unknown = unknown or answer.get("type") == "unknown_source"
+                    skipped = skipped or bool(answer.get("skipped"))
+                    if not skipped:
+                        seconds = answer.get("seconds")
+                        results.append(self._checked(answer, seconds if isinstance(seconds, float) else 0.0))
             except _WorkerGone as gone:
                 worker = self._replace(worker)
-                return worker, SandboxResult(error="server", error_type=gone.kind, details=gone.details,
-                                             seconds=time.perf_counter() - started)
+                results.append(SandboxResult(error="server", error_type=gone.kind, details=gone.details,
+                                             seconds=time.perf_counter() - started))
+                return worker, results
+            if not results:  # the worker never skips a batch's first grade
+                results.append(SandboxResult(error="server", error_type="protocol",
+                                             details="the worker skipped the first grade of a batch"))
             worker.loaded.add(key)
-            worker.grades += 1
-            if answer.get("recycle"):
+            worker.grades += len(results)
+            if recycle:
                 worker = self._replace(worker)
-            elif answer.get("type") == "unknown_source":
+            elif unknown:
                 worker.loaded.discard(key)
                 continue
-            return worker, self._checked(answer, time.perf_counter() - started)
-        return worker, SandboxResult(error="server", error_type="unknown_source", details="the worker lost the source")
+            return worker, results
+        lost = SandboxResult(error="server", error_type="unknown_source", details="the worker lost the source")
+        return worker, [lost for _ in pairs]
 
     def _too_large(self, source: str) -> SandboxResult | None:
         size = len(source.encode("utf-8", "surrogatepass"))
@@ -611,31 +646,62 @@ class SandboxPool:
         caller = _caller.get() or object()
         key = source_key(source)
         results: list[SandboxResult | None] = [None] * len(pairs)
-        position = iter(range(len(pairs)))
+        pending = collections.deque(range(len(pairs)))  # indices not graded yet (a batch cut short gives some back)
+        encoded: dict[int, str] = {}  # pairs as JSON, kept for a batch cut short
         lock = threading.Lock()
         waited_out: list[SandboxResult] = []  # once a grade has waited past the queue timeout, the rest do not wait
+
+        threads = max(1, min(self.share, len(pairs)))
+        smallest = min(16, -(-len(pairs) // threads))  # a short call still uses all its workers at once
+
+        def take(count: int | None = None) -> list[int]:
+            """The next batch: an equal share of what is left for each thread (so that the threads end at about
+            the same time: batches shrink towards the end of a call), at most batch_grades, at least `smallest`."""
+            with lock:
+                if count is None:
+                    count = min(self.batch_grades, max(smallest, -(-len(pending) // threads)))
+                return [pending.popleft() for _ in range(min(count, len(pending)))]
 
         def drain() -> None:
             while True:
                 with lock:
-                    index = next(position, None)
-                if index is None:
-                    return
+                    if not pending:
+                        return
                 if waited_out:
-                    results[index] = waited_out[0]
-                    continue
+                    for index in take(len(pairs)):
+                        results[index] = waited_out[0]
+                    return
                 try:
                     worker = self._acquire(caller, time.monotonic() + self.limits.queue_timeout_s)
                 except _QueueTimeout:
-                    timeout = SandboxResult(error="server", error_type="queue_timeout", details=(
+                    waited_out.append(SandboxResult(error="server", error_type="queue_timeout", details=(
                         f"no sandbox worker was free for {self.limits.queue_timeout_s:g} s: the pool is busy "
-                        "with other callers' grades"), seconds=self.limits.queue_timeout_s)
-                    waited_out.append(timeout)
-                    results[index] = timeout
+                        "with other callers' grades"), seconds=self.limits.queue_timeout_s))
                     continue
                 try:
-                    sample, item = pairs[index]
-                    worker, results[index] = self._request(worker, key, source, sample, item)
+                    batch = take()
+                    if not batch:
+                        return
+                    lines, total = [], 0
+                    for index in batch:
+                        if index not in encoded:
+                            encoded[index] = json.dumps(pairs[index], default=str)
+                        lines.append(encoded[index])
+                        total += len(lines[-1])
+                        if total > BATCH_BYTES:
+                            break
+                    if len(lines) < len(batch):  # a batch of big items: the rest go back
+                        with lock:
+                            pending.extendleft(reversed(batch[len(lines):]))
+                        batch = batch[:len(lines)]
+                    worker, done = self._batch(worker, key, source, lines)
+                    for index in batch[:len(done)]:
+                        encoded.pop(index, None)
+                    for index, result in zip(batch, done):
+                        results[index] = result
+                    if len(done) < len(batch):  # cut short (its time budget, a failure): the rest go back
+                        with lock:
+                            pending.extendleft(reversed(batch[len(done):]))
                 finally:
                     self._release(worker, caller)
 
@@ -647,7 +713,6 @@ class SandboxPool:
             except BaseException as exc:  # noqa: BLE001 - re-raised below, in the calling thread
                 failures.append(exc)
 
-        threads = min(self.share, len(pairs))
         if threads <= 1:
             drain()
         else:

@@ -1,37 +1,45 @@
-"""The sandboxed worker: runs each user `grade(sample, item)` in a child process of its own.
+"""The sandboxed worker: runs the user's `grade(sample, item)` in a child process per batch of grades.
 
 This file runs *inside* the sandbox (see sandbox.py), as a script, with the standard library only:
-the sandbox shows it nothing of openrft. It reads requests on stdin and answers on stdout, one JSON
+the sandbox shows it nothing of openrft. It reads batches on stdin and answers on stdout, one JSON
 object per line:
 
-    request:  {"key": <source hash>, "source": <str, only the first time a key is sent>,
-               "sample": {...}, "item": {...}}
-    answer:   {"reward": <float>} or {"error": "runtime"|"server", "type": <code>, "details": <str>}
-              with "recycle": true when this worker should be replaced.
+    batch:    {"key": <source hash>, "source": <str, only the first time a key is sent>, "count": <n>,
+               "seconds": <time budget>}, then n lines [sample, item] (the worker forwards them to the
+               batch's process without parsing them; that process parses each when it runs its grade)
+    answers:  n lines, in order: {"reward": <float>} or {"error": "runtime"|"server", "type": <code>,
+              "details": <str>} or {"skipped": true} (not run: the batch ended early), each with "seconds",
+              and "recycle": true when this worker should be replaced.
 
-Before the first request it applies the resource limits given as a JSON argument (address space,
+Before the first batch it applies the resource limits given as a JSON argument (address space,
 file size, processes, open files, no core dumps), makes itself non-dumpable (processes of the same uid
 cannot open its /proc files: its descriptors, its memory) and the subreaper of what its children leave.
 
 The worker compiles each source once and imports the modules its top-level `import` statements name
-(so that they are warm), but never runs user code itself. Each grade runs in a child forked for it,
-ahead of its request (so that the fork is not on the request's path):
+(so that they are warm), but never runs user code itself. User code runs in a child forked for one
+*batch*: the grades of one message, all of one source and one caller (see sandbox.py: a batch never mixes
+graders, calls or callers). The child is forked ahead of its batch (so that the fork is not on its path):
 
-- the child closes every descriptor but 0-2 and two fresh pipes (its request in, its one answer line
-  out) before it reads its request: the worker's protocol descriptors are not reachable from user code;
-- it runs in a new process group, in a scratch directory of its own under /tmp, with a CPU-time limit
-  and a wall-clock alarm;
-- the worker reads at most MAX_ANSWER_BYTES of its answer and sends it on; then it kills the child (its
-  process group, then every process of the sandbox's uid), reaps them, and removes the scratch directory
-  and anything else written to /tmp and /dev/shm, making directories writable first (a mode-000 directory
-  is removed too), all before it reads the next request.
+- the child closes every descriptor but 0-2 and two fresh pipes (its batch in, one answer line per grade
+  out) before it reads its batch: the worker's protocol descriptors are not reachable from user code;
+- it runs in a new process group; each grade runs in a scratch directory of its own under /tmp (removed,
+  with anything else the grade wrote to /tmp and /dev/shm, before the next grade), under a CPU-time limit
+  and a wall-clock alarm, with the source loaded afresh (new globals); its answer carries its number;
+- the worker reads at most MAX_ANSWER_BYTES of each answer, checks it (its number first) and sends it on;
+  a grade that times out, crashes, writes too long a line or a line out of turn ends its batch there (the
+  rest is answered "skipped", and the pool sends it again), as does the batch's time budget;
+- after the batch the worker kills the child (its process group, then every process of the sandbox's
+  uid), reaps them, and removes the batch's scratch directory and anything else written to /tmp and
+  /dev/shm, making directories writable first (a mode-000 directory is removed too), before it reads the
+  next batch.
 
-Module state, threads, processes and files of a grade end with it.
+Files of a grade end with it; module state, threads and processes of a grade end with its batch.
 """
 
 import ast
 import builtins
 import ctypes
+import functools
 import gc
 import importlib
 import inspect
@@ -219,6 +227,11 @@ def remove(path):
         return
     try:
         if stat.S_ISDIR(mode):
+            try:
+                os.rmdir(path)  # the common case: an empty directory
+                return
+            except OSError:
+                pass
             _writable(path)
             shutil.rmtree(path, ignore_errors=True)
         else:
@@ -256,16 +269,17 @@ def reap():
             continue
 
 
-def tidy(workdir):
-    """Empty the scratch space (the working directory, /tmp, /dev/shm; in the sandbox only) and go back to workdir."""
-    for folder in (workdir, "/tmp", "/dev/shm") if in_sandbox() else ():
+def tidy(workdir, sandboxed, keep=()):
+    """Empty the scratch space (the working directory, /tmp, /dev/shm; in the sandbox only: outside it they are
+    the host's) but the paths in `keep`, and go back to workdir."""
+    for folder in (workdir, "/tmp", "/dev/shm") if sandboxed else ():
         try:
             entries = os.listdir(folder)
         except OSError:
             continue
         for entry in entries:
             path = os.path.join(folder, entry)
-            if path == workdir or _protected(path):
+            if path == workdir or path in keep or _protected(path):
                 continue
             remove(path)
     try:
@@ -279,8 +293,11 @@ def call(grade_code, sample, item, limits):
     captured = _Capture(limits.get("max_output_chars", 4000))
     signal.signal(signal.SIGALRM, _on_alarm)
     signal.signal(signal.SIGXCPU, _on_cpu)
-    cpu = int(math.ceil(limits["cpu_time_s"]))
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    # RLIMIT_CPU counts the process's whole life: the limit of this grade is what its batch used so far plus
+    # cpu_time_s (the hard limit stays: it could not be raised again for the next grade of the batch)
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    soft = math.ceil(used.ru_utime + used.ru_stime + limits["cpu_time_s"])
+    resource.setrlimit(resource.RLIMIT_CPU, (soft, resource.getrlimit(resource.RLIMIT_CPU)[1]))
     signal.setitimer(signal.ITIMER_REAL, limits["wall_time_s"])
     stdout, stderr = sys.stdout, sys.stderr
     sys.stdout = sys.stderr = captured
@@ -336,19 +353,13 @@ def encode(answer):
     return json.dumps(answer).encode() + b"\n"
 
 
-def read_all(fd):
-    """Everything written on a pipe until its write end closes."""
-    parts = []
-    while chunk := os.read(fd, 1 << 16):
-        parts.append(chunk)
-    return b"".join(parts)
-
-
-def child(compiled, limits, scratch, request_fd, answer_fd):
-    """The grade's process, forked before its request arrives: never returns.
+def child(compiled, limits, scratch, request_fd, answer_fd, sandboxed, keep):
+    """The process of one batch's grades, forked before its batch arrives: never returns.
 
     It closes every descriptor but its two pipes (the protocol's fds 3 and 4 included) before it reads
-    the request line its worker forwards, and runs user code only after that.
+    the batch line its worker forwards, and runs user code only after that. Each grade loads the source
+    afresh (new globals) and runs in a scratch directory of its own, removed with anything else written to
+    /tmp and /dev/shm before the next grade; its answer line carries its number in the batch (`n`).
     """
     me = os.getpid()
     try:
@@ -358,28 +369,40 @@ def child(compiled, limits, scratch, request_fd, answer_fd):
         os.closerange(low + 1, high)
         os.closerange(high + 1, limits["max_open_files"] + 1)
         os.chdir(scratch)
-        data = read_all(request_fd)
-        os.close(request_fd)
-        if not data:  # the worker ended, or did not need this process
-            return
-        request = json.loads(data)
+        with os.fdopen(request_fd, "rb") as requests:  # all of it before any grade (the worker's write ends)
+            line = requests.readline()
+            if not line:  # the worker ended, or did not need this process
+                return
+            request = json.loads(line)
+            pairs = [requests.readline() for _ in range(request["count"])]
         code = compiled.get(request["key"])
         if code is None:  # forked before its worker compiled this source (which compiled without error)
             code = compile_source(request["source"], f"<grader {request['key'][:12]}>")
-        compiled.clear()  # other graders' code is none of this grade's business
-        data = encode(call(code, request["sample"], request["item"], limits))
-        if os.getpid() == me:  # a process forked by user code never answers
+        compiled.clear()  # other graders' code is none of this batch's business
+        for number, pair in enumerate(pairs):
+            sample, item = json.loads(pair)  # parsed when its grade runs: a batch cut short parses no more
+            workdir = os.path.join(scratch, str(number))
+            os.mkdir(workdir, 0o700)
+            os.chdir(workdir)
+            data = encode(dict(call(code, sample, item, limits), n=number))
+            if os.getpid() != me:  # a process forked by user code never answers
+                return
             view = memoryview(data)
             while view:
                 view = view[os.write(answer_fd, view):]
+            remove(workdir)
+            tidy(scratch, sandboxed, keep)
     finally:
         os._exit(0)
 
 
-def sanitize(answer, limits):
-    """An answer from a child (user code could have written it) reduced to a well-formed one."""
+def sanitize(answer, limits, number):
+    """An answer from a child (user code could have written it) reduced to a well-formed one; it must carry
+    the number of its request within the batch (`n`): a line written out of turn is a protocol error."""
     if not isinstance(answer, dict):
         return {"error": "server", "type": "protocol", "details": "the grade's answer is not a JSON object"}
+    if answer.get("n") != number or isinstance(answer.get("n"), bool):
+        return {"error": "server", "type": "protocol", "details": "the grade's answer is out of turn"}
     if "reward" in answer and "error" not in answer:
         reward, problem = as_reward(answer["reward"], limits["max_abs_reward"])
         if problem is None:
@@ -391,93 +414,86 @@ def sanitize(answer, limits):
     return {"error": error, "type": kind[:40], "details": details}
 
 
-def read_answer(fd, pid, deadline):
-    """The child's answer line (at most MAX_ANSWER_BYTES, read in linear time), or None and why."""
-    parts, size = [], 0
-    pidfd = os.pidfd_open(pid)
-    try:
+class AnswerReader:
+    """Answer lines from a batch's process, in order: at most MAX_ANSWER_BYTES each, each byte searched once."""
+
+    def __init__(self, fd, pidfd):
+        self.fd, self.pidfd = fd, pidfd
+        self.buffer, self.scanned = bytearray(), 0
+
+    def line(self, deadline, before_waiting):
+        """The next line, or None and why ("timeout", "crashed", "too_long"); `before_waiting()` is called
+        before every wait (the worker sends the answers it holds then)."""
         exited = False
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return None, "timeout"
-            readable, _, _ = select.select([fd, pidfd], [], [], left)
-            if fd in readable:
-                chunk = os.read(fd, 1 << 16)
+        while (end := self.buffer.find(b"\n", self.scanned)) < 0:
+            self.scanned = len(self.buffer)
+            if self.scanned > MAX_ANSWER_BYTES:
+                return None, "too_long"
+            readable, _, _ = select.select([self.fd, self.pidfd], [], [], 0)
+            if not readable:
+                before_waiting()
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None, "timeout"
+                readable, _, _ = select.select([self.fd, self.pidfd], [], [], left)
+                if not readable:
+                    continue
+            if self.fd in readable:
+                try:
+                    chunk = os.read(self.fd, 1 << 16)
+                except BlockingIOError:
+                    return None, "crashed"
                 if not chunk:
                     return None, "crashed"
-                end = chunk.find(b"\n")
-                if end >= 0:
-                    parts.append(chunk[:end])
-                    size += end
-                else:
-                    parts.append(chunk)
-                    size += len(chunk)
-                if size > MAX_ANSWER_BYTES:
-                    return None, "too_long"
-                if end >= 0:
-                    return b"".join(parts), None
-            elif pidfd in readable:
+                self.buffer += chunk
+            elif self.pidfd in readable:
                 if exited:  # exited and nothing left in the pipe
                     return None, "crashed"
                 exited = True
-                os.set_blocking(fd, False)  # read what it wrote before it died, then stop
+                os.set_blocking(self.fd, False)  # read what it wrote before it died, then stop
                 deadline = time.monotonic() + 0.05
-    finally:
-        os.close(pidfd)
+        line = bytes(self.buffer[:end])
+        del self.buffer[:end + 1]
+        self.scanned = 0
+        if len(line) > MAX_ANSWER_BYTES:
+            return None, "too_long"
+        return line, None
 
 
 class Grade:
-    """A grade's process, forked ahead of its request: its pid, the worker's ends of its pipes, its scratch."""
+    """The process of one batch, forked ahead of its batch: its pid (None once reaped), a pidfd, the worker's
+    ends of its pipes and its scratch directory."""
 
     def __init__(self, pid, request_fd, answer_fd, scratch):
         self.pid, self.request_fd, self.answer_fd, self.scratch = pid, request_fd, answer_fd, scratch
+        self.pidfd = os.pidfd_open(pid)
 
 
-def start_grade(compiled, limits, number):
-    """Fork the process of the next grade (it waits for its request), in a fresh scratch directory."""
+def start_grade(compiled, limits, number, workdir):
+    """Fork the process of the next batch (it waits for its batch line), in a fresh scratch directory."""
     scratch = os.path.join("/tmp", f"grade-{number}")
     remove(scratch)
     os.mkdir(scratch, 0o700)
     request_read, request_write = os.pipe()
     answer_read, answer_write = os.pipe()
     gc.freeze()  # the worker's objects stay out of the child's collections: fewer pages copied on write
+    sandboxed = in_sandbox()
     pid = os.fork()
     if pid == 0:
         os.close(request_write)
         os.close(answer_read)
-        child(compiled, limits, scratch, request_read, answer_write)
+        child(compiled, limits, scratch, request_read, answer_write, sandboxed, keep=(workdir,))
     os.close(request_read)
     os.close(answer_write)
     return Grade(pid, request_write, answer_read, scratch)
 
 
-def run_grade(grade, line, limits):
-    """Forward the request line to the grade's process and return its (sanitized) answer.
-
-    On success the process may still be running: `end_grade` kills it and tidies after the answer is sent.
-    """
-    try:
-        view = memoryview(line)
-        while view:
-            view = view[os.write(grade.request_fd, view):]
-    except OSError:
-        pass  # it died before reading: no answer below
-    finally:
-        os.close(grade.request_fd)
-    try:
-        answer, failure = read_answer(grade.answer_fd, grade.pid, time.monotonic() + limits["wall_time_s"] + 0.5)
-    except BlockingIOError:
-        answer, failure = None, "crashed"
-    if answer is not None:
-        try:
-            return sanitize(json.loads(answer), limits)
-        except (ValueError, RecursionError):
-            return {"error": "server", "type": "protocol", "details": "the grade's answer is not JSON"}
+def failure_answer(grade, failure, limits, first):
+    """Kill the batch's process after a grade that gave no answer, and say why."""
     kill_leftovers(grade.pid)
     _, status, usage = os.wait4(grade.pid, 0)
     grade.pid = None
-    if failure == "timeout" or usage.ru_utime + usage.ru_stime >= limits["cpu_time_s"]:
+    if failure == "timeout" or (first and usage.ru_utime + usage.ru_stime >= limits["cpu_time_s"]):
         return {"error": "server", "type": "timeout", "details": "the grade ran past its time limit and was killed"}
     if failure == "too_long":
         return {"error": "server", "type": "answer_too_long",
@@ -486,15 +502,56 @@ def run_grade(grade, line, limits):
     return {"error": "server", "type": "crashed", "details": f"the grade's process ended without an answer ({how})"}
 
 
+def run_batch(grade, lines, count, limits, seconds, send):
+    """Forward the batch's lines to its process and `send` each grade's (sanitized) answer on, in order.
+
+    A grade that fails to answer (time limit, crash, answer too long) or answers out of turn or in a
+    malformed line ends the batch there; so does the time budget `seconds` once a grade ends past it. The
+    grades not run are answered {"skipped": true} (the pool sends them again in another batch).
+    """
+    started = batch_started = time.perf_counter()
+    try:
+        view = memoryview(lines)
+        while view:
+            view = view[os.write(grade.request_fd, view):]
+    except OSError:
+        pass  # it died before reading: no answer below
+    reader = AnswerReader(grade.answer_fd, grade.pidfd)
+    held = []  # answers not sent yet: sent together when the worker would wait
+
+    def flush():
+        send(held)
+        held.clear()
+
+    for number in range(count):
+        data, failure = reader.line(time.monotonic() + limits["wall_time_s"] + 0.5, flush)
+        if data is None:
+            answer = failure_answer(grade, failure, limits, number == 0)
+        else:
+            try:
+                answer = sanitize(json.loads(data), limits, number)
+            except (ValueError, RecursionError):
+                answer = {"error": "server", "type": "protocol", "details": "the grade's answer is not JSON"}
+        now = time.perf_counter()
+        answer["seconds"], started = now - started, now
+        held.append(answer)
+        ended = data is None or answer.get("type") == "protocol"
+        if number + 1 < count and (ended or now - batch_started >= seconds):
+            held.extend({"skipped": True} for _ in range(count - number - 1))
+            break
+    flush()
+
+
 def end_grade(grade, workdir):
-    """Kill the grade's process and all it started, reap them, remove every file it wrote."""
+    """End a batch: kill its process and all it started, reap them, remove every file they wrote."""
     if grade.pid is not None:
         kill_leftovers(grade.pid)
         os.waitpid(grade.pid, 0)
-    os.close(grade.answer_fd)
+    for fd in (grade.request_fd, grade.answer_fd, grade.pidfd):
+        os.close(fd)
     reap()
     remove(grade.scratch)
-    tidy(workdir)
+    tidy(workdir, in_sandbox())
 
 
 def thread_count():
@@ -503,6 +560,12 @@ def thread_count():
         return len(os.listdir("/proc/self/task"))
     except OSError:
         return 1
+
+
+def send_answers(answers, recycle, batch_answers):
+    """Write answer lines to the pool in one write (with "recycle" when this worker is to be replaced)."""
+    if batch_answers:
+        answers.write(b"".join(encode(dict(answer, recycle=True) if recycle else answer) for answer in batch_answers))
 
 
 def main():
@@ -526,34 +589,30 @@ def main():
     grade = None
     for number in itertools.count():
         if grade is None:
-            grade = start_grade(compiled, limits, number)
+            grade = start_grade(compiled, limits, number, workdir)
         line = requests.readline()
         if not line:
             return
-        started = time.perf_counter()
         request = json.loads(line)
-        key = request["key"]
-        answer = None
+        key, count = request["key"], request["count"]
+        pairs = b"".join(requests.readline() for _ in range(count))  # parsed by the batch's process only
+        problem = None
         if "source" in request:
             try:
                 compiled[key] = compile_source(request["source"], f"<grader {key[:12]}>")
                 warm_imports(request["source"])
             except BaseException as exc:  # noqa: BLE001 - a source that does not compile is a graded error
-                answer = {"error": "runtime", "type": "load", "details": user_traceback(exc)}
-        recycle = thread_count() > 1  # an import started a thread in the worker: replace it after this grade
-        ran = False
-        if answer is None:
-            if key not in compiled:
-                answer = {"error": "server", "type": "unknown_source", "details": f"source {key[:12]} not loaded"}
-            else:
-                answer = run_grade(grade, line, limits)
-                ran = True
-        if recycle:
-            answer["recycle"] = True
-        answer["seconds"] = time.perf_counter() - started
-        answers.write(encode(answer))
-        if ran:  # after the answer is on its way: the pool goes on while this grade is cleaned up
-            end_grade(grade, workdir)
+                problem = {"error": "runtime", "type": "load", "details": user_traceback(exc)}
+        recycle = thread_count() > 1  # an import started a thread in the worker: replace it after this batch
+        if problem is None and key not in compiled:
+            problem = {"error": "server", "type": "unknown_source", "details": f"source {key[:12]} not loaded"}
+
+        send = functools.partial(send_answers, answers, recycle)
+        if problem is not None:
+            send([dict(problem, seconds=0.0) for _ in range(count)])
+        else:
+            run_batch(grade, line + pairs, count, limits, request.get("seconds", math.inf), send)
+            end_grade(grade, workdir)  # after the last answer is on its way: the pool goes on meanwhile
             grade = None
         if recycle:
             os._exit(0)

@@ -5,8 +5,11 @@ directory, `ft:<base>:openrft:<suffix>:<id>` and its `…:ckpt-step-N` checkpoin
 `response_format`, `reasoning_effort`, `n`, `temperature`, `top_p` (0 = greedy), `max_tokens` /
 `max_completion_tokens` and `seed` become the engine's `SamplingParams`; `stop` cuts the answer before
 the first stop sequence; `logprobs` reports the log-probability of each answer token (`top_logprobs` 0
-only). Every other parameter OpenAI defines (tools, penalties, logit_bias, ...) is refused with a 400
-naming it, except the few that only tag or route a request (`IGNORED_PARAMS`). With `stream: true` the
+only). `tools`, `tool_choice` and `parallel_tool_calls` go to the engine (openrft.engines.tools): the
+answer's calls come back as `message.tool_calls` with `finish_reason: "tool_calls"`, and assistant messages
+with `tool_calls` and `tool` messages are rendered into the prompt. Every other parameter OpenAI defines
+(penalties, logit_bias, the deprecated functions, ...) is refused with a 400 naming it, except the few that
+only tag or route a request (`IGNORED_PARAMS`). With `stream: true` the
 answer is sent as server-sent `chat.completion.chunk` events once it is generated (the engine protocol
 returns whole samples); reasoning is in `message.reasoning_content` (`delta.reasoning_content` when
 streaming).
@@ -15,7 +18,9 @@ streaming).
 from __future__ import annotations
 
 import json
+import re
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
@@ -34,7 +39,8 @@ from openrft.service.store import Store, jobs
 router = APIRouter()
 STREAM_PIECE_CHARS = 16  # characters per streamed content delta
 # The request parameters the engine checks itself: its EngineError names them ("top_p: ...").
-REQUEST_PARAMS = {"n", "temperature", "top_p", "max_tokens", "seed", "response_format", "reasoning_effort"}
+REQUEST_PARAMS = {"n", "temperature", "top_p", "max_tokens", "seed", "response_format", "reasoning_effort", "tools",
+                  "tool_choice"}
 # Accepted and without effect here: they tag, route or bill a request on OpenAI's side.
 IGNORED_PARAMS = {"user", "safety_identifier", "prompt_cache_key", "prompt_cache_retention", "service_tier",
                   "metadata"}
@@ -85,10 +91,6 @@ def unsupported(param: str, why: str) -> APIError:
 
 def check_supported(body: ChatRequest) -> None:
     """A 400 naming the first parameter openrft would otherwise ignore: never a silent 200."""
-    if body.tools:
-        raise unsupported("tools", "tool calls are not implemented by openrft's chat completions yet.")
-    if body.tool_choice not in (None, "none", "auto"):
-        raise unsupported("tool_choice", "tool calls are not implemented by openrft's chat completions yet.")
     for name in ("frequency_penalty", "presence_penalty"):
         if getattr(body, name):
             raise unsupported(name, "openrft's engines sample without repetition penalties (only 0 is accepted).")
@@ -104,15 +106,26 @@ def check_supported(body: ChatRequest) -> None:
     if body.top_logprobs is not None and not body.logprobs:
         raise bad_request("Invalid value for 'top_logprobs': logprobs must be true when top_logprobs is given.",
                           param="top_logprobs")
-    for i, message in enumerate(body.messages):
-        if (message.model_extra or {}).get("tool_calls"):
-            raise unsupported(f"messages[{i}].tool_calls", "tool calls are not implemented by openrft's chat "
-                              "completions yet.")
     stops = stop_list(body.stop)
     if len(stops) > 4 or any(not s for s in stops):
         raise bad_request("Invalid value for 'stop': at most 4 non-empty strings.", param="stop")
+    check_tools(body.tools, body.tool_choice, body.parallel_tool_calls)
     for name in sorted(set(body.model_extra or {}) - IGNORED_PARAMS):
         raise unsupported(name, "openrft does not implement this parameter.")
+
+
+def check_tools(tools, tool_choice, parallel_tool_calls, rename: Callable[[str], str] | None = None) -> None:
+    """A 400 naming the tool or `tool_choice` the engine would refuse (checked before any model is loaded)."""
+    from openrft.engines import EngineError
+    from openrft.engines.tools import tool_use
+
+    try:
+        tool_use(tools, tool_choice, parallel_tool_calls)
+    except EngineError as exc:
+        param = str(exc).split(":", 1)[0]
+        param = rename(param) if rename else param
+        raise APIError(400, f"Invalid value for '{param}':{str(exc).split(':', 1)[1]}", param=param,
+                       code="invalid_value") from None
 
 
 def stop_list(stop: str | list[str] | None) -> list[str]:
@@ -220,9 +233,33 @@ def content_text(content: Any, param: str = "messages") -> str:
 
 
 def _messages(request: ChatRequest) -> list[dict]:
-    """The chat messages for the engine, as training renders them; text content parts are joined."""
-    return [{"role": m.role, "content": content_text(m.content, f"messages[{i}].content")}
-            for i, m in enumerate(request.messages)]
+    """The chat messages for the engine, as training renders them; text content parts are joined. An assistant
+    message keeps its `tool_calls`, a tool message its `tool_call_id` (openrft.engines.tools renders them)."""
+    out = []
+    for i, m in enumerate(request.messages):
+        message: dict[str, Any] = {"role": m.role, "content": content_text(m.content, f"messages[{i}].content")}
+        extra = m.model_extra or {}
+        if m.role == "assistant" and extra.get("tool_calls"):
+            message["tool_calls"] = tool_calls_of(extra["tool_calls"], f"messages[{i}].tool_calls")
+        if m.role == "tool" and extra.get("tool_call_id"):
+            message["tool_call_id"] = str(extra["tool_call_id"])
+        out.append(message)
+    return out
+
+
+def tool_calls_of(calls: Any, param: str) -> list[dict]:
+    """An assistant message's tool_calls, checked: `[{id, type: "function", function: {name, arguments}}]`."""
+    if not isinstance(calls, list):
+        raise bad_request(f"Invalid value for '{param}': expected a list of tool calls.", param=param)
+    out = []
+    for k, call in enumerate(calls):
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            raise bad_request(f"Invalid value for '{param}[{k}]': expected {{id, type: \"function\", function: "
+                              "{name, arguments}}.", param=f"{param}[{k}]")
+        out.append({"id": str(call.get("id") or ""), "type": "function",
+                    "function": {"name": function["name"], "arguments": function.get("arguments") or "{}"}})
+    return out
 
 
 def reasoning_effort_of(value: str | None) -> str | None:
@@ -235,10 +272,13 @@ def reasoning_effort_of(value: str | None) -> str | None:
 
 
 def engine_params(*, n: int = 1, temperature: float | None, top_p: float | None, max_tokens: int | None,
-                  seed: int | None, response_format: dict | None, reasoning_effort: str | None) -> SamplingParams:
+                  seed: int | None, response_format: dict | None, reasoning_effort: str | None,
+                  tools: list[dict] | None = None, tool_choice: str | dict | None = None,
+                  parallel_tool_calls: bool | None = None) -> SamplingParams:
     """The engine's SamplingParams for a request; `top_p` 0 (only the most likely token) is greedy decoding."""
     params = SamplingParams(n=n, seed=seed, response_format=response_format,
-                            reasoning_effort=reasoning_effort_of(reasoning_effort))
+                            reasoning_effort=reasoning_effort_of(reasoning_effort), tools=tools or None,
+                            tool_choice=tool_choice, parallel_tool_calls=parallel_tool_calls)
     if temperature is not None:
         params.temperature = temperature
     if top_p == 0:
@@ -253,7 +293,9 @@ def engine_params(*, n: int = 1, temperature: float | None, top_p: float | None,
 def sampling_params(request: ChatRequest) -> SamplingParams:
     return engine_params(n=request.n, temperature=request.temperature, top_p=request.top_p,
                          max_tokens=request.max_completion_tokens or request.max_tokens, seed=request.seed,
-                         response_format=request.response_format, reasoning_effort=request.reasoning_effort)
+                         response_format=request.response_format, reasoning_effort=request.reasoning_effort,
+                         tools=request.tools, tool_choice=request.tool_choice,
+                         parallel_tool_calls=request.parallel_tool_calls)
 
 
 def _usage(samples: list[Sample]) -> dict:
@@ -265,10 +307,10 @@ def _usage(samples: list[Sample]) -> dict:
 
 
 def generate(request: Request, model: str, messages: list[dict], params: SamplingParams,
-             param_names: dict[str, str] | None = None) -> tuple[list[Sample], Any]:
+             rename: Callable[[str], str] | None = None) -> tuple[list[Sample], Any]:
     """The samples of one prompt and the engine that drew them, with the engine's refusals as OpenAI errors.
 
-    `param_names` renames the engine's parameter names in errors (the Responses API says max_output_tokens).
+    `rename` renames the engine's parameter names in errors (the Responses API says max_output_tokens).
     """
     from openrft.engines import EngineError
     from openrft.models import ModelError
@@ -282,8 +324,8 @@ def generate(request: Request, model: str, messages: list[dict], params: Samplin
     except EngineError as exc:
         # The engine names the request parameter it refuses ("response_format.json_schema.schema: ...").
         param = str(exc).split(":", 1)[0]
-        if param.split(".")[0] in REQUEST_PARAMS:
-            param = (param_names or {}).get(param, param)
+        if re.split(r"[.\[]", param)[0] in REQUEST_PARAMS:
+            param = rename(param) if rename else param
             raise APIError(400, str(exc), param=param, code="invalid_value") from exc
         raise APIError(500, f"The engine for {model} failed: {exc}", type="server_error", code="engine_error") from exc
     failed = [s.error for s in samples if s.error]
@@ -307,6 +349,7 @@ def token_logprobs(engine, sample: Sample) -> list[dict]:
     """OpenAI's `logprobs.content`: each answer token with the log-probability the engine drew it with.
 
     The reasoning segment and the end-of-sequence token are left out, and so are tokens past a stop sequence.
+    An answer with tool calls reports all its tokens (the `<tool_call>` text included).
     `top_logprobs` is always empty: the engine does not report alternatives.
     """
     from openrft.engines.reasoning import THINK_END
@@ -328,8 +371,8 @@ def token_logprobs(engine, sample: Sample) -> list[dict]:
                 break
     out, seen = [], ""
     for piece, logprob in zip(pieces[start:], logprobs[start:]):
-        if out and len(seen.lstrip()) >= len(sample.output_text):  # the rest was cut by a stop sequence
-            break
+        if out and not sample.output_tools and len(seen.lstrip()) >= len(sample.output_text):
+            break  # the rest was cut by a stop sequence (an answer with tool calls keeps every token)
         out.append({"token": piece, "logprob": logprob, "bytes": list(piece.encode("utf-8")), "top_logprobs": []})
         seen += piece
     return out
@@ -354,12 +397,22 @@ async def chat_completions(request: Request, body: ChatRequest):
     return {
         "id": completion_id, "object": "chat.completion", "created": created, "model": body.model,
         "system_fingerprint": None, "service_tier": "default",
-        "choices": [{"index": i, "logprobs": _choice_logprobs(body, engine, s), "finish_reason": s.finish_reason,
-                     "message": {"role": "assistant", "content": s.output_text, "refusal": None,
-                                 "reasoning_content": s.reasoning_text or None}}
+        "choices": [{"index": i, "logprobs": _choice_logprobs(body, engine, s),
+                     "finish_reason": s.choice_finish_reason, "message": assistant_message(s)}
                     for i, s in enumerate(samples)],
         "usage": _usage(samples),
     }
+
+
+def assistant_message(sample: Sample) -> dict:
+    """The choice's message: the answer, its tool calls (content null when the answer is only calls, as OpenAI),
+    and the reasoning in `reasoning_content`."""
+    message = {"role": "assistant", "content": sample.output_text, "refusal": None,
+               "reasoning_content": sample.reasoning_text or None}
+    if sample.output_tools:
+        message["content"] = sample.output_text or None
+        message["tool_calls"] = sample.output_tools
+    return message
 
 
 def _chunks(completion_id: str, created: int, model: str, samples: list[Sample], include_usage: bool,
@@ -396,7 +449,10 @@ def _chunks(completion_id: str, created: int, model: str, samples: list[Sample],
             for start in range(0, len(text), STREAM_PIECE_CHARS):
                 yield event([{"index": i, "delta": {"content": text[start:start + STREAM_PIECE_CHARS]},
                               "finish_reason": None, "logprobs": None}])
-        yield event([{"index": i, "delta": {}, "finish_reason": sample.finish_reason, "logprobs": None}])
+        for k, call in enumerate(sample.output_tools):  # one chunk per call, its arguments whole
+            yield event([{"index": i, "delta": {"tool_calls": [{"index": k, **call}]}, "finish_reason": None,
+                          "logprobs": None}])
+        yield event([{"index": i, "delta": {}, "finish_reason": sample.choice_finish_reason, "logprobs": None}])
     if include_usage:
         yield event([], _usage(samples))
     yield "data: [DONE]\n\n"

@@ -107,14 +107,16 @@ def job_of_eval(store: Store, eval_id: str) -> dict | None:
     return row
 
 
-def register_job_eval(store: Store, job_row: dict) -> dict:
+def register_job_eval(store: Store, job_row: dict) -> dict | None:
     """The eval of a fine-tuning job: its grader as the one testing criterion, its rows as the items."""
     from sqlalchemy.exc import IntegrityError
 
     from openrft.training import load_job
 
     job = load_job(Path(job_row["run_dir"]))
-    eval_id = job["eval_id"]
+    eval_id = job.get("eval_id")
+    if not eval_id or not job["method"].get("reinforcement"):  # supervised and dpo jobs have no grader, no eval
+        return None
     grader = {k: v for k, v in job["method"]["reinforcement"]["grader"].items() if k != "id"}
     name = grader.get("name") or grader.get("type")
     obj = {"object": "eval", "id": eval_id, "name": f"{job['id']} validation",
@@ -243,7 +245,7 @@ def _check_data_source(store: Store, source: Any) -> dict:
             raise APIError(400, "Missing required parameter: 'data_source.model'.", param="data_source.model",
                            code="missing_required_parameter")
         _check_model(source["model"])
-        _params(source)  # refuses what the engine would not take (tools, a bad text.format, reasoning_effort)
+        _params(source)  # refuses what the engine would not take (bad tools, a bad text.format, reasoning_effort)
     items = source.get("source")
     if not isinstance(items, dict) or items.get("type") not in ("file_content", "file_id"):
         raise bad_request("data_source.source must be {'type': 'file_content', 'content': [...]} or "
@@ -265,9 +267,9 @@ def _check_model(model: str) -> None:
         return
     try:
         resolve_model(model, prepare=False)
-    except ModelError as exc:
-        raise APIError(400, f"The model `{model}` does not exist: {exc}", param="data_source.model",
-                       code="model_not_found") from None
+    except ModelError:  # one message whatever the reason: it must not tell which server paths exist
+        raise APIError(400, f"The model `{model}` does not exist or you do not have access to it.",
+                       param="data_source.model", code="model_not_found") from None
 
 
 def get_run(store: Store, eval_id: str, run_id: str) -> dict:
@@ -435,7 +437,11 @@ def _given_sample(index: int, sample: dict | None) -> Sample:
             output_json = json.loads(text)
         except ValueError:
             output_json = None
-    return Sample(prompt_index=index, output_text=text or "", output_json=output_json, model=sample.get("model", ""))
+    tools = sample.get("output_tools")
+    if tools is None and sample.get("choices"):
+        tools = ((sample["choices"][0] or {}).get("message") or {}).get("tool_calls")
+    return Sample(prompt_index=index, output_text=text or "", output_json=output_json,
+                  output_tools=tools if isinstance(tools, list) else [], model=sample.get("model", ""))
 
 
 def _items(store: Store, source: dict) -> list[dict]:
@@ -509,20 +515,31 @@ def _params(data_source: dict) -> SamplingParams:
     from openrft.service.chat import engine_params
     from openrft.service.responses import response_format_of
 
+    from openrft.engines import EngineError
+    from openrft.engines.tools import tool_use
+    from openrft.service.responses import chat_tools, param_name
+
     given = data_source.get("sampling_params") or {}
-    if given.get("tools"):
-        raise APIError(400, "Unsupported parameter: 'data_source.sampling_params.tools': tool calls are not "
-                       "implemented by openrft's engines yet.", param="data_source.sampling_params.tools",
-                       code="unsupported_parameter")
-    if data_source["type"] == "responses":  # the Responses API's flat text.format
+    tools = given.get("tools")
+    if data_source["type"] == "responses":  # the Responses API's flat text.format and tools
         response_format = response_format_of((given.get("text") or {}).get("format"),
                                              "data_source.sampling_params.text.format")
+        if isinstance(tools, list) and all(isinstance(t, dict) and "function" not in t for t in tools):
+            tools = chat_tools(tools)
     else:
         response_format = given.get("response_format")  # the engine checks it (json_object, json_schema)
+    try:
+        tool_use(tools or None)
+    except EngineError as exc:
+        param, _, reason = str(exc).partition(": ")
+        param = param_name(param) if data_source["type"] == "responses" else param
+        raise APIError(400, f"Invalid value for 'data_source.sampling_params.{param}': {reason}",
+                       param=f"data_source.sampling_params.{param}", code="invalid_value") from None
     max_tokens = given.get("max_completion_tokens") or given.get("max_tokens")
     return engine_params(temperature=given.get("temperature", 1.0), top_p=given.get("top_p", 1.0),
                          max_tokens=int(max_tokens) if max_tokens else None, seed=given.get("seed", 42),
-                         response_format=response_format, reasoning_effort=given.get("reasoning_effort"))
+                         response_format=response_format, reasoning_effort=given.get("reasoning_effort"),
+                         tools=tools or None)
 
 
 def execute_run(store: Store, run_id: str, should_stop) -> str:
@@ -578,7 +595,7 @@ def execute_run(store: Store, run_id: str, should_stop) -> str:
 def _write_result(out_dir: Path, run_id: str, eval_id: str, name: str, criteria: list[dict], built: list,
                   chunks: list) -> None:
     """The run directory of the whole run (run.json, summary.json, output_items.jsonl) from its chunks."""
-    from openrft.evals.run import EvalResult, summarize, write_eval
+    from openrft.evals.run import EvalResult, judge_usage, summarize, write_eval
 
     rollouts = [r for chunk in chunks for r in chunk.rollouts]
     items = [item for chunk in chunks for item in chunk.output_items]
@@ -602,7 +619,7 @@ def _write_result(out_dir: Path, run_id: str, eval_id: str, name: str, criteria:
            "per_model_usage": [{**runs[0]["per_model_usage"][0], **{
                key: total(lambda r: r["per_model_usage"][0][key])
                for key in ("invocation_count", "prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens")}}]
-           if runs else None,
+           + judge_usage(summary["grader_usage"]) if runs else None,  # then the judges of model graders
            "per_testing_criteria_results": [
                {"testing_criteria": c.get("name", f"criterion-{i}"),
                 "passed": total(lambda r: r["per_testing_criteria_results"][i]["passed"]),

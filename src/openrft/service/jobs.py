@@ -38,6 +38,7 @@ from openrft.service.files import resolve
 from openrft.service.pagination import page
 from openrft.service.store import Store, files, jobs
 from openrft.training.job import TERMINAL
+from openrft.training.spec import METHOD_TYPES
 
 router = APIRouter(prefix="/fine_tuning/jobs")
 permissions = APIRouter(prefix="/fine_tuning/checkpoints")
@@ -102,14 +103,15 @@ def job_object(store: Store, row: dict) -> dict:
     elif row["source"] != "api" and job.get("status") != row["status"]:
         store.update(jobs, row["id"], status=job.get("status"))
     job["openrft"] = {k: v for k, v in (job.get("openrft") or {}).items() if k not in SERVER_PATHS}
-    hp = ((job.get("method") or {}).get("reinforcement") or {}).get("hyperparameters") or {}
+    method = job.get("method") or {}
+    hp = (method.get(method.get("type") or "reinforcement") or {}).get("hyperparameters") or {}
     job["hyperparameters"] = {k: hp[k] for k in ("batch_size", "learning_rate_multiplier", "n_epochs") if k in hp} \
         or job.get("hyperparameters")
     metrics = [e for e in read_events(Path(row["run_dir"])) if e.get("type") == "metrics" and e.get("data")]
     if job["status"] == "running":
         job["estimated_finish"] = estimated_finish(metrics)
     if job["status"] in TERMINAL and metrics:
-        job["result_files"] = [results_file(store, row["id"], metrics)]
+        job["result_files"] = [results_file(store, row["id"], metrics, method.get("type") or "reinforcement")]
     return job
 
 
@@ -125,8 +127,29 @@ def estimated_finish(metrics: list[dict]) -> int | None:
     return int(last["created_at"] + left * sum(durations) / len(durations))
 
 
-def results_csv(metrics: list[dict]) -> str:
-    """The per-step metrics of a job as CSV: step, train and valid reward, then each grader's."""
+# The per-step CSV of the methods that learn from fixed rows: OpenAI's SFT columns (its `train_accuracy` is the
+# events' train_mean_token_accuracy), then the full validation figures of the checkpoint steps.
+OFFLINE_COLUMNS = {
+    "supervised": [("step", "step"), ("train_loss", "train_loss"), ("train_accuracy", "train_mean_token_accuracy"),
+                   ("valid_loss", "valid_loss"), ("valid_mean_token_accuracy", "valid_mean_token_accuracy"),
+                   ("full_valid_loss", "full_valid_loss"),
+                   ("full_valid_mean_token_accuracy", "full_valid_mean_token_accuracy")],
+    "dpo": [(name, name) for name in ("step", "train_loss", "train_reward_accuracy", "train_reward_margin",
+                                      "valid_loss", "valid_reward_accuracy", "valid_reward_margin", "full_valid_loss",
+                                      "full_valid_reward_accuracy", "full_valid_reward_margin")],
+}
+
+
+def results_csv(metrics: list[dict], method: str = "reinforcement") -> str:
+    """The per-step metrics of a job as CSV: for RFT step, train and valid reward, then each grader's; for SFT
+    and DPO their losses and accuracies (OFFLINE_COLUMNS)."""
+    if method in OFFLINE_COLUMNS:
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow([header for header, _ in OFFLINE_COLUMNS[method]])
+        for event in metrics:
+            writer.writerow([event["data"].get(key) for _, key in OFFLINE_COLUMNS[method]])
+        return out.getvalue()
     graders = []
     for event in metrics:
         for entry in (event["data"].get("scores") or {}).get("graders") or []:
@@ -146,14 +169,14 @@ def results_csv(metrics: list[dict]) -> str:
     return out.getvalue()
 
 
-def results_file(store: Store, job_id: str, metrics: list[dict]) -> str:
+def results_file(store: Store, job_id: str, metrics: list[dict], method: str = "reinforcement") -> str:
     """The id of the results file of a finished job, written into the Files API the first time it is asked for."""
     from sqlalchemy.exc import IntegrityError
 
     file_id = f"file-results-{job_id.removeprefix('ftjob-')}"
     if store.get(files, file_id) is not None:
         return file_id
-    data = results_csv(metrics).encode()
+    data = results_csv(metrics, method).encode()
     folder = paths.files_dir()
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f".{file_id}.{uuid.uuid4().hex}.tmp"
@@ -199,8 +222,8 @@ def create(request: Request, body: dict = Body(...)):
             raise APIError(400, f"Missing required parameter: '{field}'.", param=field,
                            code="missing_required_parameter")
     method = body.get("method")
-    if not isinstance(method, dict) or method.get("type") != "reinforcement":
-        raise bad_request("openrft trains with method {'type': 'reinforcement', 'reinforcement': {...}} only "
+    if not isinstance(method, dict) or method.get("type") not in METHOD_TYPES:
+        raise bad_request("method.type must be 'supervised', 'dpo' or 'reinforcement', with the block of that name "
                           f"(got {json.dumps(method)}).", param="method.type")
     _check_model(body["model"])
     for field in ("training_file", "validation_file"):
@@ -240,8 +263,8 @@ def _check_model(model: str) -> None:
         raise bad_request("Invalid type for 'model': expected a string.", param="model")
     try:
         resolve_model(model, prepare=False)
-    except ModelError as exc:
-        raise APIError(400, f"The model `{model}` does not exist or cannot be fine-tuned here: {exc}", param="model",
+    except ModelError:  # one message whatever the reason: it must not tell which server paths exist
+        raise APIError(400, f"The model `{model}` does not exist or you do not have access to it.", param="model",
                        code="model_not_found") from None
 
 
@@ -389,35 +412,42 @@ def events(request: Request, job_id: str, after: str | None = None, limit: int =
 
 
 def _with_grader_usage(event: dict, job: dict, run_dir: Path) -> dict:
-    """A metrics event with `usage.graders` filled: each grader's calls in the step (train and validation).
+    """A metrics event with `usage.graders` filled: each grader's calls in the step (train and validation) and
+    the tokens its judge model used (openrft.graders.usage).
 
-    The trainer does not record the token usage of model graders: the token fields are null.
+    The validation tokens come from the step's validation run (`evals/step-N/summary.json`). The training-batch
+    tokens are those the trainer put in the event's `usage.graders`; when it records none they are null.
     """
+    from openrft.graders.usage import grader_usage_entries
+
     data = event.get("data") or {}
     usage = data.get("usage")
-    if event.get("type") != "metrics" or not isinstance(usage, dict) or usage.get("graders"):
+    if event.get("type") != "metrics" or not isinstance(usage, dict):
         return event
-    rl = job["method"]["reinforcement"]
+    rl = job["method"].get("reinforcement")
+    if rl is None:  # supervised and dpo jobs have no grader
+        return event
     hp = rl.get("hyperparameters") or {}
     step = int(data.get("step") or 0)
     train_calls = hp.get("batch_size", 0) * (hp.get("resolved") or {}).get("group_size", 0) if step >= 1 else 0
-    valid_calls = 0
-    run_file = run_dir / "evals" / f"step-{step}" / "run.json"
-    if "valid_reward_mean" in (data.get("scores") or {}) and run_file.is_file():
+    valid_calls, valid_usage = 0, None
+    step_dir = run_dir / "evals" / f"step-{step}"
+    if "valid_reward_mean" in (data.get("scores") or {}) and (step_dir / "run.json").is_file():
         try:
-            valid_calls = json.loads(run_file.read_text())["result_counts"]["total"]
+            valid_calls = json.loads((step_dir / "run.json").read_text())["result_counts"]["total"]
         except (OSError, ValueError, KeyError, TypeError):
             valid_calls = None
-    grader = rl["grader"]
-    graders = [grader] + list((grader.get("graders") or {}).values() if grader.get("type") == "multi" else [])
+        try:
+            valid_usage = json.loads((step_dir / "summary.json").read_text())["grader_usage"][0]
+        except (OSError, ValueError, KeyError, TypeError, IndexError):
+            valid_usage = None  # a run written before openrft recorded grader usage
+    recorded = usage.get("graders") if isinstance(usage.get("graders"), list) else []
     entries = []
-    for g in graders:
-        entry = {"name": g.get("name"), "type": g.get("type"), "model": g.get("model"),
-                 "train_calls": train_calls, "valid_calls": valid_calls}
-        for split in ("train", "valid"):
-            for kind in ("prompt", "completion"):
-                entry[f"{split}_{kind}_tokens_mean"] = None
-                entry[f"{split}_{kind}_tokens_count"] = None
+    for k, entry in enumerate(grader_usage_entries(rl["grader"], {"train": None, "valid": valid_usage})):
+        given = recorded[k] if k < len(recorded) and isinstance(recorded[k], dict) else {}
+        entry.update({key: value for key, value in given.items() if key.startswith("train_")})
+        entry.setdefault("train_calls", train_calls)
+        entry["valid_calls"] = valid_calls
         entries.append(entry)
     return {**event, "data": {**data, "usage": {**usage, "graders": entries}}}
 

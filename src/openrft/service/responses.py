@@ -3,15 +3,20 @@
 `input` (a string, or a list of messages whose content is a string or text parts), `instructions` (sent
 as a developer message before the input), `text.format` (`text`, `json_object`, or `json_schema` in the
 Responses API's flat form `{type, name, schema, strict}`), `reasoning.effort`, `max_output_tokens`,
-`temperature`, `top_p` and `stream` are implemented. Responses are not stored: `previous_response_id`,
-`conversation` and `background` are refused, and there is no retrieve route. Tools are refused until the
-engine can emit tool calls. Streaming sends the Responses events (`response.created` ...
+`temperature`, `top_p` and `stream` are implemented. Function tools are implemented as in chat
+completions (openrft.engines.tools): `tools` in the Responses API's flat shape `{type: "function", name,
+description, parameters, strict}`, `tool_choice` (`none`, `auto`, `required`, `{type: "function", name}`),
+`parallel_tool_calls`; the calls come back as `function_call` output items, and `function_call` /
+`function_call_output` input items are rendered into the prompt. Other tool types (web search, file search,
+...) are refused. Responses are not stored: `previous_response_id`, `conversation` and `background` are
+refused, and there is no retrieve route. Streaming sends the Responses events (`response.created` ...
 `response.output_text.delta` ... `response.completed`) once the answer is generated.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any, Literal
 
@@ -21,8 +26,8 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from openrft.engines import Sample
-from openrft.service.chat import (IGNORED_PARAMS, ReasoningEffort, content_text, engine_params, generate,
-                                  unsupported)
+from openrft.service.chat import (IGNORED_PARAMS, ReasoningEffort, check_tools, content_text, engine_params,
+                                  generate, unsupported)
 from openrft.service.errors import bad_request
 from openrft.service.ids import new_id
 
@@ -31,6 +36,11 @@ STREAM_PIECE_CHARS = 16
 # The engine's parameter names as this API calls them, for the errors the engine raises.
 PARAM_NAMES = {"max_tokens": "max_output_tokens", "reasoning_effort": "reasoning.effort",
                "response_format": "text.format"}
+
+
+def param_name(engine_param: str) -> str:
+    """An engine parameter as this API names it (a tool's `tools[i].function.name` is `tools[i].name` here)."""
+    return PARAM_NAMES.get(engine_param) or re.sub(r"^(tools\[\d+\])\.function\.", r"\1.", engine_param)
 ROLES = ("user", "assistant", "system", "developer")
 
 
@@ -63,10 +73,10 @@ class ResponsesRequest(BaseModel):
 
 def check_supported(body: ResponsesRequest) -> None:
     """A 400 naming the first parameter this implementation would otherwise ignore."""
-    if body.tools:
-        raise unsupported("tools", "tool calls are not implemented by openrft's Responses API yet.")
-    if body.tool_choice not in (None, "none", "auto"):
-        raise unsupported("tool_choice", "tool calls are not implemented by openrft's Responses API yet.")
+    for i, tool in enumerate(body.tools or []):
+        if tool.get("type") != "function":
+            raise unsupported(f"tools[{i}].type", f"openrft implements function tools only, not {tool.get('type')!r}.")
+    check_tools(chat_tools(body.tools), chat_tool_choice(body.tool_choice), body.parallel_tool_calls, param_name)
     if body.top_logprobs:
         raise unsupported("top_logprobs", "openrft's engines do not report the alternatives of a token.")
     if body.include:
@@ -82,10 +92,27 @@ def input_messages(body: ResponsesRequest) -> list[dict]:
     if isinstance(body.input, str):
         return messages + [{"role": "user", "content": body.input}]
     for i, item in enumerate(body.input):
-        if item.get("type", "message") != "message" or item.get("role") not in ROLES:
+        kind = item.get("type", "message")
+        if kind == "function_call":  # a call the model made: an assistant turn with tool_calls
+            call = {"id": str(item.get("call_id") or ""), "type": "function",
+                    "function": {"name": item.get("name"), "arguments": item.get("arguments") or "{}"}}
+            if not isinstance(call["function"]["name"], str):
+                raise bad_request(f"Missing required parameter: 'input[{i}].name'.", param=f"input[{i}].name")
+            if messages and messages[-1]["role"] == "assistant" and messages[-1].get("tool_calls") is not None \
+                    and not messages[-1]["content"]:
+                messages[-1]["tool_calls"].append(call)  # parallel calls: one assistant turn
+            else:
+                messages.append({"role": "assistant", "content": "", "tool_calls": [call]})
+            continue
+        if kind == "function_call_output":  # the result of a call: a tool message
+            output = item.get("output")
+            text = output if isinstance(output, str) else content_text(output, f"input[{i}].output")
+            messages.append({"role": "tool", "tool_call_id": str(item.get("call_id") or ""), "content": text})
+            continue
+        if kind != "message" or item.get("role") not in ROLES:
             raise bad_request(f"Invalid value for 'input[{i}]': openrft takes messages with a role in {list(ROLES)} "
-                              "and text content (no tool calls, reasoning items or item references).",
-                              param=f"input[{i}]")
+                              "and text content, function_call and function_call_output items (no reasoning items, "
+                              "item references or other tool items).", param=f"input[{i}]")
         messages.append({"role": item["role"], "content": content_text(item.get("content"), f"input[{i}].content")})
     if not messages:
         raise bad_request("Invalid value for 'input': at least one message is needed.", param="input")
@@ -106,11 +133,34 @@ def response_format_of(text_format: dict | None, param: str = "text.format") -> 
                       "or json_schema).", param=f"{param}.type")
 
 
+def chat_tools(tools: list[dict] | None) -> list[dict] | None:
+    """The Responses API's flat function tools in Chat Completions' shape (what the engine takes)."""
+    if not tools:
+        return None
+    return [{"type": "function", "function": {k: v for k, v in tool.items() if k != "type"}} for tool in tools]
+
+
+def chat_tool_choice(choice: str | dict | None) -> str | dict | None:
+    """The Responses API's tool_choice in Chat Completions' shape: `{type: "function", name}` and the names
+    of an `allowed_tools` choice nest under `function`."""
+    if not isinstance(choice, dict):
+        return choice
+    if choice.get("type") == "function" and "name" in choice:
+        return {"type": "function", "function": {"name": choice["name"]}}
+    if choice.get("type") == "allowed_tools":
+        refs = [{"type": "function", "function": {"name": t.get("name")}} if "name" in t else t
+                for t in choice.get("tools") or []]
+        return {"type": "allowed_tools", "allowed_tools": {"mode": choice.get("mode"), "tools": refs}}
+    return choice
+
+
 def _params(body: ResponsesRequest):
     text_format = (body.text or {}).get("format")
     return engine_params(temperature=body.temperature, top_p=body.top_p, max_tokens=body.max_output_tokens,
                          seed=None, response_format=response_format_of(text_format),
-                         reasoning_effort=body.reasoning.effort if body.reasoning else None)
+                         reasoning_effort=body.reasoning.effort if body.reasoning else None,
+                         tools=chat_tools(body.tools), tool_choice=chat_tool_choice(body.tool_choice),
+                         parallel_tool_calls=body.parallel_tool_calls)
 
 
 class ResponseBuilder:
@@ -139,8 +189,16 @@ class ResponseBuilder:
         content = [] if text is None else [self.text_part(text)]
         return {"type": "message", "id": self.message_id, "status": status, "role": "assistant", "content": content}
 
+    def call_items(self) -> list[dict]:
+        """The answer's tool calls as `function_call` output items."""
+        return [{"type": "function_call", "id": "fc_" + call["id"].removeprefix("call_"), "call_id": call["id"],
+                 "name": call["function"]["name"], "arguments": call["function"]["arguments"],
+                 "status": "completed"} for call in self.sample.output_tools]
+
     def output(self) -> list[dict]:
-        return [item for item in (self.reasoning_item(), self.message_item(self.sample.output_text)) if item]
+        message = self.message_item(self.sample.output_text) \
+            if self.sample.output_text or not self.sample.output_tools else None
+        return [item for item in (self.reasoning_item(), message, *self.call_items()) if item]
 
     def response(self, status: str | None = None, output: list[dict] | None = None) -> dict:
         body, sample = self.body, self.sample
@@ -155,12 +213,15 @@ class ResponseBuilder:
             "background": False, "error": None,
             "incomplete_details": {"reason": "max_output_tokens"} if final and self.incomplete else None,
             "instructions": body.instructions, "max_output_tokens": body.max_output_tokens, "model": body.model,
-            "output": self.output() if output is None else output, "parallel_tool_calls": True,
+            "output": self.output() if output is None else output,
+            "parallel_tool_calls": body.parallel_tool_calls if body.parallel_tool_calls is not None else True,
             "previous_response_id": None,
             "reasoning": {"effort": body.reasoning.effort if body.reasoning else None, "summary": None},
             "store": False, "temperature": body.temperature if body.temperature is not None else 1.0,
             "text": {"format": (body.text or {}).get("format") or {"type": "text"}},
-            "tool_choice": "auto", "tools": [], "top_p": body.top_p if body.top_p is not None else 1.0,
+            "tool_choice": body.tool_choice if body.tool_choice is not None else "auto",
+            "tools": [{"strict": None, "description": None, **tool} for tool in body.tools or []],
+            "top_p": body.top_p if body.top_p is not None else 1.0,
             "truncation": "disabled", "usage": usage if final else None, "user": None, "metadata": {},
         }
 
@@ -170,7 +231,7 @@ async def create_response(request: Request, body: ResponsesRequest):
     check_supported(body)
     messages = input_messages(body)
     params = _params(body)
-    samples, _ = await run_in_threadpool(generate, request, body.model, messages, params, PARAM_NAMES)
+    samples, _ = await run_in_threadpool(generate, request, body.model, messages, params, param_name)
     built = ResponseBuilder(body, samples[0])
     if body.stream:
         return StreamingResponse(_events(built), media_type="text/event-stream")
@@ -196,16 +257,27 @@ def _events(built: ResponseBuilder):
         yield event("response.output_item.done", output_index=index, item=reasoning)
         index += 1
     text, item_id = built.sample.output_text, built.message_id
-    yield event("response.output_item.added", output_index=index, item=built.message_item(status="in_progress"))
-    yield event("response.content_part.added", item_id=item_id, output_index=index, content_index=0,
-                part=built.text_part(""))
-    for start in range(0, len(text), STREAM_PIECE_CHARS):
-        yield event("response.output_text.delta", item_id=item_id, output_index=index, content_index=0,
-                    delta=text[start:start + STREAM_PIECE_CHARS], logprobs=[])
-    yield event("response.output_text.done", item_id=item_id, output_index=index, content_index=0, text=text,
-                logprobs=[])
-    yield event("response.content_part.done", item_id=item_id, output_index=index, content_index=0,
-                part=built.text_part(text))
-    yield event("response.output_item.done", output_index=index, item=built.message_item(text))
+    if text or not built.sample.output_tools:
+        yield event("response.output_item.added", output_index=index, item=built.message_item(status="in_progress"))
+        yield event("response.content_part.added", item_id=item_id, output_index=index, content_index=0,
+                    part=built.text_part(""))
+        for start in range(0, len(text), STREAM_PIECE_CHARS):
+            yield event("response.output_text.delta", item_id=item_id, output_index=index, content_index=0,
+                        delta=text[start:start + STREAM_PIECE_CHARS], logprobs=[])
+        yield event("response.output_text.done", item_id=item_id, output_index=index, content_index=0, text=text,
+                    logprobs=[])
+        yield event("response.content_part.done", item_id=item_id, output_index=index, content_index=0,
+                    part=built.text_part(text))
+        yield event("response.output_item.done", output_index=index, item=built.message_item(text))
+        index += 1
+    for call in built.call_items():  # each call's arguments in one delta
+        yield event("response.output_item.added", output_index=index,
+                    item={**call, "arguments": "", "status": "in_progress"})
+        yield event("response.function_call_arguments.delta", item_id=call["id"], output_index=index,
+                    delta=call["arguments"])
+        yield event("response.function_call_arguments.done", item_id=call["id"], output_index=index,
+                    name=call["name"], arguments=call["arguments"])
+        yield event("response.output_item.done", output_index=index, item=call)
+        index += 1
     final = built.response()
     yield event("response.incomplete" if final["status"] == "incomplete" else "response.completed", response=final)

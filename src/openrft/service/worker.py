@@ -45,12 +45,14 @@ def run_training_job(store: Store, job_id: str, should_stop: ShouldStop) -> str:
 
     "queued" means the job was interrupted (SIGTERM / Ctrl-C) at a step boundary with its state saved.
     """
+    from openrft.graders.sandbox import sandbox_caller
     from openrft.service.jobs import set_status
     from openrft.training import load_job, run_job
 
     run_dir = Path(store.get(jobs, job_id)["run_dir"])
     try:
-        job = run_job(run_dir, should_stop=should_stop, progress=False)
+        with sandbox_caller(f"job:{job_id}"):  # the job's python grades share one caller's share of the pool
+            job = run_job(run_dir, should_stop=should_stop, progress=False)
     except Exception as exc:  # run_job marks the job failed before it re-raises; record it if it could not
         log.exception("job %s crashed", job_id)
         if load_job(run_dir).get("status") != "failed":
@@ -60,9 +62,11 @@ def run_training_job(store: Store, job_id: str, should_stop: ShouldStop) -> str:
 
 
 def run_eval_run(store: Store, run_id: str, should_stop: ShouldStop) -> str:
+    from openrft.graders.sandbox import sandbox_caller
     from openrft.service.evals import execute_run
 
-    return execute_run(store, run_id, should_stop)
+    with sandbox_caller(f"eval_run:{run_id}"):  # the run's python grades share one caller's share of the pool
+        return execute_run(store, run_id, should_stop)
 
 
 DEFAULT_HANDLERS: dict[str, Handler] = {"job": run_training_job, "eval_run": run_eval_run}

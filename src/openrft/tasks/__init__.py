@@ -49,13 +49,14 @@ def task_available(name: str) -> tuple[bool, str]:
 
 
 def list_tasks() -> list[dict]:
-    """Every task: name, description, whether it can load here and its data source (or what is missing)."""
+    """Every task: name, description, whether it can load here, its data source (or what is missing), its label
+    count and its prompt variants."""
     result = []
     for name in _TASKS:
         task = get_task(name)
         available, detail = task_available(name)
         result.append({"name": name, "description": task.description, "available": available, "source": detail,
-                       "labels": len(task.labels) if task.labels else 0})
+                       "labels": len(task.labels) if task.labels else 0, "prompts": list(task.prompts)})
     return result
 
 

@@ -23,7 +23,8 @@ class Task:
 
     `loader(split, **options)` returns the rows of one split; `rows()` checks them like a JSONL file.
     `label_key` names the reference field with the labels (None for non-classification tasks) and
-    `group_key` the field whose rows must stay on one side of a split.
+    `group_key` the field whose rows must stay on one side of a split. `prompts` names the task's prompt
+    variants (`rows(split, prompt=name)`; `openrft eval --prompt A --prompt B` compares them).
     """
 
     name: str
@@ -37,6 +38,7 @@ class Task:
     group_key: str | None = "id"
     source: str = ""  # where the rows come from, in words
     options: dict = field(default_factory=dict)  # the loader's options and their defaults, for help texts
+    prompts: tuple[str, ...] = ()  # named prompt variants (the loader's `prompt` option), the default first
 
     @property
     def grader(self) -> dict:

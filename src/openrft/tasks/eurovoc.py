@@ -65,21 +65,39 @@ LANGUAGES = {
     "pl": "Polish", "pt": "Portuguese", "ro": "Romanian", "sk": "Slovak", "sl": "Slovenian", "sv": "Swedish",
 }
 DEFAULT_MAX_PROMPT_TOKENS = 384
+# Prompt variants (`prompt` option). "short": the domain names only (the default, and what the demo trains on).
+# "described": each domain with a few EuroVoc terms of its own, so that the model has the knowledge of what a
+# domain covers; its instructions are the same for every act and come first, the act's language after them.
+PROMPTS = ("short", "described")
+MAX_PROMPT_TOKENS = {"short": DEFAULT_MAX_PROMPT_TOKENS, "described": 640}  # the described list costs ~250 tokens
 MIN_TEXT_TOKENS = 32
 # 1 to 5 labels, as the prompt asks ("acts usually have 2 to 5"): 90% of the training acts have at most 5.
 RESPONSE_FORMAT = json_labels_format("eurovoc_domains", DOMAIN_NAMES, min_items=1, max_items=5)
+ANSWER_FORMAT = 'Answer with JSON only, in the form {"labels": ["<domain>", ...]}, using the exact domain names above.'
 
 
 def domain_instructions() -> str:
     """The list of domains and the answer format, shared by the EuroVoc tasks."""
     listing = "\n".join(f"- {name}" for name in DOMAIN_NAMES)
-    return (f"The 21 EuroVoc domains:\n{listing}\n\n"
-            'Answer with JSON only, in the form {"labels": ["<domain>", ...]}, using the exact domain names above.')
+    return f"The 21 EuroVoc domains:\n{listing}\n\n{ANSWER_FORMAT}"
 
 
-def act_prompt(text: str, language: str) -> str:
+def described_instructions() -> str:
+    """The domains, each with six EuroVoc descriptors of its own (`eurovoc_offline.domain_terms`)."""
+    from openrft.tasks.eurovoc_offline import domain_terms
+
+    terms = domain_terms()
+    listing = "\n".join(f"- {name}: {', '.join(terms[name])}" for name in DOMAIN_NAMES)
+    return f"The 21 EuroVoc domains, each with a few of the EuroVoc terms it covers:\n{listing}\n\n{ANSWER_FORMAT}"
+
+
+def act_prompt(text: str, language: str, prompt: str = "short") -> str:
     """The user message for one act: instructions (in English, naming the act's language), then the act."""
     name = LANGUAGES.get(language, language)
+    if prompt == "described":  # everything before "The act is written in" is the same for every act
+        return ("Classify an EU legal act by its EuroVoc level-1 domains: name every domain it belongs to "
+                f"(acts usually have 2 to 5).\n\n{described_instructions()}\n\n"
+                f"The act is written in {name}; answer with the English domain names.\n\nAct:\n{text}")
     return ("Classify this EU legal act by its EuroVoc level-1 domains: name every domain it belongs to "
             f"(acts usually have 2 to 5). The act is written in {name}; answer with the English domain names.\n\n"
             f"{domain_instructions()}\n\nAct:\n{text}")
@@ -156,29 +174,34 @@ def _from_multi_eurlex(row: dict, file: str, line: int) -> tuple[list[dict], lis
     return records, []
 
 
-def acts_to_rows(records: list[dict], *, max_prompt_tokens: int = DEFAULT_MAX_PROMPT_TOKENS, tokenizer=None) -> list[dict]:
-    """Render act records into RFT rows, cutting each act so the user message fits `max_prompt_tokens`."""
+def acts_to_rows(records: list[dict], *, max_prompt_tokens: int | None = None, prompt: str = "short",
+                 tokenizer=None) -> list[dict]:
+    """Render act records into RFT rows with the `prompt` variant, cutting each act so the user message fits
+    `max_prompt_tokens` (default: the variant's, `MAX_PROMPT_TOKENS`)."""
+    if prompt not in PROMPTS:
+        raise TaskError(f"task eurovoc: unknown prompt {prompt!r} (prompts: {', '.join(PROMPTS)})")
+    max_prompt_tokens = max_prompt_tokens or MAX_PROMPT_TOKENS[prompt]
     tokenizer = tokenizer or prompt_tokenizer()
     overhead: dict[str, int] = {}
     rows = []
     for record in records:
         language = record["language"]
         if language not in overhead:
-            overhead[language] = token_count(act_prompt("", language), tokenizer)
+            overhead[language] = token_count(act_prompt("", language, prompt), tokenizer)
         budget = max_prompt_tokens - overhead[language]
         if budget < MIN_TEXT_TOKENS:
             raise TaskError(f"max_prompt_tokens={max_prompt_tokens} leaves {budget} tokens for the act after the "
                             f"{overhead[language]} tokens of instructions: use at least "
                             f"{overhead[language] + MIN_TEXT_TOKENS}")
         text, text_tokens, cut = fit_text(record["text"], budget, tokenizer)
-        prompt = act_prompt(text, language)
-        prompt_tokens = token_count(prompt, tokenizer)
+        message = act_prompt(text, language, prompt)
+        prompt_tokens = token_count(message, tokenizer)
         while prompt_tokens > max_prompt_tokens:  # the cut marker and token merges at the seams can add a few
             budget -= prompt_tokens - max_prompt_tokens
             text, text_tokens, cut = fit_text(record["text"], budget, tokenizer)
-            prompt = act_prompt(text, language)
-            prompt_tokens = token_count(prompt, tokenizer)
-        row = {"messages": [{"role": "user", "content": prompt}]}
+            message = act_prompt(text, language, prompt)
+            prompt_tokens = token_count(message, tokenizer)
+        row = {"messages": [{"role": "user", "content": message}]}
         row.update({key: value for key, value in record.items() if key not in ("text", "truncated")})
         row["source_truncated"] = bool(record.get("truncated", False))  # cut by characters in the source data
         row["truncated"] = cut or row["source_truncated"]
@@ -199,15 +222,16 @@ def _shared_file(split: str) -> Path:
     return folder / "eurovoc" / f"{split}.jsonl"
 
 
-def load(split: str, *, max_prompt_tokens: int = DEFAULT_MAX_PROMPT_TOKENS, languages: list[str] | None = None,
-         limit: int | None = None, path: str | None = None) -> list[dict]:
-    """Rows of one split: the shared folder's `<split>.jsonl`, or `path` (either layout) when given."""
+def load(split: str, *, max_prompt_tokens: int | None = None, prompt: str = "short",
+         languages: list[str] | None = None, limit: int | None = None, path: str | None = None) -> list[dict]:
+    """Rows of one split with the `prompt` variant: the shared folder's `<split>.jsonl`, or `path` (either
+    layout) when given."""
     records = read_acts(path or _shared_file(split))
     if languages:
         records = [r for r in records if r["language"] in set(languages)]
     if limit is not None:
         records = records[:limit]
-    return acts_to_rows(records, max_prompt_tokens=max_prompt_tokens)
+    return acts_to_rows(records, max_prompt_tokens=max_prompt_tokens, prompt=prompt)
 
 
 def labels_file_domains(folder: Path) -> list[tuple[str, str, str]]:
@@ -229,5 +253,6 @@ def task() -> Task:
         label_key="labels",
         group_key="celex_id",
         source=f"real acts in {folder / 'eurovoc'}" if folder else "real acts (data folder not found)",
-        options={"max_prompt_tokens": DEFAULT_MAX_PROMPT_TOKENS, "languages": None, "limit": None, "path": None},
+        options={"max_prompt_tokens": None, "prompt": "short", "languages": None, "limit": None, "path": None},
+        prompts=PROMPTS,
     )

@@ -44,6 +44,56 @@ def descriptors() -> tuple[dict, ...]:
     return tuple(d for d in json.loads(text) if d.get("mt", "")[:2] in DOMAIN_BY_CODE and d.get("label"))
 
 
+STOPWORDS = frozenset("of the and for in on to a an by with or from at as".split())
+
+
+@lru_cache(maxsize=8)
+def domain_terms(per_domain: int = 6) -> dict[str, list[str]]:
+    """A few descriptors of each domain's own, to describe the domain in a prompt: {domain name: terms}.
+
+    The thesaurus has no definitions of the domains (nor names of its microthesauri), so the terms are chosen by
+    how typical of their domain their words are. A descriptor of one or two lowercase words scores the mean, over
+    its words, of (the word's count among the domain's descriptors) / (the number of domains whose descriptors
+    use it); names and longer descriptors score lowest, the shorter first. The terms are taken round-robin over
+    the domain's microthesauri (its sub-areas), the best-scoring first in each, skipping a descriptor that
+    repeats a word already taken. Deterministic: the same terms on every machine.
+    """
+    import re
+    from collections import Counter, defaultdict
+
+    def words(label: str) -> set[str]:
+        return set(re.findall(r"[a-z]+", label.lower())) - STOPWORDS
+
+    by_mt: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    for d in descriptors():
+        by_mt[d["mt"][:2]][d["mt"]].append(d["label"])
+    spread = Counter(w for mts in by_mt.values() for w in {w for labels in mts.values() for x in labels
+                                                             for w in words(x)})
+    terms = {}
+    for code, mts in sorted(by_mt.items()):
+        counts = Counter(w for labels in mts.values() for x in labels for w in words(x))
+
+        def score(label: str, counts=counts) -> float:
+            ws = words(label)
+            if not ws or label != label.lower() or len(label.split()) > 2:
+                return -1.0
+            return sum(counts[w] / spread[w] for w in ws) / len(ws)
+
+        queues = [sorted(set(labels), key=lambda x: (-score(x), len(x), x)) for _, labels in sorted(mts.items())]
+        picked: list[str] = []
+        used: set[str] = set()
+        while len(picked) < per_domain and any(queues):
+            for queue in queues:
+                while queue and (words(queue[0]) & used or len(queue[0].split()) > 3):
+                    queue.pop(0)
+                if queue and len(picked) < per_domain:
+                    label = queue.pop(0)
+                    picked.append(label)
+                    used |= words(label)
+        terms[DOMAIN_BY_CODE[code]] = picked
+    return terms
+
+
 def split_of(descriptor_id: str) -> str:
     """The split a descriptor belongs to: a stable hash sends one in five to validation."""
     return "validation" if int(hashlib.sha1(descriptor_id.encode()).hexdigest(), 16) % 5 == 0 else "train"

@@ -1,4 +1,5 @@
-"""The RFT trainer: OpenAI's job spec and hyperparameters, grader-driven policy optimization, checkpoints."""
+"""The trainer: OpenAI's job spec and hyperparameters; grader-driven policy optimization (RFT, loop.py), supervised
+and DPO fine-tuning (offline.py, sft.py, dpo.py); checkpoints and resume."""
 
 from openrft.training.checkpoints import list_checkpoints
 from openrft.training.events import read_events

@@ -108,10 +108,23 @@ def list_checkpoints(run_dir: str | Path) -> list[dict]:
     return sorted(records, key=lambda r: -r["step_number"])
 
 
-def apply_retention(run_dir: Path, keep: int, last_step: int) -> list[int]:
-    """Delete checkpoints outside the best `keep` by valid reward and the last; returns the steps kept."""
+def reward_score(record: dict) -> float:
+    """How good an RFT checkpoint is: its full validation reward (higher is better)."""
+    value = record["metrics"].get("full_valid_mean_reward")
+    return float("-inf") if value is None else value
+
+
+def loss_score(record: dict) -> float:
+    """How good an SFT or DPO checkpoint is: minus its full validation loss (higher is better)."""
+    value = record["metrics"].get("full_valid_loss")
+    return float("-inf") if value is None else -value
+
+
+def apply_retention(run_dir: Path, keep: int, last_step: int, *, score=reward_score) -> list[int]:
+    """Delete checkpoints outside the best `keep` by `score` (validation reward by default) and the last;
+    returns the steps kept."""
     records = list_checkpoints(run_dir)
-    ranked = sorted(records, key=lambda r: -(r["metrics"].get("full_valid_mean_reward") or float("-inf")))
+    ranked = sorted(records, key=lambda r: -score(r))
     kept = {r["step_number"] for r in ranked[:keep]} | {last_step}
     for record in records:
         if record["step_number"] not in kept:

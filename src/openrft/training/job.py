@@ -29,21 +29,26 @@ def resolve_file(ref: str, file_resolver: Callable[[str], Path] | None, field: s
 
 def create_job(body: dict | str | Path, *, run_dir: str | Path | None = None,
                file_resolver: Callable[[str], Path] | None = None, job_id: str | None = None) -> dict:
-    """Validate the spec, the data files against the grader, and write the queued job. Nothing heavy is loaded."""
+    """Validate the spec, the starting model's name, the data files (in the format of `method.type`, against the
+    grader for RFT), and write the queued job. Nothing heavy is loaded."""
     from openrft.data import load_rows
     from openrft.graders import parse_grader
 
     spec = parse_job(body)
+    kind = spec.method.type
     rl = spec.method.reinforcement
-    parse_grader(rl.grader)  # raises GraderValidationError naming the field
-    check_sampling(spec)
+    if rl is not None:
+        parse_grader(rl.grader)  # raises GraderValidationError naming the field
+        check_sampling(spec)
+    check_start_model(spec.model)
     train_path = resolve_file(spec.training_file, file_resolver, "training_file")
     valid_path = resolve_file(spec.validation_file, file_resolver, "validation_file") if spec.validation_file else None
-    train_rows = load_rows(train_path)  # raises DatasetError listing every problem of the file
-    valid_rows = load_rows(valid_path) if valid_path else []
-    _check_grader_fields(rl.grader, train_rows, train_path)
-    if valid_rows:
-        _check_grader_fields(rl.grader, valid_rows, valid_path)
+    train_rows = load_rows(train_path, method=kind)  # raises DatasetError listing every problem of the file
+    valid_rows = load_rows(valid_path, method=kind) if valid_path else []
+    if rl is not None:
+        _check_grader_fields(rl.grader, train_rows, train_path)
+        if valid_rows:
+            _check_grader_fields(rl.grader, valid_rows, valid_path)
     n_train = min(len(train_rows), spec.openrft.max_train_rows or len(train_rows))
     resolved = hyperparams.resolve(spec, n_train)
 
@@ -51,8 +56,8 @@ def create_job(body: dict | str | Path, *, run_dir: str | Path | None = None,
     run_dir = Path(run_dir or spec.openrft.output_dir or paths.runs_dir() / job_id)
     run_dir.mkdir(parents=True, exist_ok=True)
     seed = resolved["resolved"]["seed"]
-    method = spec.method.model_dump(mode="json", exclude={"supervised", "dpo"})
-    method["reinforcement"]["hyperparameters"] = resolved
+    method = {"type": kind, kind: spec.method.block.model_dump(mode="json")}  # the other blocks are left out
+    method[kind]["hyperparameters"] = resolved
     integrations = [i.model_dump(mode="json") for i in spec.integrations or []]
     if any(i["type"] == "wandb" for i in integrations) and "wandb" not in spec.openrft.trackers:
         spec.openrft.trackers.append("wandb")  # a wandb integration starts the W&B tracker
@@ -63,7 +68,8 @@ def create_job(body: dict | str | Path, *, run_dir: str | Path | None = None,
         "training_file": spec.training_file, "validation_file": spec.validation_file, "seed": seed,
         "estimated_finish": None, "integrations": integrations, "metadata": spec.metadata,
         "method": method, "suffix": spec.suffix, "user_provided_suffix": spec.suffix, "usage_metrics": None,
-        "shared_with_openai": False, "eval_id": f"eval_{job_id.removeprefix('ftjob-')}",
+        "shared_with_openai": False,
+        "eval_id": f"eval_{job_id.removeprefix('ftjob-')}" if kind == "reinforcement" else None,
         "openrft": {**spec.openrft.model_dump(mode="json"), "run_dir": str(run_dir),
                     "training_path": str(train_path), "validation_path": str(valid_path) if valid_path else None},
     }
@@ -74,6 +80,17 @@ def create_job(body: dict | str | Path, *, run_dir: str | Path | None = None,
     EventLog(run_dir).emit(f"Validated training file: {len(train_rows)} rows"
                            + (f"; validation file: {len(valid_rows)} rows" if valid_path else ""))
     return job
+
+
+def check_start_model(model: str) -> None:
+    """Refuse a model that does not exist (a `ft:` name no run has, a missing checkpoint folder), naming `model`.
+    Nothing is loaded or converted."""
+    from openrft.models import ModelError, resolve_model
+
+    try:
+        resolve_model(model, prepare=False)
+    except ModelError as exc:
+        raise JobSpecError(f"model: {exc}", param="model") from None
 
 
 MIN_ANSWER_TOKENS = 16  # room a job must leave for the answer after the longest reasoning segment
@@ -143,13 +160,12 @@ def load_job(run_dir: str | Path) -> dict:
 
 def spec_of(job: dict) -> JobSpec:
     """Rebuild the JobSpec from a stored job (files as resolved paths)."""
-    rl = job["method"]["reinforcement"]
-    hp = {k: v for k, v in rl["hyperparameters"].items() if k != "resolved"}
+    kind = job["method"].get("type", "reinforcement")
+    block = dict(job["method"][kind])
+    block["hyperparameters"] = {k: v for k, v in block["hyperparameters"].items() if k != "resolved"}
     body = {"model": job["model"], "training_file": job["openrft"]["training_path"],
             "validation_file": job["openrft"]["validation_path"], "suffix": job.get("suffix"), "seed": job["seed"],
             "metadata": job.get("metadata"),
-            "method": {"type": "reinforcement", "reinforcement": {"grader": rl["grader"],
-                                                                  "response_format": rl.get("response_format"),
-                                                                  "hyperparameters": hp}},
+            "method": {"type": kind, kind: block},
             "openrft": {k: v for k, v in job["openrft"].items() if k not in ("run_dir", "training_path", "validation_path")}}
     return JobSpec.model_validate(body)

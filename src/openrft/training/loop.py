@@ -13,6 +13,9 @@ Distributed (accelerate / torchrun, `openrft train --processes N` or `accelerate
 its share of each step's prompts, accumulates gradients for its groups, and the gradients and token counts
 are summed across processes before the optimizer step, so that any number of zero-signal groups per process
 is fine. Validation, checkpoints and events are written by the main process.
+
+Supervised and dpo jobs go to `openrft.training.offline` (run_job dispatches on `method.type`), which reuses this
+module's model building (`build_policy`), stop handling and finishing.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from openrft.training import algorithm
 from openrft.training.checkpoints import apply_retention, load_state, save_model, save_state, write_checkpoint
 from openrft.training.events import EventLog
 from openrft.training.job import TERMINAL, load_job, save_job, spec_of
-from openrft.training.registry import checkpoint_name, model_name
+from openrft.training.registry import checkpoint_base, checkpoint_name, model_name
 from openrft.training.trackers import Trackers
 
 ERROR_KINDS = ("sample_parse_error", "invalid_variable_error", "other_error", "python_grader_server_error",
@@ -69,7 +72,8 @@ def validation_rows(job: dict, ext, seed: int) -> list[dict]:
     from openrft.data.splits import group_subset
 
     path = job["openrft"]["validation_path"]
-    return group_subset(load_rows(path), ext.max_valid_rows, seed, ext.group_key) if path else []
+    method = job["method"].get("type", "reinforcement")
+    return group_subset(load_rows(path, method=method), ext.max_valid_rows, seed, ext.group_key) if path else []
 
 
 def epoch_order(rows: list[dict], *, n_epochs: int, seed: int, balance: bool, label_key: str | None) -> list[int]:
@@ -98,8 +102,11 @@ def run_job(run_dir: str | Path, *, should_stop: Callable[[], str | None] | None
         return job
     log = EventLog(run_dir)
     stop_signal = _SignalStop()
+    train = _train
+    if job["method"].get("type", "reinforcement") != "reinforcement":  # supervised, dpo: learning from fixed rows
+        from openrft.training.offline import train_offline as train
     try:
-        return _train(run_dir, job, log, should_stop or (lambda: None), progress, stop_signal)
+        return train(run_dir, job, log, should_stop or (lambda: None), progress, stop_signal)
     except JobFailed as exc:
         return _finish(run_dir, job, log, "failed", error={"code": "job_failed", "message": str(exc), "param": None})
     except Exception as exc:  # an unexpected error fails the job with its message, never silently
@@ -117,7 +124,6 @@ def _train(run_dir: Path, job: dict, log: EventLog, should_stop, progress: bool,
     from openrft.data import load_rows
     from openrft.engines.transformers import TransformersEngine
     from openrft.graders import build_grader
-    from openrft.models import add_lora, load_model
 
     dist = _Distributed()
     console = Console(stderr=True, quiet=not progress or not dist.main)
@@ -134,20 +140,13 @@ def _train(run_dir: Path, job: dict, log: EventLog, should_stop, progress: bool,
     valid_rows = validation_rows(job, ext, seed)
     labels = eval_labels(ext, train_rows + valid_rows)
 
-    device = ext.device
-    if device == "cuda" and dist.active:  # one GPU per process
-        device = f"cuda:{int(__import__('os').environ.get('LOCAL_RANK', 0))}"
-    model, tokenizer = load_model(spec.model, dtype=ext.precision, device=device)
-    if ext.finetune == "lora":
-        model = add_lora(model, rank=ext.lora_rank, alpha=ext.lora_alpha, dropout=ext.lora_dropout,
-                         target_modules=ext.lora_target_modules)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=res["learning_rate"], weight_decay=ext.weight_decay)
+    model, tokenizer, optimizer = build_policy(spec, res["learning_rate"], dist)
     engine = TransformersEngine(model, tokenizer, model_name=spec.model)
     grader = build_grader(rl.grader)
     reasoning = reasoning_effort(hp)
     order = epoch_order(train_rows, n_epochs=hp["n_epochs"], seed=seed, balance=ext.balance, label_key=ext.label_key)
     ft_name = model_name(spec.model, spec.suffix, job["id"])
+    base_model = checkpoint_base(spec.model)
 
     state = load_state(run_dir, model, optimizer)
     start_step = state["step"] if state else 0
@@ -245,7 +244,7 @@ def _train(run_dir: Path, job: dict, log: EventLog, should_stop, progress: bool,
                 if summary and "classification" in summary:
                     metrics.update({f"full_valid_{k}": summary["classification"]["micro"][k]
                                     for k in ("precision", "recall", "f1")})
-                write_checkpoint(run_dir, _unwrap(model), tokenizer, step=step, base_model=spec.model, job_id=job["id"],
+                write_checkpoint(run_dir, _unwrap(model), tokenizer, step=step, base_model=base_model, job_id=job["id"],
                                  checkpoint_model=checkpoint_name(ft_name, step), metrics=metrics)
                 if valid_reward is not None and (best is None or valid_reward > best["reward"]):
                     best = {"step": step, "reward": valid_reward}
@@ -253,7 +252,7 @@ def _train(run_dir: Path, job: dict, log: EventLog, should_stop, progress: bool,
                 save_state(run_dir, model, optimizer, {"step": step, "best_valid": best, "trained_tokens": trained_tokens})
             dist.barrier()
     if dist.main:
-        save_model(_unwrap(model), tokenizer, run_dir / "checkpoints" / "final", spec.model)
+        save_model(_unwrap(model), tokenizer, run_dir / "checkpoints" / "final", base_model)
         job["trained_tokens"] = trained_tokens
         job["fine_tuned_model"] = ft_name
         job["result_files"] = []
@@ -265,6 +264,24 @@ def _train(run_dir: Path, job: dict, log: EventLog, should_stop, progress: bool,
         _report(run_dir, log)
         return _finish(run_dir, job, log, "succeeded")
     return job
+
+
+def build_policy(spec, learning_rate: float, dist: "_Distributed"):
+    """(model, tokenizer, optimizer) of a job: the starting model (a fine-tuned adapter merged into its base:
+    openrft.models.load_start_model), with fresh LoRA adapters or all weights trainable, and AdamW."""
+    from openrft.models import add_lora, load_start_model
+
+    ext = spec.openrft
+    device = ext.device
+    if device == "cuda" and dist.active:  # one GPU per process
+        device = f"cuda:{int(__import__('os').environ.get('LOCAL_RANK', 0))}"
+    model, tokenizer = load_start_model(spec.model, dtype=ext.precision, device=device)
+    if ext.finetune == "lora":
+        model = add_lora(model, rank=ext.lora_rank, alpha=ext.lora_alpha, dropout=ext.lora_dropout,
+                         target_modules=ext.lora_target_modules)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=learning_rate, weight_decay=ext.weight_decay)
+    return model, tokenizer, optimizer
 
 
 def reasoning_effort(hp: dict) -> str | None:
@@ -443,7 +460,15 @@ def _metrics_event(step, total_steps, rollouts, summary, stats, timing, grader, 
                                                        summary["classification"]["per_label"].items()}
             data["valid"]["baselines"] = {name: {"reward": b["reward"]["mean"], **b["classification"]["micro"]}
                                           for name, b in summary.get("baselines", {}).items()}
-    data["usage"] = {"samples": usage, "graders": []}
+    graders_usage = []
+    if rollouts:  # the training batch's judge-model tokens per grader (the service adds the validation's)
+        from openrft.graders.usage import grader_usage_entries, model_usage
+
+        grades = [g for r in rollouts for g in r.grades[0]]
+        graders_usage = [{k: v for k, v in entry.items() if k.startswith("train_")} for entry in
+                         grader_usage_entries(grader_spec, {"train": {"samples": len(grades),
+                                                                      "models": model_usage(grades)}})]
+    data["usage"] = {"samples": usage, "graders": graders_usage}
     data["errors"] = {"graders": [grader_errors]}
     data["timing"] = {"step": {k: timing.get(k, 0.0) for k in ("sampling", "training", "eval", "full_iteration")},
                       "graders": [grader_timing]}
@@ -496,8 +521,8 @@ def _stop(run_dir, job, log, action, model, tokenizer, optimizer, step, best, tr
             trackers.close()
     if action == "pause":
         if dist.main and step > 0:
-            write_checkpoint(run_dir, _unwrap(model), tokenizer, step=step, base_model=spec.model, job_id=job["id"],
-                             checkpoint_model=checkpoint_name(ft_name, step), metrics={"step": step})
+            write_checkpoint(run_dir, _unwrap(model), tokenizer, step=step, base_model=checkpoint_base(spec.model),
+                             job_id=job["id"], checkpoint_model=checkpoint_name(ft_name, step), metrics={"step": step})
         job["status"] = "paused"
         if dist.main:
             save_job(run_dir, job)

@@ -18,6 +18,10 @@ openrft:                             # the extension block: every key optional
   ...                                # see OpenrftOptions
 ```
 
+`method.type` may also be `supervised` (`method.supervised.hyperparameters`: batch_size, n_epochs,
+learning_rate_multiplier) or `dpo` (the same plus `beta`), as on OpenAI; their rows are SFT conversations and
+preference pairs (openrft.data.formats). The block of another type than `method.type` is refused.
+
 OpenAI's keys keep their meaning; nothing in `openrft` changes it.
 """
 
@@ -58,17 +62,14 @@ def _clean(value: Any, key: str) -> Any:
     return value
 
 
-class Hyperparameters(BaseModel):
-    """OpenAI's FineTuneReinforcementHyperparameters; every key accepts "auto"."""
+class SupervisedHyperparameters(BaseModel):
+    """OpenAI's SupervisedHyperparameters (the keys every method has); each accepts "auto"
+    (rules: openrft.training.hyperparams)."""
 
     model_config = ConfigDict(extra="forbid")
-    batch_size: Union[Auto, int] = Field("auto", description="prompts per step (1–256)")
+    batch_size: Union[Auto, int] = Field("auto", description="prompts (RFT) or rows (SFT, DPO) per step (1–256)")
     learning_rate_multiplier: Union[Auto, float] = "auto"
     n_epochs: Union[Auto, int] = "auto"
-    reasoning_effort: Literal["default", "low", "medium", "high"] = "default"
-    compute_multiplier: Union[Auto, float] = "auto"
-    eval_interval: Union[Auto, int] = "auto"
-    eval_samples: Union[Auto, int] = "auto"
 
     @model_validator(mode="before")
     @classmethod
@@ -98,6 +99,15 @@ class Hyperparameters(BaseModel):
         if v != "auto" and not v > 0:
             raise ValueError("learning_rate_multiplier must be 'auto' or a number > 0")
         return v
+
+
+class Hyperparameters(SupervisedHyperparameters):
+    """OpenAI's FineTuneReinforcementHyperparameters; every key accepts "auto"."""
+
+    reasoning_effort: Literal["default", "low", "medium", "high"] = "default"
+    compute_multiplier: Union[Auto, float] = "auto"
+    eval_interval: Union[Auto, int] = "auto"
+    eval_samples: Union[Auto, int] = "auto"
 
     @field_validator("compute_multiplier")
     @classmethod
@@ -135,12 +145,80 @@ class Reinforcement(BaseModel):
         return {} if value is None else value
 
 
-class Method(BaseModel):
+class DpoHyperparameters(SupervisedHyperparameters):
+    """OpenAI's DpoHyperparameters: the supervised ones plus `beta` (the DPO loss's temperature)."""
+
+    beta: Union[Auto, float] = Field("auto", description="weight of the reference in the DPO loss (auto: 0.1)")
+
+    @field_validator("beta")
+    @classmethod
+    def _beta(cls, v):
+        if v != "auto" and not v > 0:
+            raise ValueError("beta must be 'auto' or a number > 0")
+        return v
+
+
+class Supervised(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    type: Literal["reinforcement"]
-    reinforcement: Reinforcement
-    supervised: None = None  # the other methods' blocks, null as a job object carries them
-    dpo: None = None
+    hyperparameters: SupervisedHyperparameters = Field(default_factory=SupervisedHyperparameters)
+
+    @field_validator("hyperparameters", mode="before")
+    @classmethod
+    def _hyperparameters(cls, value):
+        return {} if value is None else value
+
+
+class Dpo(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    hyperparameters: DpoHyperparameters = Field(default_factory=DpoHyperparameters)
+
+    @field_validator("hyperparameters", mode="before")
+    @classmethod
+    def _hyperparameters(cls, value):
+        return {} if value is None else value
+
+
+METHOD_TYPES = ("supervised", "dpo", "reinforcement")
+
+
+class Method(BaseModel):
+    """OpenAI's `method`: `type` and the one block of that type (the others absent or null, as a job object
+    carries them). The supervised and dpo blocks may be left out (every hyperparameter "auto")."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["supervised", "dpo", "reinforcement"]
+    supervised: Optional[Supervised] = None
+    dpo: Optional[Dpo] = None
+    reinforcement: Optional[Reinforcement] = None
+
+    @model_validator(mode="after")
+    def _one_block(self):
+        problem = method_block_problem({name: getattr(self, name) for name in METHOD_TYPES} | {"type": self.type})
+        if problem:
+            raise ValueError(f"{problem[0]}: {problem[1]}")
+        if self.type == "supervised" and self.supervised is None:
+            self.supervised = Supervised()
+        if self.type == "dpo" and self.dpo is None:
+            self.dpo = Dpo()
+        return self
+
+    @property
+    def block(self) -> "Supervised | Dpo | Reinforcement":
+        """The block of `type`: its hyperparameters (and for reinforcement its grader)."""
+        return getattr(self, self.type)
+
+
+def method_block_problem(method: Any) -> tuple[str, str] | None:
+    """(field, reason) when a method's blocks do not match its `type`, else None."""
+    if not isinstance(method, dict) or method.get("type") not in METHOD_TYPES:
+        return None
+    for name in METHOD_TYPES:
+        if name != method["type"] and method.get(name) is not None:
+            return (f"method.{name}", f"a {name} block is given but method.type is {method['type']!r}: give the "
+                                      f"block of the method you ask for (method.{method['type']}) or change the type")
+    if method["type"] == "reinforcement" and method.get("reinforcement") is None:
+        return ("method.reinforcement", "required when method.type is 'reinforcement' (it holds the grader)")
+    return None
 
 
 class WandbIntegration(BaseModel):
@@ -159,8 +237,27 @@ class Integration(BaseModel):
     wandb: WandbIntegration
 
 
+def auto_device() -> str:
+    """The device of `device: auto`: "cuda" when torch sees a GPU (a worker of `openrft serve` sees its own one),
+    else "cpu"."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def auto_precision(device: str) -> str:
+    """The precision of `precision: auto`: bfloat16 on a GPU that computes it, else float32 (also on a CPU:
+    training in float32 keeps the sampler's and the trainer's log-probabilities equal)."""
+    import torch
+
+    if str(device).startswith("cuda") and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        return "bfloat16"
+    return "float32"
+
+
 class OpenrftOptions(BaseModel):
-    """What OpenAI does not expose. Defaults suit the embedded model on a laptop CPU."""
+    """What OpenAI does not expose. Defaults suit the embedded model; `device` and `precision` follow the
+    machine that parses the spec (cuda and bfloat16 on a GPU server, cpu and float32 on a laptop)."""
 
     model_config = ConfigDict(extra="forbid")
     task: Optional[str] = Field(None, description="take training/validation files, grader and response_format from "
@@ -168,49 +265,63 @@ class OpenrftOptions(BaseModel):
                                 "'auto' = the EuroVoc task when the real data is present, else its offline variant")
     task_options: dict[str, Any] = Field(default_factory=dict, description="options of the task's loader")
     finetune: Literal["lora", "full"] = "lora"
-    lora_rank: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.0
+    lora_rank: int = Field(16, ge=1, le=4096)
+    lora_alpha: int = Field(32, ge=1, le=65536)
+    lora_dropout: float = Field(0.0, ge=0.0, lt=1.0)
     lora_target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj",
                                                                     "gate_proj", "up_proj", "down_proj"])
     engine: Literal["transformers"] = Field("transformers", description="the rollout engine; vLLM rollouts in "
                                             "training are not built yet (the vllm engine serves evals and chat)")
-    device: str = "cpu"
-    precision: Literal["float32", "bfloat16"] = "float32"
+    device: str = Field("auto", description="cpu, cuda, cuda:N, ...; 'auto' = cuda when torch sees a GPU, else cpu")
+    precision: Literal["auto", "float32", "bfloat16"] = Field("auto", description="the weights' dtype; 'auto' = "
+                                                              "bfloat16 on a GPU that supports it, else float32")
     output_dir: Optional[str] = None
     trackers: list[Literal["tensorboard", "wandb", "mlflow", "trackio"]] = Field(default_factory=lambda: ["tensorboard"])
     # sampling
-    max_tokens: int = Field(96, description="new tokens per training sample (reasoning included)")
-    temperature: float = 1.0
-    top_p: float = 1.0
+    max_tokens: int = Field(96, ge=1, le=131072, description="new tokens per training sample (reasoning included)")
+    temperature: float = Field(1.0, ge=0.0, le=2.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
     # algorithm (see openrft.training.algorithm)
-    learning_rate: Optional[float] = Field(None, description="base learning rate before the multiplier "
+    learning_rate: Optional[float] = Field(None, gt=0.0, le=1.0, description="base learning rate before the multiplier "
                                            "(default 1e-4 for LoRA, 1e-5 for full fine-tuning)")
-    updates_per_batch: int = Field(2, ge=1, description="optimizer passes over one batch of rollouts (clipped ratio)")
-    clip_epsilon: float = 0.2
-    kl_coef: float = 0.0
+    updates_per_batch: int = Field(2, ge=1, le=64, description="optimizer passes over one batch of rollouts (clipped ratio)")
+    clip_epsilon: float = Field(0.2, gt=0.0, le=1.0)
+    kl_coef: float = Field(0.0, ge=0.0, le=100.0)
     scale_rewards: bool = Field(True, description="divide group advantages by the group's std (GRPO); false = Dr. GRPO")
     truncated: Literal["keep", "mask"] = Field("keep", description="truncated samples: keep their grade, or leave them "
                                                "out of the loss (DAPO's overlong filtering)")
-    max_grad_norm: float = 1.0
-    weight_decay: float = 0.0
-    max_grader_error_share: float = Field(0.5, description="fail the job when a step's grader error share exceeds it")
+    max_grad_norm: float = Field(1.0, gt=0.0, description="gradient norm clipping (a huge value: no clipping)")
+    weight_decay: float = Field(0.0, ge=0.0, le=1.0)
+    max_grader_error_share: float = Field(0.5, ge=0.0, le=1.0, description="fail the job when a step's grader error "
+                                          "share exceeds it")
     balance: bool = Field(True, description="balance labels in the epoch order (openrft.data.balance_rows)")
     label_key: Optional[str] = Field("labels", description="the row field holding reference labels, if any")
     group_key: Optional[str] = Field(None, description="the row field whose rows belong together (EuroVoc: "
                                      "`celex_id`, an act and its translations): subsets and held-out sets take "
                                      "whole groups; None = every row is its own group")
     labels: Optional[list[str]] = Field(None, description="the label space for P/R/F1 (default: task's or data's)")
-    max_train_rows: Optional[int] = None
-    max_valid_rows: Optional[int] = None
-    max_steps: Optional[int] = Field(None, description="stop after this many steps (a time budget for demos)")
+    max_train_rows: Optional[int] = Field(None, ge=0, description="use at most this many training rows (0: all)")
+    max_valid_rows: Optional[int] = Field(None, ge=0, description="use at most this many validation rows (0: all)")
+    max_steps: Optional[int] = Field(None, ge=0, description="stop after this many steps (a time budget for demos; "
+                                     "0: no cap)")
     validate_at_start: bool = Field(True, description="a validation run of the base model at step 0")
-    keep_checkpoints: int = 3
-    prompts_per_generate: int = 4
+    keep_checkpoints: int = Field(3, ge=0, le=10_000, description="best checkpoints kept (by validation reward), "
+                                  "besides the last")
+    prompts_per_generate: int = Field(4, ge=1, le=4096, description="prompts sampled in one generate call")
+
+    @model_validator(mode="after")
+    def _resolve_auto_device(self):
+        """`auto` device and precision become the machine's, where the spec is parsed (the server that creates the
+        job), so that the stored job says what it ran on."""
+        if self.device == "auto":
+            self.device = auto_device()
+        if self.precision == "auto":
+            self.precision = auto_precision(self.device)
+        return self
 
 
 class JobSpec(BaseModel):
-    """OpenAI's CreateFineTuningJobRequest for the reinforcement method, plus `openrft`."""
+    """OpenAI's CreateFineTuningJobRequest (supervised, dpo or reinforcement), plus `openrft`."""
 
     model_config = ConfigDict(extra="forbid")
     model: str
@@ -270,27 +381,51 @@ def materialize_task(body: dict) -> dict:
     trainer balances each epoch itself) under `$OPENRFT_HOME/tasks/<task>/`, and its grader and
     response_format are used."""
     ext = body.get("openrft") or {}
-    if not ext.get("task"):
-        return body
+    if not isinstance(ext, dict) or not ext.get("task"):
+        return body  # (an `openrft` that is not a mapping is refused by the model)
     from openrft import paths
-    from openrft.tasks import default_task, get_task
+    from openrft.data import DatasetError
+    from openrft.tasks import TaskError, default_task, get_task
     from openrft.tasks.export import export_task
 
-    task = default_task() if ext["task"] == "auto" else get_task(ext["task"])
+    try:
+        task = default_task() if ext["task"] == "auto" else get_task(ext["task"])
+    except (TaskError, TypeError) as exc:  # TypeError: a task that is not a string
+        raise JobSpecError(f"openrft.task: {exc}", param="openrft.task") from None
+    options = ext.get("task_options") or {}
+    if not isinstance(options, dict):
+        raise JobSpecError("openrft.task_options: must be a mapping of option names to values",
+                           param="openrft.task_options")
+    unknown = sorted(str(name) for name in set(options) - set(task.options))
+    if unknown:
+        raise JobSpecError(f"openrft.task_options: task {task.name} has no option(s) {', '.join(unknown)} "
+                           f"(options: {', '.join(sorted(task.options)) or 'none'})", param="openrft.task_options")
     body = {**body, "openrft": {**ext, "task": task.name}}
     method = body.setdefault("method", {"type": "reinforcement"})
-    rl = method.setdefault("reinforcement", {})
-    rl.setdefault("grader", task.grader)
-    if "response_format" not in rl:
-        rl["response_format"] = task.response_format
+    kind = method.get("type") if method.get("type") in METHOD_TYPES else "reinforcement"
+    if kind == "reinforcement":
+        rl = method.setdefault("reinforcement", {})
+        rl.setdefault("grader", task.grader)
+        if "response_format" not in rl:
+            rl["response_format"] = task.response_format
+    elif kind == "dpo" and not body.get("training_file"):
+        raise JobSpecError(f"training_file: a dpo job needs preference rows, which task {task.name} does not have: "
+                           "make them from an eval run with `openrft data preferences EVAL_RUN --out FILE`",
+                           param="training_file")
     if task.labels and "labels" not in body["openrft"]:
         body["openrft"]["labels"] = task.labels
     if task.group_key and "group_key" not in body["openrft"]:
         body["openrft"]["group_key"] = task.group_key
     if not body.get("training_file") or ("validation_file" not in body):
-        out = paths.home() / "tasks" / task.name
-        if not (out / "train.jsonl").is_file() or ext.get("task_options"):
-            export_task(task, out, balance=False, **(ext.get("task_options") or {}))
+        out = paths.home() / "tasks" / task.name / ("" if kind == "reinforcement" else kind)
+        if not (out / "train.jsonl").is_file() or options:
+            try:
+                export_task(task, out, balance=False, method=kind, **options)
+            except DatasetError:
+                raise
+            except (TaskError, TypeError, ValueError) as exc:  # a task without its data, an option's bad value
+                param = "openrft.task_options" if options else "openrft.task"
+                raise JobSpecError(f"{param}: task {task.name}: {exc}", param=param) from None
         body.setdefault("training_file", str(out / "train.jsonl"))
         body.setdefault("validation_file", str(out / "validation.jsonl"))
     return body
@@ -301,6 +436,9 @@ def parse_job(body: dict | str | Path, *, source: str = "job") -> JobSpec:
         source = str(body)
         body = load_job_body(body)
     body = materialize_task(body)
+    problem = method_block_problem(body.get("method"))
+    if problem:  # named as a field of its own (a pydantic model error would only name `method`)
+        raise JobSpecError(f"{source}: {problem[0]}: {problem[1]}", param=problem[0])
     try:
         return JobSpec.model_validate(body)
     except ValidationError as exc:

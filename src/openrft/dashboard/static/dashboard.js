@@ -195,7 +195,8 @@ async function showJob(key) {
   const v = await getJSON("api/job/" + keyPath(key));
   view().innerHTML = `<div id="job-head"></div>
     <div class="grid" id="job-charts"></div>
-    <h2>RL internals</h2><div class="grid small" id="train-charts"></div>
+    <h2>${v.method === "reinforcement" ? "RL internals" : "Training (" + esc(v.method) + ")"}</h2>
+    <div class="grid small" id="train-charts"></div>
     <h2>Checkpoints</h2><div id="checkpoints"></div>
     <h2>Events</h2><div id="events"></div>`;
   const draw = (v) => {

@@ -1,0 +1,67 @@
+"""DPO pairs from your own grader: an eval run's graded samples turned into OpenAI preference rows.
+
+An eval run (`openrft eval --runs N`, or a training job's `evals/step-N`) holds several graded samples per item
+(`output_items.jsonl`). For each item the best-graded sample becomes `preferred_output` and the worst-graded
+one `non_preferred_output`; an item whose samples all score the same (a tie: nothing to prefer) or that has
+only one sample is skipped. A sample's grade is its criteria's mean score; samples that errored (the engine
+failed) are left out. The prompt is the sample's input messages; the item's reference fields are kept beside
+the pair (training ignores them; a group key such as `celex_id` still splits by group).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+
+class PreferenceError(ValueError):
+    """An eval run that cannot be read; the message names the file."""
+
+
+def _grade(item: dict) -> float | None:
+    scores = [r.get("score") for r in item.get("results") or [] if isinstance(r.get("score"), (int, float))]
+    return sum(scores) / len(scores) if scores else None
+
+
+def preference_rows(eval_run: str | Path, *, min_gap: float = 0.0) -> tuple[list[dict], dict]:
+    """(DPO rows, a summary: items, pairs, ties, single, mean_gap) from the eval run directory `eval_run`."""
+    path = Path(eval_run) / "output_items.jsonl"
+    if not path.is_file():
+        raise PreferenceError(f"{eval_run}: not an eval run directory (no output_items.jsonl)")
+    by_item: dict[int, list[dict]] = defaultdict(list)
+    for line, text in enumerate(path.read_text().splitlines(), start=1):
+        if not text.strip():
+            continue
+        try:
+            item = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise PreferenceError(f"{path}:{line}: not valid JSON: {exc.msg}") from None
+        if item.get("status") == "error" or _grade(item) is None:
+            continue
+        by_item[item.get("datasource_item_id")].append(item)
+    rows, gaps = [], []
+    ties = single = 0
+    for key in sorted(by_item, key=lambda k: (k is None, k)):
+        samples = by_item[key]
+        if len(samples) < 2:
+            single += 1
+            continue
+        ranked = sorted(samples, key=_grade)  # stable: among equal grades the earlier sample is kept
+        worst, best = ranked[0], ranked[-1]
+        gap = _grade(best) - _grade(worst)
+        if gap <= min_gap or best["sample"]["output"] == worst["sample"]["output"]:
+            ties += 1
+            continue
+        gaps.append(gap)
+        rows.append({"input": {"messages": best["sample"]["input"]},
+                     "preferred_output": _assistant(best), "non_preferred_output": _assistant(worst),
+                     **{k: v for k, v in (best.get("datasource_item") or {}).items()
+                        if k not in ("input", "preferred_output", "non_preferred_output", "messages")}})
+    summary = {"items": len(by_item), "pairs": len(rows), "ties": ties, "single": single,
+               "mean_gap": sum(gaps) / len(gaps) if gaps else 0.0}
+    return rows, summary
+
+
+def _assistant(item: dict) -> list[dict]:
+    return [{"role": "assistant", "content": m.get("content") or ""} for m in item["sample"]["output"]]
