@@ -34,9 +34,10 @@ import sys
 import time
 from pathlib import Path
 
-import openrft  # noqa: F401  (first: it sets OMP_WAIT_POLICY before torch loads, for both sides, as the CLI does)
 from rich.console import Console
 from rich.table import Table
+
+import openrft  # noqa: F401  (first: it sets OMP_WAIT_POLICY before torch loads, for both sides, as the CLI does)
 
 RESULTS = Path(__file__).resolve().parent / "results" / "rollout.json"
 INSTRUCTION = ("Read this EU legal act and name all of its EuroVoc level-1 domains. "

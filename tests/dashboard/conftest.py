@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from rundirs import write_eval_run, write_job_run
 
 

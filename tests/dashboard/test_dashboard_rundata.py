@@ -7,9 +7,9 @@ import math
 import shutil
 
 import pytest
+from rundirs import write_job_run
 
 from openrft.dashboard import rundata
-from rundirs import write_job_run
 
 
 def events_of(path):

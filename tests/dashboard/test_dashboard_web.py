@@ -7,9 +7,9 @@ import shutil
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from rundirs import write_job_run
 
 from openrft.dashboard.web import STATIC_DIR, create_app, router
-from rundirs import write_job_run
 
 
 def client_for(*roots) -> TestClient:

@@ -10,6 +10,7 @@ import pytest
 from openrft.doctor import checks
 from openrft.engines.base import SamplingParams
 from openrft.evals import run_eval
+
 from .scripted import ScriptedEngine, rows
 
 EXACT = {"type": "string_check", "name": "exact", "input": "{{ sample.output_text }}", "reference": "{{ item.answer }}",

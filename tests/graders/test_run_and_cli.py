@@ -6,7 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from openrft.cli import app
-from openrft.graders import GraderValidationError, ERROR_FLAGS, run_grader, validate_grader
+from openrft.graders import ERROR_FLAGS, GraderValidationError, run_grader, validate_grader
 
 GRADER = {"type": "string_check", "name": "capital", "input": "{{ sample.output_text }}",
           "reference": "{{ item.answer }}", "operation": "eq"}

@@ -12,6 +12,7 @@ import pytest
 
 from tests.reliability.conftest import AUTH, assert_openai_error
 
+
 def row(**extra) -> dict:
     """A valid row whose prompt differs with its reference fields (no two rows conflict)."""
     return {"messages": [{"role": "user", "content": f"Label this: {sorted(extra.items())}"}], **extra}

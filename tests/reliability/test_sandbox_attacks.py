@@ -15,8 +15,16 @@ import time
 import pytest
 
 from openrft.graders import build_grader
-from openrft.graders.sandbox import (MAX_ANSWER_BYTES, SandboxLimits, SandboxPool, SandboxUnavailable, _Worker,
-                                     _WorkerGone, check_sandbox, sandbox_caller)
+from openrft.graders.sandbox import (
+    MAX_ANSWER_BYTES,
+    SandboxLimits,
+    SandboxPool,
+    SandboxUnavailable,
+    _Worker,
+    _WorkerGone,
+    check_sandbox,
+    sandbox_caller,
+)
 
 LIMITS = SandboxLimits(wall_time_s=2.0, cpu_time_s=2.0, memory_bytes=1024**3, grace_s=2.0, queue_timeout_s=20.0)
 VICTIM = "def grade(sample, item):\n    return 0.1\n"

@@ -13,8 +13,7 @@ from typer.testing import CliRunner
 
 from openrft.cli import app
 from openrft.data import check_file, label_counts, load_rows, write_rows
-from openrft.tasks import TaskError, default_task, get_task, list_tasks
-from openrft.tasks import eurovoc, eurovoc_offline
+from openrft.tasks import TaskError, default_task, eurovoc, eurovoc_offline, get_task, list_tasks
 from openrft.tasks.eurovoc import DOMAIN_BY_CODE
 
 REPO = Path(__file__).resolve().parents[2]

@@ -4,7 +4,6 @@ could only fail later are refused at create time naming the field."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess

@@ -655,7 +655,8 @@ def list_runs(refs: dict[str, RunRef]) -> dict:
 def compare(refs: list[RunRef]) -> dict:
     """Eval runs side by side (models, checkpoints): `openrft.evals.compare`'s rows (reward, noise, P/R/F1,
     difference to the first run and whether it exceeds the noise, baselines) plus histograms on shared bins."""
-    from openrft.evals import compare as compare_results, load_eval
+    from openrft.evals import compare as compare_results
+    from openrft.evals import load_eval
 
     results = []
     for ref in refs:

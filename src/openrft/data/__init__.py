@@ -12,8 +12,16 @@ from openrft.data.balance import balance_rows, balance_weights
 from openrft.data.labels import imbalance_ratio, label_counts, row_labels
 from openrft.data.splits import SplitError, split_rows
 from openrft.data.stats import dataset_stats, plot_stats, stats_tables
-from openrft.data.validate import (DatasetError, Problem, check_file, check_rows, load_rows, read_jsonl,
-                                   validate_rows, write_rows)
+from openrft.data.validate import (
+                                   DatasetError,
+                                   Problem,
+                                   check_file,
+                                   check_rows,
+                                   load_rows,
+                                   read_jsonl,
+                                   validate_rows,
+                                   write_rows,
+)
 
 __all__ = [
     "DatasetError", "Problem", "SplitError", "balance_rows", "balance_weights", "check_file", "check_rows",

@@ -39,7 +39,7 @@ def eval_command(
 ):
     """Evaluate one or more models; print reward, noise, P/R/F1 and baselines; save output items and plots."""
     from openrft import paths
-    from openrft.evals import comparison_table, compare, load_eval, run_eval
+    from openrft.evals import compare, comparison_table, load_eval, run_eval
     from openrft.evals.compare import comparison_plots
 
     if compare_dirs:

@@ -512,12 +512,10 @@ def _text_message(message: Any, where: str) -> dict:
 
 def _params(data_source: dict) -> SamplingParams:
     """A run's sampling_params as the engine's, read as /v1/chat/completions or /v1/responses reads them."""
-    from openrft.service.chat import engine_params
-    from openrft.service.responses import response_format_of
-
     from openrft.engines import EngineError
     from openrft.engines.tools import tool_use
-    from openrft.service.responses import chat_tools, param_name
+    from openrft.service.chat import engine_params
+    from openrft.service.responses import chat_tools, param_name, response_format_of
 
     given = data_source.get("sampling_params") or {}
     tools = given.get("tools")

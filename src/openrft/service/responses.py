@@ -26,8 +26,15 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from openrft.engines import Sample
-from openrft.service.chat import (IGNORED_PARAMS, ReasoningEffort, check_tools, content_text, engine_params,
-                                  generate, unsupported)
+from openrft.service.chat import (
+    IGNORED_PARAMS,
+    ReasoningEffort,
+    check_tools,
+    content_text,
+    engine_params,
+    generate,
+    unsupported,
+)
 from openrft.service.errors import bad_request
 from openrft.service.ids import new_id
 

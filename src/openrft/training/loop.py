@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import math
 import random
-from collections import Counter
 import signal
 import time
+from collections import Counter
 from pathlib import Path
 from statistics import mean
 from typing import Callable
