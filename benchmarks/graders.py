@@ -196,7 +196,7 @@ def main() -> None:
                     timing["latency_ms_p99"] = round(1000 * percentile(latencies, 0.99), 3)
                     python_results.setdefault(grader_name, {})[way_name] = timing
                     progress.advance(task)
-            for grader_name, ways_timing in python_results.items():
+            for ways_timing in python_results.values():
                 pool_rate = ways_timing["pool"]["pairs_per_s"]
                 ways_timing["speedup_vs_subprocess"] = round(pool_rate / ways_timing["subprocess"]["pairs_per_s"], 1)
                 ways_timing["speedup_vs_bwrap_subprocess"] = round(
@@ -315,13 +315,14 @@ def side_by_side(args) -> None:
         finally:
             for pool in pools.values():
                 pool.close()
-    medians = {grader: {name: statistics.median(run["pairs_per_s"] for run in values) for name, values in by_pool.items()}
-               for grader, by_pool in runs.items()}
-    cpu = {grader: {name: statistics.median(run["cpu_us_per_pair"] for run in values) for name, values in by_pool.items()}
-           for grader, by_pool in runs.items()}
+    medians = {grader: {name: statistics.median(run["pairs_per_s"] for run in values)
+                        for name, values in by_pool.items()} for grader, by_pool in runs.items()}
+    cpu = {grader: {name: statistics.median(run["cpu_us_per_pair"] for run in values)
+                    for name, values in by_pool.items()} for grader, by_pool in runs.items()}
     results = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
                            "load_average_at_end": [round(value, 2) for value in os.getloadavg()]},
-               "pairs": args.pairs, "rounds": args.rounds, "workers": workers, "batch_grades": sandbox_module.BATCH_GRADES,
+               "pairs": args.pairs, "rounds": args.rounds, "workers": workers,
+               "batch_grades": sandbox_module.BATCH_GRADES,
                "batch_seconds": sandbox_module.BATCH_SECONDS, "runs": runs, "median_pairs_per_s": medians,
                "median_cpu_us_per_pair": cpu,
                "median_speed_relative_to_batch": {grader: {name: round(value / by_pool[batched], 2)
@@ -330,7 +331,8 @@ def side_by_side(args) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
     table = Table("grader", "pool", "pairs/s per round", "median", "speed vs batch", "CPU µs a pair (median)",
-                  title=f"{args.pairs} pairs per run, {workers} workers (one caller uses {workers - 1}), rounds interleaved")
+                  title=f"{args.pairs} pairs per run, {workers} workers (one caller uses {workers - 1}), "
+                        "rounds interleaved")
     for grader, by_pool in runs.items():
         for name, values in by_pool.items():
             table.add_row(grader, name, ", ".join(f"{run['pairs_per_s']:,.0f}" for run in values),

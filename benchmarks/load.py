@@ -36,7 +36,8 @@ HEADERS = {"Authorization": f"Bearer {KEY}"}
 ROW = {"messages": [{"role": "user", "content": "Is the sky blue? Answer yes or no."}], "answer": "yes"}
 STRING_CHECK = {"type": "string_check", "name": "yes", "input": "{{ sample.output_text }}",
                 "reference": "{{ item.answer }}", "operation": "eq"}
-PYTHON = {"type": "python", "name": "len", "source": "def grade(sample, item):\n    return min(1.0, len(sample['output_text']) / 10)\n"}
+PYTHON = {"type": "python", "name": "len",
+          "source": "def grade(sample, item):\n    return min(1.0, len(sample['output_text']) / 10)\n"}
 
 
 def free_port() -> int:
@@ -83,7 +84,8 @@ class Client(threading.Thread):
         super().__init__(daemon=True)
         self.index, self.deadline, self.results = index, deadline, results
         self.http = httpx.Client(base_url=base_url, headers=HEADERS, timeout=120)
-        self.operations = ["upload", "create_job", "grade", "list_files", "list_jobs"] + (["python_grade"] * python_grader)
+        self.operations = (["upload", "create_job", "grade", "list_files", "list_jobs"]
+                           + ["python_grade"] * python_grader)
         self.file_ids: list[str] = []
         self.job_ids: list[str] = []
 

@@ -60,7 +60,7 @@ def main() -> None:
     run_dir = args.seeds_dir / f"unmasked-{seed}"
     started = time.time()
     if not (run_dir / "verdict.json").is_file():  # train (can start while the demo's other seeds still run)
-        with mock.patch.object(TransformersEngine, "replay_masks", lambda self, sample: None):
+        with mock.patch.object(TransformersEngine, "replay_masks", lambda _self, _sample: None):
             run_dir, verdict = train_one(full=False, long=False, output_dir=run_dir, max_steps=None, seed=seed,
                                          console=console)
         if verdict["status"] != "succeeded":

@@ -64,7 +64,7 @@ def main() -> None:
     for arm in ("labels as labels", "grammar only"):
         began = time.perf_counter()
         if arm == "grammar only":
-            with mock.patch("openrft.engines.transformers.enum_sites", lambda schema, vocab: []):  # the grammar alone
+            with mock.patch("openrft.engines.transformers.enum_sites", lambda _schema, _vocab: []):  # the grammar alone
                 groups = engine.generate(prompts, params)
         else:
             groups = engine.generate(prompts, params)

@@ -211,7 +211,8 @@ def main() -> None:
                       f"{side['gflops']:.1f}", f"{side['fraction_of_matmul_peak']:.1%}",
                       f"{side['peak_memory_mb']:.0f} MB")
     Console().print(table)
-    Console().print(f"speedup: [bold]{result['speedup']:.2f}x[/] (in CPU time {result['speedup_cpu_time']:.2f}x)   matmul peak: fp32 {fp32:.1f} GFLOP/s, "
+    Console().print(f"speedup: [bold]{result['speedup']:.2f}x[/] (in CPU time {result['speedup_cpu_time']:.2f}x)   "
+                    f"matmul peak: fp32 {fp32:.1f} GFLOP/s, "
                     f"bf16 {bf16:.1f} GFLOP/s   load average {load_before[0]:.1f} -> {load_after[0]:.1f} "
                     f"on {os.cpu_count()} cores   -> {args.out}")
 

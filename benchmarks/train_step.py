@@ -218,7 +218,7 @@ def run_trl(config: str, work: Path, setup: dict) -> dict:
     grade = python_grade_function(setup["grader"])
     generations: list[dict] = []  # one entry per generation = per RL step
 
-    def multilabel_reward(prompts, completions, completion_ids, item, **_):
+    def multilabel_reward(prompts, completions, completion_ids, item, **_):  # noqa: ARG001 (TRL passes them)
         texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
         rewards = [float(grade({"output_text": t, "output_json": parsed_json(t), "output_tools": []}, json.loads(it)))
                    for t, it in zip(texts, item)]
@@ -230,10 +230,10 @@ def run_trl(config: str, work: Path, setup: dict) -> dict:
         def __init__(self):
             self.begin, self.end = [], []
 
-        def on_step_begin(self, args, state, control, **kwargs):
+        def on_step_begin(self, args, state, control, **kwargs):  # noqa: ARG002 (TRL callback signature)
             self.begin.append((time.perf_counter(), time.process_time()))
 
-        def on_step_end(self, args, state, control, **kwargs):
+        def on_step_end(self, args, state, control, **kwargs):  # noqa: ARG002 (TRL callback signature)
             self.end.append((time.perf_counter(), time.process_time()))
 
     finetune = "full" if config == "trl-full" else "lora"

@@ -26,7 +26,7 @@ def models(prepare: bool = typer.Option(True, help="convert the embedded model i
             registry.resolve_model("default")
         except registry.ModelError as exc:
             console.print(f"[red]error[/]: {exc}")
-            raise typer.Exit(1)
+            raise typer.Exit(1) from None
     table = Table("name", "model", "prepared", "path", "source")
     for row in registry.list_models():
         table.add_row(row["name"], row["model"], "yes" if row["prepared"] else "no", row["path"], row["source"])

@@ -302,7 +302,7 @@ def held_out_comparison(run_dir: Path, step: int, *, rows: int = HELD_OUT_ROWS, 
     console = console or Console()
     job = load_job(run_dir)
     spec, hp = spec_of(job), job["method"]["reinforcement"]["hyperparameters"]
-    ext, rl, seed = spec.openrft, spec.method.reinforcement, hp["resolved"]["seed"]
+    ext, rl, seed = spec.openrft, spec.rl, hp["resolved"]["seed"]
     group_key = ext.group_key
     valid = load_rows(job["openrft"]["validation_path"])
     all_train_rows = load_rows(job["openrft"]["training_path"])  # the baselines' label statistics, as in training
@@ -406,7 +406,7 @@ def aggregate_seeds(verdicts: list[dict]) -> dict:
                          "most_frequent_diff": h.get("most_frequent_diff"),
                          "beats_most_frequent_baseline": h.get("beats_most_frequent_baseline"),
                          "shares": h.get("shares"), "f1": h.get("f1"), "held_out_groups": h.get("held_out_groups")})
-    summary = {"seeds": [v.get("seed") for v in verdicts], "n_seeds": len(per_seed),
+    summary: dict = {"seeds": [v.get("seed") for v in verdicts], "n_seeds": len(per_seed),
                "failed_seeds": [v.get("seed") for v in verdicts if not v.get("held_out")], "per_seed": per_seed}
     if not per_seed:
         summary["verdict"] = {"gain_holds": False, "text": "no seed produced a held-out comparison"}

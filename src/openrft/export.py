@@ -298,7 +298,8 @@ def export_gguf(ref: ModelRef, out: Path, *, quant: str = "f16", force: bool = F
         model, tokenizer = merged_model(ref)
         config = model.config
         if config.model_type not in GGUF_ARCHITECTURES:
-            raise ExportError(f"{ref.name}: architecture {config.model_type!r} ({', '.join(config.architectures or [])})"
+            raise ExportError(f"{ref.name}: architecture {config.model_type!r} "
+                              f"({', '.join(config.architectures or [])})"
                               f" is not supported by the GGUF export; supported: {', '.join(GGUF_ARCHITECTURES)}. "
                               "Use --format hf or adapter.")
         state = {name: tensor for name, tensor in model.state_dict().items()
@@ -485,15 +486,16 @@ def pre_tokenizer_name(pre: dict) -> str:
     """The llama.cpp pre-tokenizer of a tokenizers `pre_tokenizer` object: gpt-2 (byte-level regex), smollm
     (digits split, then byte-level), llama-bpe (Llama 3's split), qwen2; `default` for any other (llama.cpp
     then splits as GPT-2 does, with a warning)."""
-    parts = pre.get("pretokenizers") if pre.get("type") == "Sequence" else [pre]
-    kinds = [p.get("type") for p in parts or []]
+    parts: list[dict] = (pre.get("pretokenizers") if pre.get("type") == "Sequence" else [pre]) or []
+    kinds = [p.get("type") for p in parts]
     if kinds == ["ByteLevel"] and parts[0].get("use_regex", True):
         return "gpt-2"
     if kinds == ["Digits", "ByteLevel"] and parts[0].get("individual_digits") and parts[1].get("use_regex", True):
         return "smollm"
     if kinds == ["Split", "ByteLevel"]:
         pattern = (parts[0].get("pattern") or {}).get("Regex")
-        return {LLAMA3_SPLIT: "llama-bpe", QWEN2_SPLIT: "qwen2"}.get(pattern, "default")
+        names: dict[str | None, str] = {LLAMA3_SPLIT: "llama-bpe", QWEN2_SPLIT: "qwen2"}
+        return names.get(pattern, "default")
     return "default"
 
 
@@ -505,7 +507,7 @@ def gguf_string(path: Path, key: str) -> str | None:
 
 
 @functools.lru_cache(maxsize=8)
-def _gguf_string(path: str, size: int, mtime_ns: int, key: str) -> str | None:
+def _gguf_string(path: str, size: int, mtime_ns: int, key: str) -> str | None:  # noqa: ARG001 - size, mtime_ns: cache key
     import gguf
 
     field = gguf.GGUFReader(path).get_field(key)
@@ -568,7 +570,8 @@ def chatml_default_system(tokenizer) -> str | None:
                                              add_generation_prompt=True)
     except (TemplateError, ValueError, TypeError, KeyError):  # a template that refuses this conversation
         return None
-    if full.strip() != "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU<|im_end|>\n<|im_start|>assistant\nA<|im_end|>":
+    if full.strip() != ("<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU<|im_end|>\n"
+                        "<|im_start|>assistant\nA<|im_end|>"):
         return None
     tail = "<|im_start|>user\nU<|im_end|>\n<|im_start|>assistant\n"
     if bare == tail:
@@ -623,12 +626,12 @@ def export_command(
     quant: str = typer.Option(None, "--quant", help="f32, f16 or q8_0 (gguf; default f16); f32 or f16 (hf)"),
     force: bool = typer.Option(False, "--force", help="replace an existing output"),
 ):
-    """Export a fine-tuned checkpoint as a transformers folder, a GGUF file (+ Ollama Modelfile) or a vLLM adapter."""
+    """Export a fine-tuned checkpoint as a transformers folder, a GGUF file (+ Ollama Modelfile) or a vLLM adapter."""  # noqa: E501 - CLI help: a line break would show in `openrft --help`
     try:
         result = export(model, fmt, out, quant=quant.lower() if quant else None, force=force)
     except ExportError as exc:
         console.print(f"[red]error[/]: {escape(str(exc))}")
-        raise typer.Exit(2)
+        raise typer.Exit(2) from exc
     show = Console(soft_wrap=True)  # paths stay whole, so that they can be copied
     show.print(f"exported [bold]{escape(str(result.path))}[/] ({result.format}, {_mb(result.size_bytes)}, "
                f"{result.seconds:.1f} s)")
@@ -637,7 +640,8 @@ def export_command(
     if result.format == "adapter":
         config = json.loads((result.path / "adapter_config.json").read_text())
         show.print(escape(f"vLLM: vllm serve {config['base_model_name_or_path']} --enable-lora "
-                          f"--max-lora-rank {max(16, int(config['r']))} --lora-modules {result.path.name}={result.path}"))
+                          f"--max-lora-rank {max(16, int(config['r']))} "
+                          f"--lora-modules {result.path.name}={result.path}"))
     elif result.format == "gguf":
         show.print(escape(f"llama.cpp: llama-server -m {result.path}    Ollama: cd {result.path.parent} && "
                           f"ollama create {result.path.stem} -f Modelfile"))

@@ -51,7 +51,9 @@ def parse(spec: str) -> tuple[str, int]:
 def armed(phase: str) -> bool:
     """True when OPENRFT_FAULT names this phase at the current step."""
     spec = os.environ.get(ENV)
-    return bool(spec) and parse(spec) == (phase, _step)
+    if not spec:
+        return False
+    return parse(spec) == (phase, _step)
 
 
 def maybe_fail(phase: str) -> None:
@@ -79,7 +81,7 @@ def during_sampling(engine):
 def _kill_mid_generation(model):
     calls = 0
 
-    def count(module, args, output):
+    def count(module, args, output):  # noqa: ARG001 (torch forward-hook signature)
         nonlocal calls
         calls += 1
         if calls >= SAMPLING_FORWARDS:

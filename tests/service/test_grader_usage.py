@@ -139,7 +139,7 @@ def test_the_trainer_records_the_training_batch_judge_tokens():
     grader, _ = built_multi()
     rollouts, _ = generate_and_grade(ROWS, engine=Policy(), graders=[grader], criteria=[MULTI],
                                      params=SamplingParams(n=3))
-    data = _metrics_event(1, 2, rollouts, None, {}, {}, grader, MULTI)
+    data = _metrics_event(1, 2, rollouts, None, {}, {}, MULTI)
     entries = {e["name"]: e for e in json.loads(json.dumps(MULTI)).get("graders", {}).values()}
     recorded = data["usage"]["graders"]
     assert len(recorded) == 1 + len(entries)  # the multi grader, then its sub-graders in order

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-openai = pytest.importorskip("openai")
-
 from tests.service.test_server import Server, wait_for
+
+openai = pytest.importorskip("openai")
 
 QUESTIONS = [("the sea", "Blue."), ("grass", "Green."), ("snow", "White."), ("coal", "Black."), ("blood", "Red.")]
 TINY = {"trackers": [], "lora_rank": 4, "learning_rate": 1e-3}

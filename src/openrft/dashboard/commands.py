@@ -56,7 +56,7 @@ def report(
             page = build_report(run_dir, out)
     except RunDirError as exc:
         console.print(f"[red]error[/]: {exc}")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     pngs = sorted(page.parent.glob("*.png"))
     console.print(f"report: [bold]{page}[/] ({len(pngs)} charts: {', '.join(p.name for p in pngs)})")
 

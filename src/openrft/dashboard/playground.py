@@ -118,8 +118,8 @@ def answer(ref: RunRef, engines: Any, request: dict) -> dict:
     if not messages or not all(isinstance(m, dict) and m.get("role") and isinstance(m.get("content"), str)
                                for m in messages):
         raise PlaygroundError("messages: give a prompt (a list of {role, content} messages) or a validation item")
-    params = SamplingParams(n=1, temperature=float(request.get("temperature") or 0.0),
-                            max_tokens=int(request.get("max_tokens") or (job.get("openrft") or {}).get("max_tokens", 256)),
+    max_tokens = int(request.get("max_tokens") or (job.get("openrft") or {}).get("max_tokens", 256))
+    params = SamplingParams(n=1, temperature=float(request.get("temperature") or 0.0), max_tokens=max_tokens,
                             seed=int(request.get("seed") or 0), response_format=rl.get("response_format"),
                             reasoning_effort=_reasoning_effort(rl))
     began = time.perf_counter()

@@ -292,7 +292,8 @@ def _page(title: str, body: str, charts: list[tuple[str, Path | str | None]]) ->
         else:
             data = base64.b64encode(path.read_bytes()).decode("ascii")
             figures.append(f"<figure><img alt=\"{html.escape(name)}\" src=\"data:image/png;base64,{data}\">"
-                           f"<figcaption>{html.escape(name)} <span>({html.escape(path.name)})</span></figcaption></figure>")
+                           f"<figcaption>{html.escape(name)} <span>({html.escape(path.name)})</span></figcaption>"
+                           "</figure>")
     style = ("body{font-family:system-ui,sans-serif;margin:2em;color:#1d2330}table{border-collapse:collapse}"
              "th,td{text-align:left;padding:3px 10px;border-bottom:1px solid #e5e7eb}th{color:#6b7280}"
              ".charts{display:flex;flex-wrap:wrap;gap:1em}figure{margin:0;max-width:48%}figure img{max-width:100%}"

@@ -139,7 +139,7 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 @lru_cache(maxsize=64)
-def _read_jsonl_cached(path: str, mtime_ns: int, size: int) -> tuple[dict, ...]:
+def _read_jsonl_cached(path: str, mtime_ns: int, size: int) -> tuple[dict, ...]:  # noqa: ARG001 (cache keys)
     text = Path(path).read_text(encoding="utf-8", errors="replace")
     lines = text.split("\n")
     rows = []
@@ -530,7 +530,9 @@ def histogram(values: list[float], bins: int = HISTOGRAM_BINS, span: tuple[float
 
 
 def classification(summary: dict) -> dict:
-    """`summary.classification`: micro and macro precision/recall/F1 and per label (None when the task has no labels)."""
+    """`summary.classification`: micro and macro precision/recall/F1 and per label.
+
+    None when the task has no labels."""
     block = summary.get("classification") or {}
     per_label = {label: {k: _num(v.get(k)) for k in ("precision", "recall", "f1", "support")}
                  for label, v in (block.get("per_label") or {}).items() if isinstance(v, dict)}
@@ -637,7 +639,8 @@ def _message(message: Any) -> dict:
 def list_runs(refs: dict[str, RunRef]) -> dict:
     """The run list: jobs and top-level eval runs, newest first (an unreadable run shows its error), plus the
     keys of every eval run, a job's validation runs included, for the comparison picker."""
-    jobs, evals = [], []
+    jobs: list[dict] = []
+    evals: list[dict] = []
     for ref in refs.values():
         if ref.parent:
             continue

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import NoReturn, Optional
 
 import typer
 from rich.console import Console
@@ -15,7 +16,7 @@ console = Console(soft_wrap=True)  # long paths and reasons stay on one line (gr
 errors = Console(stderr=True, soft_wrap=True)
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     errors.print(f"[red]error[/]: {message}", highlight=False)
     raise typer.Exit(1)
 
@@ -64,9 +65,11 @@ def check(file: Path = typer.Argument(..., help="the JSONL file to check"),
 @data_app.command("split")
 def split(file: Path = typer.Argument(..., help="the JSONL file to split"),
           out_dir: Path = typer.Option(..., help="where train.jsonl and validation.jsonl go"),
-          group_key: str = typer.Option(None, help="rows sharing this field stay together (default: celex_id "
+          group_key: Optional[str] = typer.Option(None, help="rows sharing this field stay together (default: "
+                                                             "celex_id "
                                                    "when the rows have it, else none)"),
-          stratify: str = typer.Option(None, help="label field to stratify on (default: labels when present; "
+          stratify: Optional[str] = typer.Option(None, help="label field to stratify on (default: labels when "
+                                                            "present; "
                                                   "'none' to split without labels)"),
           valid_fraction: float = typer.Option(0.2, help="fraction of groups that go to validation"),
           seed: int = typer.Option(0, help="seed of the split")):
@@ -89,7 +92,8 @@ def split(file: Path = typer.Argument(..., help="the JSONL file to split"),
     write_rows(train, out_dir / "train.jsonl")
     write_rows(validation, out_dir / "validation.jsonl")
     table = Table("split", "rows", "groups", *(["imbalance ratio"] if stratify else []),
-                  title=f"group key: {group_key or '(each row)'}, stratified on: {stratify or '(nothing)'}, seed {seed}")
+                  title=f"group key: {group_key or '(each row)'}, stratified on: {stratify or '(nothing)'}, "
+                        f"seed {seed}")
     for name, part in (("train", train), ("validation", validation)):
         groups = len({json.dumps(row[group_key]) for row in part}) if group_key else len(part)
         extra = [f"{imbalance_ratio(label_counts(part, stratify)):.1f}"] if stratify else []
@@ -197,7 +201,8 @@ def export(task: str = typer.Argument(..., help="task name (see: openrft data ta
 
 @data_app.command("preferences")
 def preferences(eval_run: Path = typer.Argument(..., help="an eval run directory (output_items.jsonl with graded "
-                                                       "samples, e.g. `openrft eval --runs 4` or a job's evals/step-N)"),
+                                                       "samples, e.g. `openrft eval --runs 4` or a job's "
+                                                       "evals/step-N)"),
                 out: Path = typer.Option(..., help="the DPO JSONL file to write"),
                 min_gap: float = typer.Option(0.0, help="keep a pair only when the best grade exceeds the worst by "
                                                         "more than this")):

@@ -47,9 +47,10 @@ def preference_rows(eval_run: str | Path, *, min_gap: float = 0.0) -> tuple[list
         if len(samples) < 2:
             single += 1
             continue
-        ranked = sorted(samples, key=_grade)  # stable: among equal grades the earlier sample is kept
-        worst, best = ranked[0], ranked[-1]
-        gap = _grade(best) - _grade(worst)
+        graded = [(float(_grade(s) or 0.0), s) for s in samples]  # every grade is known (filtered above)
+        ranked = sorted(graded, key=lambda pair: pair[0])  # stable: among equal grades the earlier sample is kept
+        (low, worst), (high, best) = ranked[0], ranked[-1]
+        gap = high - low
         if gap <= min_gap or best["sample"]["output"] == worst["sample"]["output"]:
             ties += 1
             continue

@@ -207,7 +207,7 @@ def read_jsonl(path: str | Path) -> tuple[list[tuple[int, dict]], list[Problem]]
     for number, row, problem in iter_jsonl(path):
         if problem is not None:
             problems.append(problem)
-        else:
+        elif row is not None:
             rows.append((number, row))
     return rows, problems
 
@@ -438,7 +438,12 @@ def check_upload(path: str | Path, *, name: str | None = None, max_problems: int
     kept: list[Problem] = []
     total = 0
     for line, row, problem in iter_jsonl(path):
-        found = [problem._replace(file=file)] if problem is not None else checker.check(line, row)
+        if problem is not None:
+            found = [problem._replace(file=file)]
+        elif row is not None:
+            found = checker.check(line, row)
+        else:
+            found = []
         total += len(found)
         kept.extend(found[: max(0, max_problems - len(kept))])
     return kept, total

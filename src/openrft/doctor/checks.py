@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
+from typing import Any
 
 BASELINE_ZERO = 0.02  # mean reward below this: nothing to reinforce (RFT cannot bootstrap from 0%)
 BASELINE_PERFECT = 0.95  # mean reward above this: little left to gain
@@ -100,6 +102,7 @@ def label_balance(before: dict | None, after: dict | None, *, balance: bool) -> 
     """
     if not before or "imbalance_ratio" not in before:
         return result("label_balance", "ok", "the rows carry no label field: nothing to balance.", None)
+    assert after is not None  # both are stats when the rows carry labels
     ratio_before, ratio_after = before["imbalance_ratio"], after["imbalance_ratio"]
     top = next(iter(before["labels"]))
     value = {"before": ratio_before, "after": ratio_after, "labels": len(before["labels"]),
@@ -217,7 +220,7 @@ def schema_parse_rate(texts: list[str], response_format: dict | None) -> float |
 
 
 def missing_fields(files: list[tuple[str, list[tuple[int, dict]]]], fields: set[str],
-                   grader_problems: list = ()) -> dict:
+                   grader_problems: Sequence[Any] = ()) -> dict:
     """Rows lacking an `item.<field>` that the grader reads (the trainer refuses such a file).
 
     `files` pairs each file name with its (line, row) pairs; `fields` are the grader's top-level item keys
@@ -275,7 +278,7 @@ def estimate_check(estimate: dict) -> dict:
 
 def worst(checks: list[dict]) -> str:
     order = {"ok": 0, "warn": 1, "stop": 2}
-    return max((c["verdict"] for c in checks), key=order.get, default="ok")
+    return max((c["verdict"] for c in checks), key=order.get, default="ok")  # type: ignore[arg-type]  # unknown: None
 
 
 def duration(seconds: float) -> str:

@@ -34,7 +34,7 @@ def doctor_command(
         report = diagnose(job, rows=rows, progress=not as_json, log=lambda m: status.print(f"[dim]doctor:[/] {m}"))
     except (JobSpecError, DatasetError) as exc:
         Console(stderr=True).print(f"[red]error[/]: {exc}")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     if as_json:
         print(json.dumps(report, indent=2, default=str))
     else:

@@ -19,13 +19,13 @@ and states its thresholds below. Rewards are on OpenAI's 0–1 scale.
 | response_length | mean answer length fell below 40% or rose above 2.5× its start, or half the answers hit max_tokens (from under a quarter) | answers under 2 tokens |
 | grader_errors | the share of samples with a grader error reached 10%, up ≥ 5 points since the start | ≥ 30% (the trainer fails the job at max_grader_error_share, 50% by default) |
 | components_disagree | the reward rose ≥ 0.05 while a sub-grader of a multi grader fell ≥ 0.05 | — |
-"""
+"""  # noqa: E501 (a markdown table: its rows cannot wrap)
 
 from __future__ import annotations
 
 import math
 from statistics import mean
-from typing import Callable
+from typing import Any, Callable
 
 WINDOW = 3  # steps pooled into one estimate (early window vs latest window)
 
@@ -163,7 +163,8 @@ def label_drift(history: list[dict], reference_label_freq: dict[str, float] | No
     # Stop only for a move training made: a base model far from the reference from the start (position bias in
     # the label list, say) that drifts a little further is a warning, not a reason to stop.
     stop = ((d_late >= DRIFT_STOP and d_late - d_early >= DRIFT_STOP_RISE)
-            or (toward_frequent and predicted_share >= FREQUENT_STOP and predicted_share - early_share >= FREQUENT_RISE))
+            or (toward_frequent and predicted_share >= FREQUENT_STOP
+                and predicted_share - early_share >= FREQUENT_RISE))
     return {"verdict": "stop" if stop else "warn", "message": message, "value": value}
 
 
@@ -173,7 +174,7 @@ def label_drift_valid(history: list[dict], reference_label_freq: dict[str, float
     return label_drift(history, reference_label_freq, source="valid", window=1)
 
 
-def overfitting(history: list[dict], reference_label_freq=None) -> Finding | None:
+def overfitting(history: list[dict], reference_label_freq=None) -> Finding | None:  # noqa: ARG001 (GUARDS signature)
     """Train reward rising while validation reward stays flat (or falls): the policy fits the training prompts."""
     train = _series(history, "scores", "train_reward_mean")
     valid = _series(history, "scores", "valid_reward_mean")
@@ -195,7 +196,7 @@ def overfitting(history: list[dict], reference_label_freq=None) -> Finding | Non
     return {"verdict": verdict, "message": message, "value": value}
 
 
-def response_length(history: list[dict], reference_label_freq=None) -> Finding | None:
+def response_length(history: list[dict], reference_label_freq=None) -> Finding | None:  # noqa: ARG001 (GUARDS signature)
     """Mean answer length collapsing (empty answers) or exploding (padding, answers cut at max_tokens)."""
     lengths = _series(history, "train", "response_length_mean")
     if len(lengths) < LENGTH_MIN_STEPS:
@@ -215,14 +216,14 @@ def response_length(history: list[dict], reference_label_freq=None) -> Finding |
         message = (f"Answers grow: mean length {late:.1f} tokens, up from {early:.1f}. Padding answers to inflate a "
                    "lexical or recall-like component is a known reward hack.")
         return {"verdict": "warn", "message": message, "value": value}
-    if t_late is not None and t_late >= TRUNCATED_WARN and t_early < TRUNCATED_START:
+    if t_late is not None and t_early is not None and t_late >= TRUNCATED_WARN and t_early < TRUNCATED_START:
         message = (f"{t_late:.0%} of the answers now hit max_tokens (from {t_early:.0%}): answers are growing past "
                    "the budget; truncated answers usually fail to parse and score 0.")
         return {"verdict": "warn", "message": message, "value": value}
     return None
 
 
-def grader_errors(history: list[dict], reference_label_freq=None) -> Finding | None:
+def grader_errors(history: list[dict], reference_label_freq=None) -> Finding | None:  # noqa: ARG001 (GUARDS signature)
     """The share of samples with a grader error climbing: the policy found outputs the grader cannot handle."""
     rates = []
     for i, data in enumerate(history):
@@ -237,9 +238,9 @@ def grader_errors(history: list[dict], reference_label_freq=None) -> Finding | N
         return None
     kinds: dict[str, float] = {}
     for _, _, data in rates[-w:]:
-        for kind, share in _error_kinds(data).items():
+        for kind, share in (_error_kinds(data) or {}).items():  # never None: rates holds steps with kinds
             kinds[kind] = kinds.get(kind, 0.0) + share / w
-    top = max(kinds, key=kinds.get) if kinds else "unknown"
+    top = max(kinds, key=kinds.__getitem__) if kinds else "unknown"
     if top == "sample_parse_error":  # the trainer leaves parse errors out of max_grader_error_share
         advice = ("Unparsed answers score 0 (often cut at max_tokens: see response_length); they do not count "
                   "toward max_grader_error_share, so the job runs on while they grow.")
@@ -251,7 +252,7 @@ def grader_errors(history: list[dict], reference_label_freq=None) -> Finding | N
             "value": {"error_share": late, "error_share_start": early, "kinds": kinds}}
 
 
-def components_disagree(history: list[dict], reference_label_freq=None) -> Finding | None:
+def components_disagree(history: list[dict], reference_label_freq=None) -> Finding | None:  # noqa: ARG001 (GUARDS signature)
     """The reward rising while a sub-grader of a multi grader falls: the formula is being gamed."""
     reward = _series(history, "scores", "train_reward_mean")
     if len(reward) < COMPONENTS_MIN_STEPS:
@@ -271,7 +272,7 @@ def components_disagree(history: list[dict], reference_label_freq=None) -> Findi
     falling = {name: change for name, change in changes.items() if change <= -COMPONENTS_FALL}
     if not falling:
         return None
-    worst = min(falling, key=falling.get)
+    worst = min(falling, key=falling.__getitem__)
     rising = [f"{name} {change:+.2f}" for name, change in changes.items() if change > 0]
     message = (f"Reward rose by {rise:+.2f} while sub-grader {worst!r} fell by {falling[worst]:+.2f}"
                + (f" ({', '.join(rising)})" if rising else "") + ": the policy trades one component for another the "
@@ -358,7 +359,7 @@ def _series(history: list[dict], *path: str) -> list[tuple[int, float]]:
     """(step, value) for every entry of `history` where the nested key `path` holds a finite number."""
     out = []
     for i, data in enumerate(history):
-        value = data
+        value: Any = data
         for key in path:
             value = value.get(key) if isinstance(value, dict) else None
         if _number(value):

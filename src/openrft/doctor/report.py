@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from openrft.doctor import checks as C
 
@@ -37,7 +37,7 @@ def diagnose(job: str | Path | dict, *, rows: int = DEFAULT_ROWS, progress: bool
     from openrft.training.job import resolve_file
     from openrft.training.spec import parse_job
 
-    say = log or (lambda message: None)
+    say = log or (lambda _message: None)
     began = time.perf_counter()
     spec = parse_job(job) if isinstance(job, dict) else parse_job(Path(job))
     if spec.method.type != "reinforcement":
@@ -47,11 +47,13 @@ def diagnose(job: str | Path | dict, *, rows: int = DEFAULT_ROWS, progress: bool
                            f"signal); a {spec.method.type} job has no grader to check: use `openrft data check` on "
                            "its files", param="method.type")
     ext, rl = spec.openrft, spec.method.reinforcement
+    assert rl is not None  # parse_job requires the block of a reinforcement job
     train_path = resolve_file(spec.training_file, file_resolver, "training_file")
     valid_path = resolve_file(spec.validation_file, file_resolver, "validation_file") if spec.validation_file else None
-    report = {"object": "openrft.doctor.report", "job": str(job) if not isinstance(job, dict) else None,
-              "model": spec.model, "task": ext.task, "training_file": str(train_path),
-              "validation_file": str(valid_path) if valid_path else None, "checks": [], "estimate": None}
+    report: dict[str, Any] = {"object": "openrft.doctor.report", "job": str(job) if not isinstance(job, dict) else None,
+                              "model": spec.model, "task": ext.task, "training_file": str(train_path),
+                              "validation_file": str(valid_path) if valid_path else None, "checks": [],
+                              "estimate": None}
 
     # 1. the data, as the trainer will refuse or accept it
     files = [(str(train_path), read_jsonl(train_path)[0])] + ([(str(valid_path), read_jsonl(valid_path)[0])]
@@ -79,13 +81,14 @@ def diagnose(job: str | Path | dict, *, rows: int = DEFAULT_ROWS, progress: bool
     before = dataset_stats(train_rows, label_key=label_key) if label_key else None
     after = dataset_stats([train_rows[i] for i in order], label_key=label_key) if label_key else None
     report["checks"].append(C.label_balance(before, after, balance=ext.balance))
-    subset = [train_rows[i] for i in dict.fromkeys(order)][:rows]
-    report.update({"rows": len(subset), "group_size": group_size, "max_tokens": ext.max_tokens,
+    picked = [train_rows[i] for i in dict.fromkeys(order)][:rows]
+    report.update({"rows": len(picked), "group_size": group_size, "max_tokens": ext.max_tokens,
                    "hyperparameters": hp})
 
     # 3. the policy as the trainer builds it, sampled with and without the response_format
     say(f"loading {spec.model} as the trainer does ({ext.finetune}, {ext.precision}, {ext.device})")
-    phases = report["phases_s"] = {}
+    phases: dict[str, float] = {}
+    report["phases_s"] = phases
     mark = time.perf_counter()
     model, engine, grader = _policy(spec)
     phases["load"], mark = time.perf_counter() - mark, time.perf_counter()
@@ -94,16 +97,16 @@ def diagnose(job: str | Path | dict, *, rows: int = DEFAULT_ROWS, progress: bool
 
     labels = eval_labels(ext, train_rows + valid_rows)
     params = sampling_params(ext, rl.response_format, reasoning_effort(hp), group_size, seed)
-    say(f"sampling {len(subset)} rows × {group_size} answers with the job's grader"
+    say(f"sampling {len(picked)} rows × {group_size} answers with the job's grader"
         + (" and response_format" if rl.response_format else ""))
-    shaped = run_eval(subset, engine=engine, grader=rl.grader, graders=[grader], params=params, runs=group_size,
+    shaped = run_eval(picked, engine=engine, grader=rl.grader, graders=[grader], params=params, runs=group_size,
                       train_rows=train_rows, labels=labels, label_key=label_key or "labels", progress=progress,
                       seed=seed, plots=False, name="doctor")
     phases["sampling"], mark = time.perf_counter() - mark, time.perf_counter()
     free = None
     if rl.response_format:
-        say(f"sampling {len(subset[:NO_FORMAT_ROWS])} rows × {NO_FORMAT_RUNS} answers without the response_format")
-        free = run_eval(subset[:NO_FORMAT_ROWS], engine=engine, grader=rl.grader, graders=[grader], runs=NO_FORMAT_RUNS,
+        say(f"sampling {len(picked[:NO_FORMAT_ROWS])} rows × {NO_FORMAT_RUNS} answers without the response_format")
+        free = run_eval(picked[:NO_FORMAT_ROWS], engine=engine, grader=rl.grader, graders=[grader], runs=NO_FORMAT_RUNS,
                         params=replace(params, response_format=None), progress=progress,
                         seed=seed, plots=False, name="doctor-no-format")
         phases["sampling_without_format"], mark = time.perf_counter() - mark, time.perf_counter()

@@ -17,10 +17,10 @@ def load_response_format(path: Path) -> dict:
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
-        raise typer.BadParameter(f"{path}: file not found", param_hint="--response-format")
+        raise typer.BadParameter(f"{path}: file not found", param_hint="--response-format") from None
     except json.JSONDecodeError as exc:
         raise typer.BadParameter(f"{path}: line {exc.lineno}, column {exc.colno}: invalid JSON: {exc.msg}",
-                                 param_hint="--response-format")
+                                 param_hint="--response-format") from exc
     if not isinstance(data, dict):
         raise typer.BadParameter(f"{path}: expected a JSON object", param_hint="--response-format")
     if data.get("type") in ("json_schema", "json_object", "text"):
@@ -51,7 +51,7 @@ def sample(
 
     rf = load_response_format(response_format) if response_format else None
     messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
-    options = {"progress": not as_json}
+    options: dict[str, bool | str] = {"progress": not as_json}
     if backend == "transformers" and not base_url:
         options["device"] = device
     elif backend == "vllm":
@@ -63,7 +63,7 @@ def sample(
         samples = engine.generate([messages], params)[0]
     except EngineError as exc:
         console.print(f"[red]error[/]: {exc}")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from exc
     if as_json:
         for item in samples:
             typer.echo(json.dumps(item.to_dict(), ensure_ascii=False))

@@ -267,7 +267,7 @@ class Constraint:
 
 
 @lru_cache(maxsize=8)
-def _vocabulary(tokenizer_key: int, tokenizer, vocab_size: int) -> Vocabulary:
+def _vocabulary(tokenizer_key: int, tokenizer, vocab_size: int) -> Vocabulary:  # noqa: ARG001 - id() is the lru_cache key
     return Vocabulary(tokenizer, vocab_size)
 
 

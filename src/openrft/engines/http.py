@@ -74,7 +74,7 @@ class HttpEngine:
             task = bar.add_task("requests", total=len(prompts))
             futures = [pool.submit(self._prompt_samples, i, messages, params, schema)
                        for i, messages in enumerate(prompts)]
-            for future in as_completed(futures):
+            for _ in as_completed(futures):
                 bar.advance(task)
             return [future.result() for future in futures]
 
@@ -106,7 +106,7 @@ class HttpEngine:
         with self._lock:
             unsupported = set(self.unsupported)
         body: dict = {"model": self.model_name, "messages": messages, self.max_tokens_field: params.max_tokens}
-        optional = {"temperature": params.temperature, "top_p": params.top_p, "logprobs": True}
+        optional: dict[str, object] = {"temperature": params.temperature, "top_p": params.top_p, "logprobs": True}
         if n > 1:
             optional["n"] = n
         if params.seed is not None:

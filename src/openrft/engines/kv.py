@@ -59,7 +59,7 @@ class SharedPrefixCache:
         self.padded = not bool(prompt_mask.all())
 
     # --- the Cache surface the attention layers use ---
-    def update(self, key_states, value_states, layer_idx, *args, **kwargs):
+    def update(self, key_states, value_states, layer_idx, *args, **kwargs):  # noqa: ARG002 - transformers' Cache.update signature
         if not self.decoding:
             self.prefix_keys[layer_idx] = key_states
             self.prefix_values[layer_idx] = value_states
@@ -88,11 +88,15 @@ class SharedPrefixCache:
         """Drop finished prompt groups: keep only these prompt indices (and their samples)."""
         sample_rows = (prompt_rows[:, None] * self.n + torch.arange(self.n)).reshape(-1)
         for i in range(self.num_layers):
-            self.prefix_keys[i] = self.prefix_keys[i][prompt_rows]
-            self.prefix_values[i] = self.prefix_values[i][prompt_rows]
-            if self.own_keys[i] is not None:
-                self.own_keys[i] = self.own_keys[i][sample_rows]
-                self.own_values[i] = self.own_values[i][sample_rows]
+            prefix_k, prefix_v = self.prefix_keys[i], self.prefix_values[i]
+            assert prefix_k is not None and prefix_v is not None  # the prompt pass filled every layer
+            self.prefix_keys[i] = prefix_k[prompt_rows]
+            self.prefix_values[i] = prefix_v[prompt_rows]
+            own_k, own_v = self.own_keys[i], self.own_values[i]
+            if own_k is not None:
+                assert own_v is not None  # allocated together with own_k
+                self.own_keys[i] = own_k[sample_rows]
+                self.own_values[i] = own_v[sample_rows]
         self.prompt_mask = self.prompt_mask[prompt_rows]
         self.prefix_bias = self.prefix_bias[prompt_rows]
         self.padded = not bool(self.prompt_mask.all())
@@ -116,8 +120,11 @@ def _attention(module, query, key, value, attention_mask, dropout: float = 0.0, 
                                       scaling=scaling, **kwargs)
     cache, layer = key.cache, key.layer_idx
     prefix_k, prefix_v = cache.prefix_keys[layer], cache.prefix_values[layer]
-    own_k = cache.own_keys[layer][:, :, : cache.length + 1]
-    own_v = cache.own_values[layer][:, :, : cache.length + 1]
+    all_own_k, all_own_v = cache.own_keys[layer], cache.own_values[layer]
+    # decoding: the prompt pass filled the prefix and `update` allocated this layer's own KV
+    assert prefix_k is not None and prefix_v is not None and all_own_k is not None and all_own_v is not None
+    own_k = all_own_k[:, :, : cache.length + 1]
+    own_v = all_own_v[:, :, : cache.length + 1]
     prompts, kv_heads, _, dim = prefix_k.shape
     n, rows, heads = cache.n, query.shape[0], query.shape[1]
     group = heads // kv_heads

@@ -94,7 +94,8 @@ def tool_use(tools: list[dict] | None, tool_choice: str | dict | None = None,
     from xgrammar.builtin_structural_tag import normalize_tool_choice
 
     try:
-        functions, _, simplified = normalize_tool_choice(tools, tool_choice)
+        # xgrammar's annotations list its typed params; it validates plain dicts at runtime (errors caught below)
+        functions, _, simplified = normalize_tool_choice(tools, tool_choice)  # type: ignore[arg-type]
     except Exception as exc:  # pydantic ValidationError or ValueError from xgrammar
         raise EngineError(f"tool_choice: {_first_line(exc)}") from exc
     mode = "none" if tool_choice == "none" else simplified

@@ -211,6 +211,7 @@ class TransformersEngine:
         for step in range(max_new):
             allowed = None
             if constraints is not None:
+                assert bitmask is not None  # allocated together with constraints
                 live_list = live.tolist()
                 for j, row in enumerate(live_list):
                     if not done[row]:
@@ -286,7 +287,7 @@ class TransformersEngine:
             tokens = torch.searchsorted(cumulative, target)[:, 0].clamp_(max=cumulative.shape[-1] - 1)
         return tokens, logprobs.gather(1, tokens[:, None])[:, 0]
 
-    def _prefill_cache(self, input_ids, prompt_mask, n: int, max_new: int):
+    def _prefill_cache(self, _input_ids, prompt_mask, n: int, max_new: int):
         if self.share_prefix:
             return kv.SharedPrefixCache(_num_layers(self.model), n, max_new, prompt_mask)
         from transformers import DynamicCache
@@ -340,7 +341,7 @@ class TransformersEngine:
     def _progress(self, total: int):
         """A rich progress bar over decoding steps when `progress` is on; yields `advance(completed=None)`."""
         if not self.progress:
-            yield lambda completed=None: None
+            yield lambda completed=None: None  # noqa: ARG005 - same signature as `advance` below
             return
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 

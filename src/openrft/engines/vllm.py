@@ -52,6 +52,7 @@ class VllmEngine:
         self.model_name = str(model)
         ref = resolve_model(model)
         base = ref.base if ref.kind == "adapter" else ref
+        assert base is not None  # resolve_model gives every adapter its base
         self.lora = None
         options = dict(dtype=dtype, gpu_memory_utilization=gpu_memory_utilization,
                        logprobs_mode="processed_logprobs", enable_prefix_caching=True, **llm_options)

@@ -86,7 +86,8 @@ def summary_table(summary: dict, title: str = "") -> Table:
         table.add_row(f"pass rate (≥ {summary['pass_threshold']})", f"{summary['pass_rate']:.3f}")
     table.add_row("parse errors", f"{summary['errors']['sample_parse_error_rate']:.3f}")
     table.add_row("grader errors", json.dumps(summary["errors"]["by_kind"]) or "{}")
-    table.add_row("tokens answer / reasoning", f"{summary['tokens']['answer_mean']:.1f} / {summary['tokens']['reasoning_mean']:.1f}")
+    table.add_row("tokens answer / reasoning",
+                  f"{summary['tokens']['answer_mean']:.1f} / {summary['tokens']['reasoning_mean']:.1f}")
     table.add_row("sampling s / sample", f"{summary['latency']['per_sample_s']:.3f}")
     if "classification" in summary:
         c = summary["classification"]

@@ -87,6 +87,7 @@ def comparison_table(rows: list[dict]) -> Table:
             delta += f" [{low:+.3f}, {high:+.3f}]"
         rule = row.get("vs_first_rule")
         if row.get("vs_first_n_groups") is not None:
+            assert rule is not None  # `versus` sets the rule together with n_groups
             rule += f", {row['vs_first_n_items']} items of {row['vs_first_n_groups']} groups"
         if rule and rule not in rules:
             rules.append(rule)

@@ -12,6 +12,7 @@ import math
 import random
 from collections import Counter
 from statistics import mean, pstdev
+from typing import Any
 
 import numpy as np
 
@@ -55,7 +56,7 @@ def per_item_stats(rewards: list[float]) -> dict:
     return {"mean": mean(rewards), "max": max(rewards), "min": min(rewards), "std": pstdev(rewards), "k": len(rewards)}
 
 
-def predicted_labels(sample_json, labels: list[str] | None = None) -> set[str] | None:
+def predicted_labels(sample_json) -> set[str] | None:
     """The label set a sample predicts (`output_json.labels`), or None when it did not parse."""
     if isinstance(sample_json, dict) and isinstance(sample_json.get("labels"), list):
         return {str(x) for x in sample_json["labels"] if isinstance(x, str)}
@@ -67,7 +68,9 @@ def classification_metrics(pairs: list[tuple[set[str] | None, set[str]]], labels
 
     An unparsed prediction (None) counts as predicting nothing.
     """
-    tp, fp, fn = Counter(), Counter(), Counter()
+    tp: Counter[str] = Counter()
+    fp: Counter[str] = Counter()
+    fn: Counter[str] = Counter()
     for predicted, true in pairs:
         predicted = predicted or set()
         for label in predicted & true:
@@ -87,7 +90,8 @@ def classification_metrics(pairs: list[tuple[set[str] | None, set[str]]], labels
     # Macro averages run over the labels that occur in the references or the predictions (scikit-learn's
     # default): a label predicted but never true counts with precision 0 instead of being left out.
     present = [label for label in labels if per_label[label]["support"] > 0 or per_label[label]["predicted"] > 0]
-    macro = {k: mean(per_label[label][k] for label in present) if present else 0.0 for k in ("precision", "recall", "f1")}
+    macro = {k: mean(per_label[label][k] for label in present) if present else 0.0
+             for k in ("precision", "recall", "f1")}
     # Sample-averaged F1 (the mean of per-answer F1) is what an F1 grader rewards.
     sample_f1 = mean(_f1(_ratio(len((p or set()) & t), len(p or set())), _ratio(len((p or set()) & t), len(t)))
                      for p, t in pairs) if pairs else 0.0
@@ -109,8 +113,8 @@ def label_frequencies(rows: list[dict], label_key: str = "labels") -> Counter:
 
 
 def baseline_predictions(train_rows: list[dict], n_items: int, runs: int, *, labels: list[str],
-                         label_key: str = "labels", seed: int = 0) -> dict[str, list[list[list[str]]]]:
-    """Model-free predictors: predictions[name][item][run] is a label list.
+                         label_key: str = "labels", seed: int = 0) -> dict[str, Any]:
+    """Model-free predictors: predictions[name][item][run] is a label list (and `_k` the most_frequent k).
 
     - `most_frequent`: always the k most frequent training labels, k = the rounded mean label cardinality;
     - `random`: k labels drawn uniformly, k drawn from the training cardinality distribution.

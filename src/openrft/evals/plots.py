@@ -87,8 +87,10 @@ def write_eval_plots(result, out_dir: Path) -> list[Path]:
 def write_html(result, out_dir: Path, images: list[Path]) -> Path:
     """A small self-contained page: the headline figures, the plots and the first output items."""
     s = result.summary
-    rows = [("mean reward", _fmt(s["reward"].get("mean"))), ("95% CI", ", ".join(_fmt(x) for x in s["reward"].get("ci95", []))),
-            ("run-to-run std", _fmt(s["reward"].get("run_to_run_std"))), ("headroom", _fmt(s["reward"].get("headroom"))),
+    rows = [("mean reward", _fmt(s["reward"].get("mean"))),
+            ("95% CI", ", ".join(_fmt(x) for x in s["reward"].get("ci95", []))),
+            ("run-to-run std", _fmt(s["reward"].get("run_to_run_std"))),
+            ("headroom", _fmt(s["reward"].get("headroom"))),
             ("pass rate", _fmt(s.get("pass_rate"))), ("parse error rate", _fmt(s["errors"]["sample_parse_error_rate"]))]
     if "classification" in s:
         c = s["classification"]
@@ -99,8 +101,9 @@ def write_html(result, out_dir: Path, images: list[Path]) -> Path:
                          f"{_fmt(b['reward']['mean'])} / {_fmt(b['classification']['micro']['f1'])} / "
                          f"{_fmt((b['classification'].get('macro') or {}).get('f1'))}"))
     table = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
-    imgs = "".join(f'<img src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}" style="max-width:48%">'
-                   for p in images)
+    imgs = "".join(
+        f'<img src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}" style="max-width:48%">'
+        for p in images)
     items = "".join(
         f"<tr><td>{it['datasource_item_id']}</td><td>{it['status']}</td><td>{_fmt(it['results'][0]['score'])}</td>"
         f"<td><code>{html.escape(str(it['sample']['output'][0]['content'])[:300])}</code></td></tr>"
@@ -109,7 +112,8 @@ def write_html(result, out_dir: Path, images: list[Path]) -> Path:
             f"<style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:2px 8px;text-align:left}}</style>"
             f"<h1>Eval run: {html.escape(s.get('name', ''))}</h1><p>model {html.escape(str(s.get('model')))}, "
             f"{s['reward'].get('n_items')} items × {s.get('runs')} runs</p><table>{table}</table>{imgs}"
-            f"<h2>Output items</h2><table><tr><th>item</th><th>status</th><th>reward</th><th>answer</th></tr>{items}</table>"
+            f"<h2>Output items</h2>"
+            f"<table><tr><th>item</th><th>status</th><th>reward</th><th>answer</th></tr>{items}</table>"
             f"<script type=application/json id=summary>{html.escape(json.dumps(s['reward']))}</script>")
     path = out_dir / "index.html"
     path.write_text(page)

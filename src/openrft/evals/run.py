@@ -84,12 +84,13 @@ def run_eval(rows: list[dict], *, engine: Engine, grader, params: SamplingParams
     run = {
         "object": "eval.run", "id": run_id, "eval_id": eval_id, "status": "completed", "model": engine.model_name,
         "name": name or engine.model_name, "created_at": created, "report_url": None,
-        "result_counts": {"total": len(output_items), "errored": errored, "failed": len(output_items) - passed - errored,
-                          "passed": passed},
+        "result_counts": {"total": len(output_items), "errored": errored,
+                          "failed": len(output_items) - passed - errored, "passed": passed},
         "per_model_usage": [{"model_name": engine.model_name, "invocation_count": len(output_items),
                              "prompt_tokens": sum(s.prompt_tokens for r in rollouts for s in r.samples),
                              "completion_tokens": sum(s.completion_tokens for r in rollouts for s in r.samples),
-                             "total_tokens": sum(s.prompt_tokens + s.completion_tokens for r in rollouts for s in r.samples),
+                             "total_tokens": sum(s.prompt_tokens + s.completion_tokens
+                                                 for r in rollouts for s in r.samples),
                              "cached_tokens": 0}] + judge_usage(summary["grader_usage"]),
         "per_testing_criteria_results": [
             {"testing_criteria": criterion.get("name", f"criterion-{c}"),
@@ -186,7 +187,8 @@ def _baselines(rollouts: list[Rollout], grader, train_rows: list[dict], labels: 
         cls = metrics.classification_metrics(
             [(set(preds[i][k]), set(r.row.get(label_key) or [])) for i, r in enumerate(rollouts) for k in range(runs)],
             labels)
-        out[name] = {"reward": metrics.reward_stats(rewards), "classification": {k: cls[k] for k in ("micro", "macro", "samples_f1")},
+        out[name] = {"reward": metrics.reward_stats(rewards),
+                     "classification": {k: cls[k] for k in ("micro", "macro", "samples_f1")},
                      "example": preds[0][0] if preds else []}
     out["most_frequent"]["k"] = predictions["_k"]
     return out
@@ -246,7 +248,8 @@ def load_eval(path: str | Path) -> EvalResult:
     if not (path / "summary.json").is_file():
         raise FileNotFoundError(f"{path}: not an eval run directory (no summary.json)")
     items_file = path / "output_items.jsonl"
-    items = [json.loads(line) for line in items_file.read_text().splitlines() if line.strip()] if items_file.exists() else []
+    items = ([json.loads(line) for line in items_file.read_text().splitlines() if line.strip()]
+             if items_file.exists() else [])
     return EvalResult(json.loads((path / "run.json").read_text()), json.loads((path / "summary.json").read_text()),
                       items, [], path)
 

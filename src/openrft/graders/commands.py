@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import cast
 
 import typer
 
@@ -25,8 +26,9 @@ def _read_json(source: str) -> object:
     try:
         return json.loads(text)
     except ValueError as exc:
-        raise typer.BadParameter(f"{'stdin' if source == '-' else source}: line {exc.lineno}: not JSON: {exc.msg}") \
-            from None
+        error = cast(json.JSONDecodeError, exc)  # what json.loads raises for text that is not JSON
+        where = "stdin" if source == "-" else source
+        raise typer.BadParameter(f"{where}: line {error.lineno}: not JSON: {error.msg}") from None
 
 
 def _fail(exc) -> None:

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from typing import Union
 
-FUNCTIONS = {
+# name: (function, number of arguments; None for one or more)
+FUNCTIONS: dict[str, tuple[Callable[..., float], int | None]] = {
     "min": (lambda *values: min(values), None), "max": (lambda *values: max(values), None),
     "abs": (abs, 1), "floor": (math.floor, 1), "ceil": (math.ceil, 1),
     "exp": (math.exp, 1), "sqrt": (math.sqrt, 1), "log": (math.log, 1),
@@ -72,8 +74,9 @@ class _Parser:
         if not self.tokens:
             raise FormulaError("the formula is empty")
         node = self.sum()
-        if self.peek() is not None:
-            raise FormulaError(f"unexpected {self.peek()[1]!r} after a complete expression")
+        token = self.peek()
+        if token is not None:
+            raise FormulaError(f"unexpected {token[1]!r} after a complete expression")
         return node
 
     def sum(self) -> Node:
@@ -147,7 +150,8 @@ class Formula:
         if not math.isfinite(result):
             raise FormulaError(f"{self.text!r} evaluates to {result}")
         if abs(result) > MAX_ABS_REWARD:
-            raise FormulaError(f"{self.text!r} evaluates to {result:g}, outside [-{MAX_ABS_REWARD:g}, {MAX_ABS_REWARD:g}]")
+            raise FormulaError(f"{self.text!r} evaluates to {result:g}, "
+                               f"outside [-{MAX_ABS_REWARD:g}, {MAX_ABS_REWARD:g}]")
         return result
 
 

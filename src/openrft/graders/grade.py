@@ -32,7 +32,8 @@ _ERROR_ORDER = (
 # scored the answer 0 or an answer that did not parse: the trainer leaves such samples out of the update.
 INFRASTRUCTURE_ERRORS = ("python_grader_server_error", "model_grader_server_error")
 
-_NO_ERRORS = {key: (None if key.endswith(("_type", "_details")) else False) for key in _ERROR_ORDER}
+_NO_ERRORS: dict[str, bool | str | None] = {key: (None if key.endswith(("_type", "_details")) else False)
+                                            for key in _ERROR_ORDER}
 
 
 def no_errors() -> dict[str, bool | str | None]:

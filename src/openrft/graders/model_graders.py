@@ -99,7 +99,7 @@ def _content(content, sample: dict, item: dict) -> Any:
     parts = content if isinstance(content, list) else [content]
     if all(part.type in ("input_text", "output_text") for part in parts):
         return "\n".join(render(part.text, sample, item) for part in parts)
-    rendered = []
+    rendered: list[dict[str, Any]] = []
     for part in parts:
         if part.type in ("input_text", "output_text"):
             rendered.append({"type": "text", "text": render(part.text, sample, item)})
@@ -182,8 +182,8 @@ class ModelGrader(Grader):
             if problem:
                 if answer.finish_reason == "length":
                     problem += " (the answer was cut at the token limit)"
-                grade = self.failed("model_grader_parse_error", f"{problem}; the judge said {answer.output_text!r:.300}",
-                                    **fields)
+                grade = self.failed("model_grader_parse_error",
+                                    f"{problem}; the judge said {answer.output_text!r:.300}", **fields)
             else:
                 grade = Grade(reward=result, name=self.name, type=self.type, **fields)
                 self.note(grade, _answer_json(answer))

@@ -32,6 +32,7 @@ class PythonGrader(Grader):
 
     def to_grade(self, result: SandboxResult) -> Grade:
         if result.error is None:
+            assert result.reward is not None  # a result without an error carries its reward
             grade = Grade(reward=float(result.reward), name=self.name, type=self.type)
         elif result.error == "runtime":
             grade = self.failed("python_grader_runtime_error", result.details or result.error_type or "error")

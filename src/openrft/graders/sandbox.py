@@ -226,7 +226,8 @@ def sandbox_command(limits: SandboxLimits, uid: int = SANDBOX_UID, seccomp: int 
     # /tmp is bound on top of it instead of hidden by it.
     command += ["--perms", "1777", "--size", str(limits.disk_bytes), "--tmpfs", "/tmp"]
     roots = _python_roots()
-    parents = sorted({str(parent) for root in roots for parent in Path(root).parents if str(parent) not in ("/", "/tmp")})
+    parents = sorted({str(parent) for root in roots for parent in Path(root).parents
+                      if str(parent) not in ("/", "/tmp")})
     for parent in parents:  # bwrap would copy the host's modes (e.g. /root is 0700): make them traversable
         if not parent.startswith("/usr"):
             command += ["--perms", "0755", "--dir", parent]
@@ -284,6 +285,7 @@ def check_sandbox(limits: SandboxLimits | None = None) -> None:
     limits = limits or SandboxLimits()
     with _probe_lock:
         if limits not in _probe_result:
+            problem: str | None
             try:
                 program = seccomp_fd()
             except SandboxUnavailable as exc:
@@ -362,6 +364,7 @@ class _Worker:
         except BaseException:
             _uids.give_back(self.uid)
             raise
+        assert self.proc.stdout is not None  # spawned with stdout=PIPE
         self.fd = self.proc.stdout.fileno()
         self.buffer = bytearray()
         self.scanned = 0  # bytes of `buffer` already searched for a newline
@@ -407,6 +410,7 @@ class _Worker:
         return answer
 
     def send(self, message: bytes) -> None:
+        assert self.proc.stdin is not None  # spawned with stdin=PIPE
         try:
             self.proc.stdin.write(message)
             self.proc.stdin.flush()
@@ -421,6 +425,7 @@ class _Worker:
         except subprocess.TimeoutExpired:
             pass
         for stream in (self.proc.stdin, self.proc.stdout):
+            assert stream is not None  # spawned with stdin=PIPE and stdout=PIPE
             try:
                 stream.close()
             except OSError:
@@ -460,7 +465,8 @@ class SandboxPool:
             raise ValueError(f"batch_grades must be >= 1 and batch_seconds >= 0, not {batch_grades}, {batch_seconds}")
         self.limits = limits or SandboxLimits()
         self.batch_grades, self.batch_seconds = batch_grades, batch_seconds
-        self.size = workers or int(os.environ.get("OPENRFT_SANDBOX_WORKERS", 0)) or max(3, min(8, os.cpu_count() or 2) + 1)
+        self.size = (workers or int(os.environ.get("OPENRFT_SANDBOX_WORKERS", 0))
+                     or max(3, min(8, os.cpu_count() or 2) + 1))
         self.share = max(1, self.size - 1)  # workers one caller may hold at once: one is always left to others
         self._idle: list[_Worker] = []
         self._all: set[_Worker] = set()
@@ -579,12 +585,12 @@ class SandboxPool:
                              seconds=seconds)
 
     def _batch(self, worker: _Worker, key: str, source: str, pairs: list[str]) -> tuple[_Worker, list[SandboxResult]]:
-        """One batch (`pairs`: each a JSON [sample, item] on one line) on one worker: the results of its first grades, in
-        order (fewer than `pairs` when the batch ended early: the caller sends the rest again); returns the
-        worker to keep using (a replacement if it died)."""
+        """One batch (`pairs`: each a JSON [sample, item] on one line) on one worker: the results of its first
+        grades, in order (fewer than `pairs` when the batch ended early: the caller sends the rest again); returns
+        the worker to keep using (a replacement if it died)."""
         started = time.perf_counter()
         limits = self.limits
-        for attempt in (1, 2, 3):
+        for _attempt in (1, 2, 3):
             if worker.proc.poll() is not None:  # died while idle (killed from outside): replace, no blame
                 worker = self._replace(worker)
             message = {"key": key, "count": len(pairs), "seconds": self.batch_seconds}

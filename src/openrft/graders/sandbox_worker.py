@@ -74,11 +74,11 @@ class GradeTimeout(BaseException):
     """Raised in user code when a call runs past its wall-clock or CPU time limit."""
 
 
-def _on_alarm(signum, frame):
+def _on_alarm(signum, frame):  # noqa: ARG001 - signal handler signature
     raise GradeTimeout("wall-clock time limit exceeded")
 
 
-def _on_cpu(signum, frame):
+def _on_cpu(signum, frame):  # noqa: ARG001 - signal handler signature
     raise GradeTimeout("CPU time limit exceeded")
 
 
@@ -320,7 +320,8 @@ def call(grade_code, sample, item, limits):
         sys.stdout, sys.stderr = stdout, stderr
     if answer is None:
         reward, problem = as_reward(value, limits["max_abs_reward"])
-        answer = {"reward": reward} if problem is None else {"error": "runtime", "type": "bad_return", "details": problem}
+        answer = ({"reward": reward} if problem is None
+                  else {"error": "runtime", "type": "bad_return", "details": problem})
     if "error" in answer and captured.text:
         answer["details"] += "\n--- output ---\n" + captured.text
     return answer
@@ -498,7 +499,8 @@ def failure_answer(grade, failure, limits, first):
     if failure == "too_long":
         return {"error": "server", "type": "answer_too_long",
                 "details": f"the grade's answer line is over {MAX_ANSWER_BYTES:,} bytes"}
-    how = (f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"exit status {os.waitstatus_to_exitcode(status)}")
+    how = (f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status)
+           else f"exit status {os.waitstatus_to_exitcode(status)}")
     return {"error": "server", "type": "crashed", "details": f"the grade's process ended without an answer ({how})"}
 
 

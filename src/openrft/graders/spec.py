@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import ast
 import math
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Union, cast
 
 from pydantic import (
     BaseModel,
@@ -60,7 +60,7 @@ class _Spec(BaseModel):
     @model_validator(mode="after")
     def _default_name(self):
         if not self.name:
-            object.__setattr__(self, "name", self.type)  # type: ignore[attr-defined]
+            object.__setattr__(self, "name", self.type)
         return self
 
     def to_json(self) -> dict[str, Any]:
@@ -161,7 +161,8 @@ def grade_signature_problem(tree: ast.Module) -> str | None:
     arguments = found.args
     positional = len(arguments.posonlyargs) + len(arguments.args)
     required = positional - len(arguments.defaults)
-    required_keywords = [arg.arg for arg, default in zip(arguments.kwonlyargs, arguments.kw_defaults) if default is None]
+    required_keywords = [arg.arg for arg, default in zip(arguments.kwonlyargs, arguments.kw_defaults)
+                         if default is None]
     if required > 2 or (positional < 2 and arguments.vararg is None) or required_keywords:
         params = ", ".join(arg.arg for arg in arguments.posonlyargs + arguments.args)
         return f"grade({params}) must take exactly two arguments (sample, item)"
@@ -306,7 +307,7 @@ class _FieldError(ValueError):
 def parse_grader(data: Any) -> GraderSpec:
     """Validate grader JSON (a dict) into its spec; raise GraderValidationError naming the field."""
     if isinstance(data, BaseModel):
-        return data  # already a spec
+        return cast(GraderSpec, data)  # already a spec
     if not isinstance(data, dict):
         raise GraderValidationError([("grader", f"must be a JSON object, got {type(data).__name__}")])
     problems = _precheck(data, "")

@@ -18,7 +18,8 @@ from typing import Any
 NAMESPACES = ("item", "sample")
 
 # {{ name(.key | [0] | ["key"] | ['key'])* }}; anything else between braces stays literal text.
-_VARIABLE = re.compile(r"\{\{\s*([A-Za-z_]\w*)((?:\s*\.\s*[^\s.\[\]{}]+|\s*\[\s*(?:-?\d+|\"[^\"]*\"|'[^']*')\s*\])*)\s*\}\}")
+_VARIABLE = re.compile(r"\{\{\s*([A-Za-z_]\w*)"
+                       r"((?:\s*\.\s*[^\s.\[\]{}]+|\s*\[\s*(?:-?\d+|\"[^\"]*\"|'[^']*')\s*\])*)\s*\}\}")
 _STEP = re.compile(r"\.\s*([^\s.\[\]{}]+)|\[\s*(-?\d+|\"[^\"]*\"|'[^']*')\s*\]")
 
 

@@ -27,7 +27,7 @@ import time
 import warnings
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
+from typing import Callable, cast
 
 from openrft.graders.base import Grader
 from openrft.graders.grade import Grade
@@ -200,7 +200,7 @@ class Embedder:
         import torch
 
         order = sorted(range(len(texts)), key=lambda index: len(texts[index]))
-        vectors = [None] * len(texts)
+        vectors: list[torch.Tensor | None] = [None] * len(texts)
         with torch.inference_mode():
             for start in range(0, len(order), batch_size):
                 chunk = order[start:start + batch_size]
@@ -211,10 +211,11 @@ class Embedder:
                 pooled = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9), dim=-1)
                 for index, vector in zip(chunk, pooled):
                     vectors[index] = vector
-        return torch.stack(vectors)
+        return torch.stack(cast("list[torch.Tensor]", vectors))  # the loop filled every index
 
     def cosine_many(self, texts: list[str], references: list[str]) -> list[float]:
-        """Cosine of each text with its reference; each distinct string is embedded once (a group shares its reference)."""
+        """Cosine of each text with its reference; each distinct string is embedded once (a group shares its
+        reference)."""
         if not texts:
             return []
         unique = list(dict.fromkeys(list(texts) + list(references)))

@@ -44,9 +44,9 @@ def _item_keys(template: str) -> set[str]:
 def _python_item_keys(source: str) -> set[str]:
     tree = ast.parse(source)
     item_names = {"item"}
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef) and node.name == "grade":
-            params = node.args.posonlyargs + node.args.args
+    for statement in tree.body:
+        if isinstance(statement, ast.FunctionDef) and statement.name == "grade":
+            params = statement.args.posonlyargs + statement.args.args
             if len(params) >= 2:
                 item_names.add(params[1].arg)
     keys = set()

@@ -195,6 +195,7 @@ def delete_model(request: Request, model_id: str):
         raise APIError(403, f"The model `{model_id}` is a base model: only fine-tuned models can be deleted.",
                        param="model", code="model_not_deletable", type="invalid_request_error")
     row = store.get(jobs, found["fine_tuning_job_id"])
+    assert row is not None  # the model was listed from this job
     run_dir = Path(row["run_dir"])
     if load_job(run_dir).get("status") not in TERMINAL:
         raise APIError(400, f"The model `{model_id}` belongs to job {row['id']}, which has not finished: cancel it "
@@ -369,7 +370,8 @@ def token_logprobs(engine, sample: Sample) -> list[dict]:
             if THINK_END in seen:
                 start = k + 1
                 break
-    out, seen = [], ""
+    out: list[dict[str, Any]] = []
+    seen = ""
     for piece, logprob in zip(pieces[start:], logprobs[start:]):
         if out and not sample.output_tools and len(seen.lstrip()) >= len(sample.output_text):
             break  # the rest was cut by a stop sequence (an answer with tool calls keeps every token)
@@ -407,8 +409,8 @@ async def chat_completions(request: Request, body: ChatRequest):
 def assistant_message(sample: Sample) -> dict:
     """The choice's message: the answer, its tool calls (content null when the answer is only calls, as OpenAI),
     and the reasoning in `reasoning_content`."""
-    message = {"role": "assistant", "content": sample.output_text, "refusal": None,
-               "reasoning_content": sample.reasoning_text or None}
+    message: dict[str, Any] = {"role": "assistant", "content": sample.output_text, "refusal": None,
+                               "reasoning_content": sample.reasoning_text or None}
     if sample.output_tools:
         message["content"] = sample.output_text or None
         message["tool_calls"] = sample.output_tools
@@ -436,10 +438,11 @@ def _chunks(completion_id: str, created: int, model: str, samples: list[Sample],
         for start in range(0, len(text), STREAM_PIECE_CHARS):
             yield event([{"index": i, "delta": {"reasoning_content": text[start:start + STREAM_PIECE_CHARS]},
                           "finish_reason": None, "logprobs": None}])
-        if logprobs[i] is not None:
+        choice_logprobs = logprobs[i]
+        if choice_logprobs is not None:
             sent = 0
-            for k, token in enumerate(logprobs[i]["content"]):
-                last = k == len(logprobs[i]["content"]) - 1
+            for k, token in enumerate(choice_logprobs["content"]):
+                last = k == len(choice_logprobs["content"]) - 1
                 piece = sample.output_text[sent:] if last else sample.output_text[sent:sent + len(token["token"])]
                 sent += len(piece)
                 yield event([{"index": i, "delta": {"content": piece}, "finish_reason": None,

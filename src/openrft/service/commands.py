@@ -53,10 +53,11 @@ class WorkerPool:
         env = {**os.environ, "OPENRFT_DATABASE_URL": self.database_url}
         if self.gpus:
             env["CUDA_VISIBLE_DEVICES"] = str(index % self.gpus)
-        self.processes[index] = subprocess.Popen(
+        process = subprocess.Popen(
             [sys.executable, "-m", "openrft.service.worker", "--parent-pid", str(os.getpid())], env=env,
             start_new_session=True)  # Ctrl-C reaches the server only; it stops the workers itself
-        console.print(f"[bold]openrft serve[/]: worker {index} started (pid {self.processes[index].pid}"
+        self.processes[index] = process
+        console.print(f"[bold]openrft serve[/]: worker {index} started (pid {process.pid}"
                       + (f", GPU {index % self.gpus})" if self.gpus else ")"))
 
     def _supervise(self) -> None:

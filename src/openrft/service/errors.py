@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
 
 log = logging.getLogger("openrft.service")
 
@@ -84,11 +86,11 @@ def install(app: FastAPI) -> None:
     """Answer every error of `app` with OpenAI's error object."""
 
     @app.exception_handler(APIError)
-    async def _api_error(request: Request, exc: APIError):
+    async def _api_error(request: Request, exc: APIError):  # noqa: ARG001 (exception-handler signature)
         return exc.response()
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError):
+    async def _invalid(request: Request, exc: RequestValidationError):  # noqa: ARG001 (exception-handler signature)
         return _validation_error(exc).response()
 
     @app.exception_handler(StarletteHTTPException)
@@ -115,7 +117,8 @@ def install_request_id(app: FastAPI) -> None:
     """An `x-request-id` on every response, errors included; install it last, so that it wraps the others."""
     from openrft.service.ids import new_id
 
-    crash = app.exception_handlers[Exception]
+    # `_crash` of `install`, a coroutine function
+    crash = cast("Callable[[Request, Exception], Awaitable[Response]]", app.exception_handlers[Exception])
 
     @app.middleware("http")
     async def request_id(request: Request, call_next):

@@ -29,7 +29,7 @@ from typing import Any
 from fastapi import APIRouter, Body, Query, Request
 
 from openrft import paths
-from openrft.engines import Sample, SamplingParams
+from openrft.engines import Engine, Sample, SamplingParams
 from openrft.service.app import store_of
 from openrft.service.errors import APIError, bad_request, not_found
 from openrft.service.pagination import page
@@ -145,9 +145,9 @@ def register_job_runs(store: Store, eval_id: str) -> None:
     known = {row["run_dir"] for row in store.rows(eval_runs, eval_runs.c.eval_id == eval_id)}
     steps = []
     for run_file in run_dir.glob("evals/step-*/run.json"):
-        step = run_file.parent.name.removeprefix("step-")
-        if step.isdigit() and str(run_file.parent) not in known and (run_file.parent / "summary.json").is_file():
-            steps.append((int(step), run_file.parent))
+        digits = run_file.parent.name.removeprefix("step-")
+        if digits.isdigit() and str(run_file.parent) not in known and (run_file.parent / "summary.json").is_file():
+            steps.append((int(digits), run_file.parent))
     for step, folder in sorted(steps):
         run = load_eval(folder).run
         source = {"type": "completions", "model": run.get("model") or job["model"],
@@ -192,7 +192,7 @@ def _metadata(value: Any) -> dict:
 @router.get("")
 def list_evals(request: Request, after: str | None = None, limit: int = Query(20),
                order: str = Query("asc", pattern="^(asc|desc)$"),
-               order_by: str = Query("created_at", pattern="^(created_at|updated_at)$")):
+               order_by: str = Query("created_at", pattern="^(created_at|updated_at)$")):  # noqa: ARG001 (API parameter)
     rows = store_of(request).rows(evals, newest_first=order == "desc")
     return page([row["object"] for row in rows], after=after, limit=limit, extra_ids=True)
 
@@ -316,7 +316,9 @@ def create_run(request: Request, eval_id: str, body: dict = Body(...)):
                  request={"name": body.get("name"), "metadata": _metadata(body.get("metadata")),
                           "data_source": source},
                  status="queued", queue_order=time.time_ns(), attempts=0)
-    return run_object(store, store.get(eval_runs, run_id))
+    row = store.get(eval_runs, run_id)
+    assert row is not None  # inserted above
+    return run_object(store, row)
 
 
 @router.get("/{eval_id}/runs")
@@ -348,7 +350,9 @@ def cancel_run(request: Request, eval_id: str, run_id: str):
                           code="invalid_status")
     if not store.update(eval_runs, run_id, eval_runs.c.status == "queued", status="canceled", queue_order=None):
         store.update(eval_runs, run_id, requested_action="cancel")  # the worker stops at the next chunk
-    return run_object(store, store.get(eval_runs, run_id))
+    updated = store.get(eval_runs, run_id)
+    assert updated is not None  # get_run found it above
+    return run_object(store, updated)
 
 
 @router.delete("/{eval_id}/runs/{run_id}")
@@ -362,7 +366,7 @@ def delete_run(request: Request, eval_id: str, run_id: str):
     return {"object": "eval.run.deleted", "deleted": True, "run_id": run_id}
 
 
-def _output_items(store: Store, row: dict) -> list[dict]:
+def _output_items(row: dict) -> list[dict]:
     """The output items of a run: all of a completed run, the chunks graded so far of a running or canceled one."""
     run_dir = Path(row["run_dir"])
     if row["status"] == "completed" and (run_dir / "run.json").is_file():
@@ -395,7 +399,7 @@ def list_output_items(request: Request, eval_id: str, run_id: str, after: str | 
                       limit: int = Query(20), status: str | None = Query(None, pattern="^(pass|fail)$"),
                       order: str = Query("asc", pattern="^(asc|desc)$")):
     store = store_of(request)
-    items = _output_items(store, get_run(store, eval_id, run_id))
+    items = _output_items(get_run(store, eval_id, run_id))
     if status:
         items = [item for item in items if item["status"] == status]
     if order == "desc":
@@ -406,7 +410,7 @@ def list_output_items(request: Request, eval_id: str, run_id: str, after: str | 
 @router.get("/{eval_id}/runs/{run_id}/output_items/{item_id}")
 def retrieve_output_item(request: Request, eval_id: str, run_id: str, item_id: str):
     store = store_of(request)
-    for item in _output_items(store, get_run(store, eval_id, run_id)):
+    for item in _output_items(get_run(store, eval_id, run_id)):
         if item["id"] == item_id:
             return item
     raise not_found("output item", item_id, param="output_item_id")
@@ -421,7 +425,7 @@ class GivenSamples:
         self.model_name = "(given samples)"
         self._samples = list(samples)
 
-    def generate(self, prompts, params: SamplingParams) -> list[list[Sample]]:
+    def generate(self, prompts, params: SamplingParams) -> list[list[Sample]]:  # noqa: ARG002 (engine interface)
         batch, self._samples = self._samples[:len(prompts)], self._samples[len(prompts):]
         return [[sample] for sample in batch]
 
@@ -547,9 +551,11 @@ def execute_run(store: Store, run_id: str, should_stop) -> str:
     from openrft.service.engine_cache import load_engine
 
     row = store.get(eval_runs, run_id)
+    assert row is not None  # the worker runs the rows it claimed
     # The criteria as graders: the `id` the API gave each one is not part of the grader JSON.
     criteria = [{k: v for k, v in c.items() if k != "id"} for c in get_eval(store, row["eval_id"])["testing_criteria"]]
     data_source = row["request"]["data_source"]
+    engine: Engine
     try:
         entries = _items(store, data_source["source"])
         if data_source["type"] == "jsonl":
@@ -612,16 +618,16 @@ def _write_result(out_dir: Path, run_id: str, eval_id: str, name: str, criteria:
     run = {**(runs[0] if runs else {"object": "eval.run", "created_at": int(time.time()), "model": None,
                                      "report_url": None, "metadata": {}, "error": None}),
            "id": run_id, "eval_id": eval_id, "name": name, "status": "completed",
-           "result_counts": {key: total(lambda r: r["result_counts"][key])
+           "result_counts": {key: total(lambda r, key=key: r["result_counts"][key])
                              for key in ("total", "errored", "failed", "passed")},
            "per_model_usage": [{**runs[0]["per_model_usage"][0], **{
-               key: total(lambda r: r["per_model_usage"][0][key])
+               key: total(lambda r, key=key: r["per_model_usage"][0][key])
                for key in ("invocation_count", "prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens")}}]
            + judge_usage(summary["grader_usage"]) if runs else None,  # then the judges of model graders
            "per_testing_criteria_results": [
                {"testing_criteria": c.get("name", f"criterion-{i}"),
-                "passed": total(lambda r: r["per_testing_criteria_results"][i]["passed"]),
-                "failed": total(lambda r: r["per_testing_criteria_results"][i]["failed"])}
+                "passed": total(lambda r, i=i: r["per_testing_criteria_results"][i]["passed"]),
+                "failed": total(lambda r, i=i: r["per_testing_criteria_results"][i]["failed"])}
                for i, c in enumerate(criteria)],
            "data_source": {"type": "jsonl", "source": {"type": "file_content", "count": len(rollouts)}}}
     write_eval(EvalResult(run, summary, items, rollouts), out_dir)

@@ -104,7 +104,9 @@ async def upload(request: Request, file: UploadFile = File(...), purpose: str = 
         raise
     partial.rename(target)
     store.insert(files, id=file_id, filename=filename, purpose=purpose, bytes=size)
-    return file_object(store.get(files, file_id))
+    stored = store.get(files, file_id)
+    assert stored is not None  # inserted above
+    return file_object(stored)
 
 
 @router.get("/files")

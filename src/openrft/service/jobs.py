@@ -118,8 +118,8 @@ def job_object(store: Store, row: dict) -> dict:
 def estimated_finish(metrics: list[dict]) -> int | None:
     """When a running job should end: its last step's time plus the mean step time for each step left."""
     steps = [e for e in metrics if e["data"].get("step", 0) >= 1]
-    durations = [((e["data"].get("timing") or {}).get("step") or {}).get("full_iteration") for e in steps]
-    durations = [d for d in durations if isinstance(d, (int, float))]
+    timings = [((e["data"].get("timing") or {}).get("step") or {}).get("full_iteration") for e in steps]
+    durations = [d for d in timings if isinstance(d, (int, float))]
     if not steps or not durations:
         return None
     last = steps[-1]
@@ -189,6 +189,13 @@ def results_file(store: Store, job_id: str, metrics: list[dict], method: str = "
     return file_id
 
 
+def _stored(store: Store, job_id: str) -> dict:
+    """The row of a job this request has just created or found (so it is there)."""
+    row = store.get(jobs, job_id)
+    assert row is not None
+    return row
+
+
 def get_row(store: Store, job_id: str) -> dict:
     row = store.get(jobs, job_id)
     if row is None:
@@ -251,8 +258,8 @@ def create(request: Request, body: dict = Body(...)):
                  created_at=int(job["created_at"]), metadata=job.get("metadata"))
     from openrft.service.evals import register_job_eval
 
-    register_job_eval(store, store.get(jobs, job_id))
-    return job_object(store, store.get(jobs, job_id))
+    register_job_eval(store, _stored(store, job_id))
+    return job_object(store, _stored(store, job_id))
 
 
 def _check_model(model: str) -> None:
@@ -356,7 +363,7 @@ def cancel(request: Request, job_id: str):
     else:  # a worker holds it: it stops at the next step boundary
         store.update(jobs, job_id, requested_action="cancel")
         append_event(Path(row["run_dir"]), "Cancellation requested: the job stops at the next step boundary")
-    return job_object(store, store.get(jobs, job_id))
+    return job_object(store, _stored(store, job_id))
 
 
 @router.post("/{job_id}/pause")
@@ -373,7 +380,7 @@ def pause(request: Request, job_id: str):
     else:
         store.update(jobs, job_id, jobs.c.status == "running", requested_action="pause")
         append_event(Path(row["run_dir"]), "Pause requested: a checkpoint is written at the next step boundary")
-    return job_object(store, store.get(jobs, job_id))
+    return job_object(store, _stored(store, job_id))
 
 
 @router.post("/{job_id}/resume")
@@ -387,7 +394,7 @@ def resume(request: Request, job_id: str):
     if store.update(jobs, job_id, jobs.c.status == "paused", status="queued", queue_order=time.time_ns(),
                     requested_action=None):
         set_status(Path(row["run_dir"]), "queued", "Fine-tuning job resumed")
-    return job_object(store, store.get(jobs, job_id))
+    return job_object(store, _stored(store, job_id))
 
 
 def _only_api(row: dict, action: str) -> None:
@@ -430,7 +437,8 @@ def _with_grader_usage(event: dict, job: dict, run_dir: Path) -> dict:
     hp = rl.get("hyperparameters") or {}
     step = int(data.get("step") or 0)
     train_calls = hp.get("batch_size", 0) * (hp.get("resolved") or {}).get("group_size", 0) if step >= 1 else 0
-    valid_calls, valid_usage = 0, None
+    valid_calls: int | None = 0
+    valid_usage = None
     step_dir = run_dir / "evals" / f"step-{step}"
     if "valid_reward_mean" in (data.get("scores") or {}) and (step_dir / "run.json").is_file():
         try:
@@ -441,7 +449,8 @@ def _with_grader_usage(event: dict, job: dict, run_dir: Path) -> dict:
             valid_usage = json.loads((step_dir / "summary.json").read_text())["grader_usage"][0]
         except (OSError, ValueError, KeyError, TypeError, IndexError):
             valid_usage = None  # a run written before openrft recorded grader usage
-    recorded = usage.get("graders") if isinstance(usage.get("graders"), list) else []
+    graders = usage.get("graders")
+    recorded = graders if isinstance(graders, list) else []
     entries = []
     for k, entry in enumerate(grader_usage_entries(rl["grader"], {"train": None, "valid": valid_usage})):
         given = recorded[k] if k < len(recorded) and isinstance(recorded[k], dict) else {}
@@ -463,7 +472,7 @@ def checkpoints(request: Request, job_id: str, after: str | None = None, limit: 
 
 @permissions.api_route("/{checkpoint:path}/permissions", methods=["GET", "POST"])
 @permissions.delete("/{checkpoint:path}/permissions/{permission_id}")
-def checkpoint_permissions(checkpoint: str, permission_id: str | None = None):
+def checkpoint_permissions(checkpoint: str, permission_id: str | None = None):  # noqa: ARG001 (route path parameters)
     raise APIError(400, "Checkpoint permissions are not supported by openrft: there are no projects to share a "
                    "checkpoint with; every model and checkpoint of this server can be used by anyone who has its "
                    "API key.", param="fine_tuned_model_checkpoint", code="unsupported_endpoint")

@@ -95,14 +95,14 @@ def check_supported(body: ResponsesRequest) -> None:
 
 def input_messages(body: ResponsesRequest) -> list[dict]:
     """`instructions` and `input` as the engine's chat messages."""
-    messages = [{"role": "developer", "content": body.instructions}] if body.instructions else []
+    messages: list[dict[str, Any]] = [{"role": "developer", "content": body.instructions}] if body.instructions else []
     if isinstance(body.input, str):
         return messages + [{"role": "user", "content": body.input}]
     for i, item in enumerate(body.input):
         kind = item.get("type", "message")
         if kind == "function_call":  # a call the model made: an assistant turn with tool_calls
-            call = {"id": str(item.get("call_id") or ""), "type": "function",
-                    "function": {"name": item.get("name"), "arguments": item.get("arguments") or "{}"}}
+            call: dict[str, Any] = {"id": str(item.get("call_id") or ""), "type": "function",
+                                    "function": {"name": item.get("name"), "arguments": item.get("arguments") or "{}"}}
             if not isinstance(call["function"]["name"], str):
                 raise bad_request(f"Missing required parameter: 'input[{i}].name'.", param=f"input[{i}].name")
             if messages and messages[-1]["role"] == "assistant" and messages[-1].get("tool_calls") is not None \

@@ -258,7 +258,7 @@ class Store:
         return self.update(table, row_id, table.c.worker_pid == worker.pid, table.c.worker_host == worker.host,
                            status="queued", worker_host=None, worker_pid=None, heartbeat_at=None)
 
-    def requeue_dead(self, *, stale_after: float = STALE_AFTER_S) -> list[tuple[str, str]]:
+    def requeue_dead(self, *, stale_after: float = STALE_AFTER_S) -> list[tuple[str, str, str]]:
         """Put rows held by dead workers back in the queue (keeping their place); returns (kind, id, new status)."""
         host = socket.gethostname()
         now = time.time()

@@ -49,7 +49,9 @@ def run_training_job(store: Store, job_id: str, should_stop: ShouldStop) -> str:
     from openrft.service.jobs import set_status
     from openrft.training import load_job, run_job
 
-    run_dir = Path(store.get(jobs, job_id)["run_dir"])
+    job_row = store.get(jobs, job_id)
+    assert job_row is not None  # the worker runs the rows it claimed
+    run_dir = Path(job_row["run_dir"])
     try:
         with sandbox_caller(f"job:{job_id}"):  # the job's python grades share one caller's share of the pool
             job = run_job(run_dir, should_stop=should_stop, progress=False)
@@ -85,7 +87,9 @@ def recover(store: Store, *, stale_after: float | None = None) -> list[tuple[str
     found = []
     for kind, row_id, status in store.requeue_dead(**kwargs):
         if kind == "job":
-            run_dir = Path(store.get(jobs, row_id)["run_dir"])
+            job_row = store.get(jobs, row_id)
+            assert job_row is not None  # requeue_dead has just updated it
+            run_dir = Path(job_row["run_dir"])
             recorded = load_job(run_dir).get("status") if (run_dir / "job.json").is_file() else None
             if recorded in TERMINAL:
                 store.update(jobs, row_id, status=recorded, queue_order=None)

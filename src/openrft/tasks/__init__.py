@@ -68,7 +68,8 @@ def default_task(*, quiet: bool = False) -> Task:
         from rich.console import Console
 
         reason = "" if available else " (the real data folder was not found)"
-        Console(stderr=True, soft_wrap=True).print(f"[bold]openrft[/]: task [cyan]{task.name}[/]{reason}: {task.source}")
+        Console(stderr=True, soft_wrap=True).print(
+            f"[bold]openrft[/]: task [cyan]{task.name}[/]{reason}: {task.source}")
     return task
 
 

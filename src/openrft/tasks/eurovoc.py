@@ -156,7 +156,7 @@ def _from_multi_eurlex(row: dict, file: str, line: int) -> tuple[list[dict], lis
         texts = {row["language"]: texts}  # a single-language configuration
     if not isinstance(texts, dict) or not any(isinstance(t, str) and t.strip() for t in texts.values()):
         problems.append(Problem(file, line, "text", "expected a {language: text} map with at least one text"))
-    if problems:
+    if problems or not isinstance(concepts, list) or not isinstance(texts, dict):
         return [], problems
     pairs = sorted((CODE_BY_NAME[DOMAIN_BY_CONCEPT[str(c)][1]], str(c)) for c in set(concepts))
     codes = [code for code, _ in pairs]
@@ -201,7 +201,7 @@ def acts_to_rows(records: list[dict], *, max_prompt_tokens: int | None = None, p
             text, text_tokens, cut = fit_text(record["text"], budget, tokenizer)
             message = act_prompt(text, language, prompt)
             prompt_tokens = token_count(message, tokenizer)
-        row = {"messages": [{"role": "user", "content": message}]}
+        row: dict = {"messages": [{"role": "user", "content": message}]}
         row.update({key: value for key, value in record.items() if key not in ("text", "truncated")})
         row["source_truncated"] = bool(record.get("truncated", False))  # cut by characters in the source data
         row["truncated"] = cut or row["source_truncated"]

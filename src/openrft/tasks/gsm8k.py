@@ -31,7 +31,8 @@ def load(split: str, *, valid_fraction: float = 0.1, seed: int = 0, limit: int |
 
     folder = shared_data_dir()
     if folder is None or not (folder / "gsm8k" / "train.jsonl").is_file():
-        raise TaskError("task gsm8k needs the real data folder (../shared/data/gsm8k/train.jsonl, or $OPENRFT_DATA_DIR)")
+        raise TaskError("task gsm8k needs the real data folder (../shared/data/gsm8k/train.jsonl, or "
+                        "$OPENRFT_DATA_DIR)")
     path = folder / "gsm8k" / "train.jsonl"
     numbered, problems = read_jsonl(path)
     rows = []

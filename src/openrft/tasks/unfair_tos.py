@@ -44,12 +44,14 @@ def load(split: str, *, valid_fraction: float = 0.2, seed: int = 0) -> list[dict
     if path is None or not path.is_file():
         raise TaskError("task unfair-tos needs the real data folder (../shared/data/unfair_tos/, or $OPENRFT_DATA_DIR)")
     numbered, problems = read_jsonl(path)
-    rows, seen = [], {}
+    rows: list[dict] = []
+    seen: dict = {}
     for line, record in numbered:
         match = SENTENCE.match(record.get("input_text") or "")
         answer = record.get("answer")
         if match is None:
-            problems.append(Problem(str(path), line, "input_text", "not LexGLUE's UNFAIR-ToS prompt with a quoted sentence"))
+            problems.append(Problem(str(path), line, "input_text",
+                                    "not LexGLUE's UNFAIR-ToS prompt with a quoted sentence"))
             continue
         labels = [part.strip() for part in answer.split(",")] if isinstance(answer, str) else []
         unknown = [label for label in labels if label not in LABELS]
@@ -63,7 +65,8 @@ def load(split: str, *, valid_fraction: float = 0.2, seed: int = 0) -> list[dict
         labels = sorted(set(labels), key=LABELS.index)
         if sentence in seen:
             if seen[sentence] != labels:
-                problems.append(Problem(str(path), line, "answer", "the same sentence appears earlier with other labels"))
+                problems.append(Problem(str(path), line, "answer",
+                                        "the same sentence appears earlier with other labels"))
             continue
         seen[sentence] = labels
         rows.append({"messages": [{"role": "user", "content": sentence_prompt(sentence)}],

@@ -34,6 +34,7 @@ def train_command(
     else:
         from openrft.training.spec import load_job_body
 
+        assert job_file is not None  # checked above
         body = load_job_body(job_file)
         if output_dir:
             body.setdefault("openrft", {})["output_dir"] = str(output_dir)
@@ -68,10 +69,10 @@ def _create(body, job_file):
         return create_job(body)
     except (JobSpecError, GraderValidationError) as exc:
         console.print(f"[red]error[/] in {job_file}: {exc}")
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     except DatasetError as exc:
         console.print(f"[red]error[/]: the data has problems; nothing was trained:\n{exc}")
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
 
 
 def _print_outcome(job: dict, run_dir: Path) -> None:

@@ -46,7 +46,7 @@ def encode_pair(tokenizer, row: dict, where: str = "row") -> Pair:
         if not encoded.n_targets:
             raise EncodingError(f"{where}: {key}: the answer renders to no tokens")
         sequences.append(encoded)
-    return Pair(*sequences)
+    return Pair(chosen=sequences[0], rejected=sequences[1])
 
 
 def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, reference_chosen: torch.Tensor,

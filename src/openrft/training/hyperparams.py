@@ -19,7 +19,8 @@ Supervised (SFT) and DPO jobs follow OpenAI's published rules where there are so
 | key | auto rule (supervised, dpo) |
 |---|---|
 | batch_size | clamp(round(0.002 × n_train), 1, 256) rows per step (OpenAI: about 0.2% of the rows, at most 256) |
-| n_epochs | 3, raised to ceil(100 / n_train) (at most 25) for small sets and lowered to 25000 // n_train (at least 1) for large ones (OpenAI's fine-tuning data guide: 100 to 25,000 examples seen) |
+| n_epochs | 3, raised to ceil(100 / n_train) (at most 25) for small sets and lowered to 25000 // n_train |
+|          | (at least 1) for large ones (OpenAI's fine-tuning data guide: 100 to 25,000 examples seen) |
 | learning_rate_multiplier | 1.0 (base 1e-4 for LoRA, 1e-5 for full fine-tuning, or `openrft.learning_rate`) |
 | beta (dpo) | 0.1 (OpenAI's suggested starting point, TRL's default) |
 | checkpoints | at the end of every epoch and at the last step, each with a full validation pass |
@@ -29,8 +30,9 @@ from __future__ import annotations
 
 import math
 import random
+from typing import Any
 
-from openrft.training.spec import JobSpec
+from openrft.training.spec import DpoHyperparameters, JobSpec
 
 GROUP_SIZE_BASE = 8
 
@@ -38,7 +40,7 @@ GROUP_SIZE_BASE = 8
 def resolve(spec: JobSpec, n_train: int) -> dict:
     if spec.method.type != "reinforcement":
         return resolve_offline(spec, n_train)
-    hp = spec.method.reinforcement.hyperparameters
+    hp = spec.rl.hyperparameters
     ext = spec.openrft
     rules: dict[str, str] = {}
 
@@ -99,8 +101,8 @@ def resolve_offline(spec: JobSpec, n_train: int) -> dict:
         total_steps = min(total_steps, ext.max_steps)
     base_lr = ext.learning_rate or (1e-4 if ext.finetune == "lora" else 1e-5)
     seed = spec.seed if spec.seed is not None else random.randrange(2**31)
-    out = {"batch_size": batch_size, "n_epochs": n_epochs, "learning_rate_multiplier": lr_mult}
-    if spec.method.type == "dpo":
+    out: dict[str, Any] = {"batch_size": batch_size, "n_epochs": n_epochs, "learning_rate_multiplier": lr_mult}
+    if isinstance(hp, DpoHyperparameters):
         out["beta"] = pick("beta", hp.beta, 0.1, "0.1")
     out["resolved"] = {"steps_per_epoch": steps_per_epoch, "total_steps": total_steps,
                        "eval_interval": min(steps_per_epoch, total_steps), "learning_rate": base_lr * lr_mult,

@@ -6,7 +6,7 @@ import json
 import time
 import uuid
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from openrft import paths
 from openrft.training import hyperparams
@@ -36,7 +36,7 @@ def create_job(body: dict | str | Path, *, run_dir: str | Path | None = None,
 
     spec = parse_job(body)
     kind = spec.method.type
-    rl = spec.method.reinforcement
+    rl = spec.method.reinforcement  # None for supervised and dpo jobs
     if rl is not None:
         parse_grader(rl.grader)  # raises GraderValidationError naming the field
         check_sampling(spec)
@@ -47,7 +47,7 @@ def create_job(body: dict | str | Path, *, run_dir: str | Path | None = None,
     valid_rows = load_rows(valid_path, method=kind) if valid_path else []
     if rl is not None:
         _check_grader_fields(rl.grader, train_rows, train_path)
-        if valid_rows:
+        if valid_rows and valid_path is not None:
             _check_grader_fields(rl.grader, valid_rows, valid_path)
     n_train = min(len(train_rows), spec.openrft.max_train_rows or len(train_rows))
     resolved = hyperparams.resolve(spec, n_train)
@@ -56,7 +56,8 @@ def create_job(body: dict | str | Path, *, run_dir: str | Path | None = None,
     run_dir = Path(run_dir or spec.openrft.output_dir or paths.runs_dir() / job_id)
     run_dir.mkdir(parents=True, exist_ok=True)
     seed = resolved["resolved"]["seed"]
-    method = {"type": kind, kind: spec.method.block.model_dump(mode="json")}  # the other blocks are left out
+    # the other methods' blocks are left out
+    method: dict[str, Any] = {"type": kind, kind: spec.method.block.model_dump(mode="json")}
     method[kind]["hyperparameters"] = resolved
     integrations = [i.model_dump(mode="json") for i in spec.integrations or []]
     if any(i["type"] == "wandb" for i in integrations) and "wandb" not in spec.openrft.trackers:
@@ -104,7 +105,7 @@ def check_sampling(spec: JobSpec) -> None:
     from openrft.engines.reasoning import BUDGETS
     from openrft.engines.structured import check_grammar, response_schema
 
-    rl, ext = spec.method.reinforcement, spec.openrft
+    rl, ext = spec.rl, spec.openrft
     try:
         check_grammar(response_schema(rl.response_format))
     except EngineError as exc:
@@ -167,5 +168,6 @@ def spec_of(job: dict) -> JobSpec:
             "validation_file": job["openrft"]["validation_path"], "suffix": job.get("suffix"), "seed": job["seed"],
             "metadata": job.get("metadata"),
             "method": {"type": kind, kind: block},
-            "openrft": {k: v for k, v in job["openrft"].items() if k not in ("run_dir", "training_path", "validation_path")}}
+            "openrft": {k: v for k, v in job["openrft"].items()
+                        if k not in ("run_dir", "training_path", "validation_path")}}
     return JobSpec.model_validate(body)

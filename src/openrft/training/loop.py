@@ -27,7 +27,7 @@ import time
 from collections import Counter
 from pathlib import Path
 from statistics import mean
-from typing import Callable
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 import torch
@@ -57,7 +57,10 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def subset(rows: list[dict], limit: int | None, seed: int) -> list[dict]:
+T = TypeVar("T")
+
+
+def subset(rows: list[T], limit: int | None, seed: int) -> list[T]:
     """A seeded random subset of `limit` rows in file order (files are often sorted by source or language)."""
     if not limit or limit >= len(rows):
         return rows
@@ -129,7 +132,7 @@ def _train(run_dir: Path, job: dict, log: EventLog, should_stop, progress: bool,
     console = Console(stderr=True, quiet=not progress or not dist.main)
     spec = spec_of(job)
     ext = spec.openrft
-    rl = spec.method.reinforcement
+    rl = spec.rl
     hp = job["method"]["reinforcement"]["hyperparameters"]
     res = hp["resolved"]
     seed, total_steps, group_size = res["seed"], res["total_steps"], res["group_size"]
@@ -182,7 +185,7 @@ def _train(run_dir: Path, job: dict, log: EventLog, should_stop, progress: bool,
     if start_step == 0 and ext.validate_at_start and dist.main:
         summary = validate(0)
         if summary:
-            data = _metrics_event(0, total_steps, None, summary, {}, {"eval": summary["eval_seconds"]}, grader, rl.grader)
+            data = _metrics_event(0, total_steps, None, summary, {}, {"eval": summary["eval_seconds"]}, rl.grader)
             log.emit(_message(0, total_steps, None, summary), type="metrics", data=data)
             if trackers:
                 trackers.log(data, 0)
@@ -223,7 +226,7 @@ def _train(run_dir: Path, job: dict, log: EventLog, should_stop, progress: bool,
                   "grading": gen_timing["grading"]}
         timing["full_iteration"] = time.perf_counter() - t0
         if dist.main:
-            data = _metrics_event(step, total_steps, rollouts, summary, stats, timing, grader, rl.grader)
+            data = _metrics_event(step, total_steps, rollouts, summary, stats, timing, rl.grader)
             log.emit(_message(step, total_steps, rollouts, summary), type="metrics", data=data)
             history.append(data)
             for warning in _guards(history, reference_freq):
@@ -249,7 +252,8 @@ def _train(run_dir: Path, job: dict, log: EventLog, should_stop, progress: bool,
                 if valid_reward is not None and (best is None or valid_reward > best["reward"]):
                     best = {"step": step, "reward": valid_reward}
                 apply_retention(run_dir, ext.keep_checkpoints, step)
-                save_state(run_dir, model, optimizer, {"step": step, "best_valid": best, "trained_tokens": trained_tokens})
+                save_state(run_dir, model, optimizer,
+                           {"step": step, "best_valid": best, "trained_tokens": trained_tokens})
             dist.barrier()
     if dist.main:
         save_model(_unwrap(model), tokenizer, run_dir / "checkpoints" / "final", base_model)
@@ -308,7 +312,7 @@ def _update(model, optimizer, rollouts, ext, dist, engine) -> dict:
     """
     groups = []
     zero_signal = truncated = infrastructure = 0
-    lengths = []
+    lengths: list[int] = []
     for rollout in rollouts:
         lengths.extend(len(s.token_ids) for s in rollout.samples)
         truncated += sum(1 for s in rollout.samples if s.finish_reason == "length")
@@ -356,6 +360,7 @@ def _update(model, optimizer, rollouts, ext, dist, engine) -> dict:
                 for i, lp in enumerate(g["sampler_logprobs"]):
                     sampler[i, :len(lp)] = torch.tensor(lp[:mask.shape[1]])
                 gaps.append(float(((g["old"] - sampler).abs() * mask).sum() / mask.sum()))
+                assert entropy is not None  # asked for on the first pass (with_entropy)
                 entropies.append(float((entropy * mask).sum() / mask.sum()))
                 if ref_needed:
                     with torch.no_grad(), model.disable_adapter():
@@ -392,7 +397,7 @@ def _update(model, optimizer, rollouts, ext, dist, engine) -> dict:
     return stats
 
 
-def _metrics_event(step, total_steps, rollouts, summary, stats, timing, grader, grader_spec) -> dict:
+def _metrics_event(step, total_steps, rollouts, summary, stats, timing, grader_spec) -> dict:
     """One step's metrics in OpenAI's shape (openai-rft-api.md §1.8), plus `train` (RL internals) and `valid`."""
     name, gtype = grader_spec.get("name", "grader"), grader_spec.get("type")
     data: dict = {"step": step, "total_steps": total_steps, "scores": {}, "usage": {}, "errors": {}, "timing": {}}
@@ -502,7 +507,9 @@ def _guards(history: list[dict], reference_freq: dict | None) -> list[dict]:
 
 
 def _label_freq(rows: list[dict], key: str | None) -> dict | None:
-    counts = Counter(label for r in rows for label in (r.get(key) or []) if isinstance(r.get(key), list)) if key else None
+    if not key:
+        return None
+    counts = Counter(label for r in rows for label in (r.get(key) or []) if isinstance(r.get(key), list))
     total = sum(counts.values()) if counts else 0
     return {label: c / total for label, c in counts.items()} if total else None
 
@@ -575,14 +582,14 @@ class _SignalStop:
 
     def __init__(self):
         self.action = None
-        self._previous: dict[int, object] = {}
+        self._previous: dict[int, Any] = {}  # what signal.signal returned: a handler, SIG_DFL or None
         for signum in (signal.SIGTERM, signal.SIGINT):
             try:
                 self._previous[signum] = signal.signal(signum, self._handle)
             except ValueError:  # not the main thread (e.g. a server worker thread): the caller's should_stop rules
                 break
 
-    def _handle(self, signum, frame):
+    def _handle(self, _signum, _frame):
         if self.action:
             raise KeyboardInterrupt
         self.action = "interrupt"

@@ -89,8 +89,8 @@ def numbered_rows(job: dict, ext, seed: int) -> tuple[list[tuple[int, dict]], li
     from openrft.data.splits import group_subset
 
     method = job["method"]["type"]
-    train = subset(list(enumerate(load_rows(job["openrft"]["training_path"], method=method), start=1)),
-                   ext.max_train_rows, seed)
+    numbered = list(enumerate(load_rows(job["openrft"]["training_path"], method=method), start=1))
+    train = subset(numbered, ext.max_train_rows, seed)
     valid_path = job["openrft"]["validation_path"]
     valid: list[tuple[int, dict]] = []
     if valid_path:

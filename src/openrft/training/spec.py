@@ -255,6 +255,13 @@ def auto_precision(device: str) -> str:
     return "float32"
 
 
+Tracker = Literal["tensorboard", "wandb", "mlflow", "trackio"]
+
+
+def _default_trackers() -> list[Tracker]:
+    return ["tensorboard"]
+
+
 class OpenrftOptions(BaseModel):
     """What OpenAI does not expose. Defaults suit the embedded model; `device` and `precision` follow the
     machine that parses the spec (cuda and bfloat16 on a GPU server, cpu and float32 on a laptop)."""
@@ -276,7 +283,7 @@ class OpenrftOptions(BaseModel):
     precision: Literal["auto", "float32", "bfloat16"] = Field("auto", description="the weights' dtype; 'auto' = "
                                                               "bfloat16 on a GPU that supports it, else float32")
     output_dir: Optional[str] = None
-    trackers: list[Literal["tensorboard", "wandb", "mlflow", "trackio"]] = Field(default_factory=lambda: ["tensorboard"])
+    trackers: list[Tracker] = Field(default_factory=_default_trackers)
     # sampling
     max_tokens: int = Field(96, ge=1, le=131072, description="new tokens per training sample (reasoning included)")
     temperature: float = Field(1.0, ge=0.0, le=2.0)
@@ -284,7 +291,8 @@ class OpenrftOptions(BaseModel):
     # algorithm (see openrft.training.algorithm)
     learning_rate: Optional[float] = Field(None, gt=0.0, le=1.0, description="base learning rate before the multiplier "
                                            "(default 1e-4 for LoRA, 1e-5 for full fine-tuning)")
-    updates_per_batch: int = Field(2, ge=1, le=64, description="optimizer passes over one batch of rollouts (clipped ratio)")
+    updates_per_batch: int = Field(2, ge=1, le=64,
+                                   description="optimizer passes over one batch of rollouts (clipped ratio)")
     clip_epsilon: float = Field(0.2, gt=0.0, le=1.0)
     kl_coef: float = Field(0.0, ge=0.0, le=100.0)
     scale_rewards: bool = Field(True, description="divide group advantages by the group's std (GRPO); false = Dr. GRPO")
@@ -334,6 +342,13 @@ class JobSpec(BaseModel):
     hyperparameters: Optional[dict[str, Any]] = None  # deprecated top-level form; ignored when method is given
     method: Method
     openrft: OpenrftOptions = Field(default_factory=OpenrftOptions)
+
+    @property
+    def rl(self) -> Reinforcement:
+        """The reinforcement block (grader, response_format, hyperparameters) of an RFT job."""
+        if self.method.reinforcement is None:
+            raise ValueError(f"a {self.method.type} job has no reinforcement block")
+        return self.method.reinforcement
 
 
 class JobSpecError(Exception):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+from functools import partial
 from pathlib import Path
+from typing import Any, Callable, Sequence
 
 
 def flatten(data: dict, prefix: str = "") -> dict[str, float]:
@@ -31,14 +33,14 @@ def wandb_options(config: dict, run_name: str) -> dict:
 
 
 class Trackers:
-    def __init__(self, names: list[str], run_dir: Path, run_name: str, config: dict, log=print):
-        self.sinks = []
+    def __init__(self, names: Sequence[str], run_dir: Path, run_name: str, config: dict, log=print):
+        self.sinks: list[Callable[[dict, int], Any]] = []  # each takes (flat metrics, step)
         for name in names:
             if name == "tensorboard":
                 from torch.utils.tensorboard import SummaryWriter
 
                 writer = SummaryWriter(str(run_dir / "tensorboard"))
-                self.sinks.append(lambda m, s, w=writer: _tb(w, m, s))
+                self.sinks.append(partial(_tb, writer))
                 self._tb = writer
             elif importlib.util.find_spec(name) is None:
                 log(f"tracker {name} asked for but not installed; skipped")
@@ -51,7 +53,8 @@ class Trackers:
                 import mlflow
 
                 mlflow.start_run(run_name=run_name)
-                self.sinks.append(lambda m, s: mlflow.log_metrics({k.replace("/", "."): v for k, v in m.items()}, step=s))
+                self.sinks.append(lambda m, s: mlflow.log_metrics({k.replace("/", "."): v for k, v in m.items()},
+                                                                  step=s))
             elif name == "trackio":
                 import trackio
 

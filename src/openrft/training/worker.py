@@ -1,4 +1,5 @@
-"""Entry point of one data-parallel training process: `python -m torch.distributed.run … -m openrft.training.worker RUN_DIR`.
+"""Entry point of one data-parallel training process:
+`python -m torch.distributed.run … -m openrft.training.worker RUN_DIR`.
 
 Only the main process (rank 0) owns the job's status; the others exit 0 when their part finished.
 """
