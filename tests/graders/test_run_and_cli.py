@@ -101,6 +101,10 @@ def test_cli_ready_and_bad_files(tmp_path):
     broken.write_text("{\n  \"grader\": ,\n}")
     result = runner.invoke(app, ["grade", str(broken)])
     assert result.exit_code == 2 and "line 2" in unboxed(result.output)
+    huge = tmp_path / "huge.json"  # valid JSON that Python refuses to read (an int of more than 4,300 digits)
+    huge.write_text('{"grader": {"type": "string_check"}, "item": {"n": ' + "9" * 5000 + "}}")
+    result = runner.invoke(app, ["grade", str(huge)])
+    assert result.exit_code == 2 and "cannot read this JSON" in unboxed(result.output), result.output
 
 
 def unboxed(output: str) -> str:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import cast
 
 import typer
 
@@ -23,12 +22,13 @@ def _read_json(source: str) -> object:
         text = sys.stdin.read() if source == "-" else Path(source).read_text()
     except OSError as exc:
         raise typer.BadParameter(f"{source}: cannot read: {exc.strerror}") from None
+    where = "stdin" if source == "-" else source
     try:
         return json.loads(text)
-    except ValueError as exc:
-        error = cast(json.JSONDecodeError, exc)  # what json.loads raises for text that is not JSON
-        where = "stdin" if source == "-" else source
-        raise typer.BadParameter(f"{where}: line {error.lineno}: not JSON: {error.msg}") from None
+    except json.JSONDecodeError as exc:
+        raise typer.BadParameter(f"{where}: line {exc.lineno}: not JSON: {exc.msg}") from None
+    except ValueError as exc:  # JSON that Python will not read, e.g. an integer of more than 4,300 digits
+        raise typer.BadParameter(f"{where}: cannot read this JSON: {exc}") from None
 
 
 def _fail(exc) -> None:
