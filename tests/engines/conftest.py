@@ -32,6 +32,23 @@ EUROVOC_PROMPT = [
 ]
 
 
+def trainer_logprobs(engine, samples):
+    """What the trainer recomputes for one prompt's samples: (log-probabilities under each sample's replayed
+    constraint masks, their completion mask, unmasked log-probabilities as the trainer before issue 14 had them).
+    Also checks that every sample's masks replay, one row per sampled token."""
+    import torch
+
+    from openrft.training import algorithm
+
+    masks = [engine.replay_masks(s) for s in samples]
+    assert all(m is not None and m.shape[0] == len(s.token_ids) for m, s in zip(masks, samples))
+    prompt, completions = samples[0].prompt_token_ids, [s.token_ids for s in samples]
+    with torch.no_grad():
+        logp, mask, _ = algorithm.sequence_logprobs(engine.model, prompt, completions, temperature=1.0, masks=masks)
+        unmasked, _, _ = algorithm.sequence_logprobs(engine.model, prompt, completions, temperature=1.0)
+    return logp, mask, unmasked
+
+
 @pytest.fixture(scope="session")
 def engine(embedded_model):
     """The embedded model behind the transformers engine (loaded once for all engine tests), in float32: the

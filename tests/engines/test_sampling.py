@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from openrft.engines.base import SamplingParams
-from tests.engines.conftest import EUROVOC_DOMAINS, EUROVOC_PROMPT
+from tests.engines.conftest import EUROVOC_DOMAINS, EUROVOC_PROMPT, trainer_logprobs
 
 
 def labels_format(max_items: int = 5) -> dict:
@@ -97,17 +97,9 @@ def test_masked_logprob_gradient_equals_an_explicit_reference(embedded_model):
 def test_trainer_logprobs_of_constrained_samples_equal_the_samplers(engine):
     """Replaying each sample's constraint, the trainer recomputes the sampler's log-probabilities within 1e-4
     per token; the unmasked recomputation (the old trainer) is far off."""
-    from openrft.training import algorithm
-
     params = SamplingParams(n=6, temperature=1.0, max_tokens=48, seed=3, response_format=labels_format())
     samples = engine.generate([EUROVOC_PROMPT], params)[0]
-    masks = [engine.replay_masks(s) for s in samples]
-    assert all(m is not None and m.shape[0] == len(s.token_ids) for m, s in zip(masks, samples))
-    with torch.no_grad():
-        logp, mask, _ = algorithm.sequence_logprobs(engine.model, samples[0].prompt_token_ids,
-                                                    [s.token_ids for s in samples], temperature=1.0, masks=masks)
-        unmasked, _, _ = algorithm.sequence_logprobs(engine.model, samples[0].prompt_token_ids,
-                                                     [s.token_ids for s in samples], temperature=1.0)
+    logp, mask, unmasked = trainer_logprobs(engine, samples)
     gaps, old_gaps = [], []
     for i, s in enumerate(samples):
         sampler = torch.tensor(s.logprobs)

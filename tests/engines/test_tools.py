@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from openrft.engines.base import EngineError, SamplingParams
+from tests.engines.conftest import trainer_logprobs
 
 WEATHER = {"type": "function", "function": {
     "name": "get_weather", "description": "The current weather of a city",
@@ -194,18 +195,10 @@ def test_auto_with_a_response_format_allows_the_json_answer_or_calls(engine):
 def test_the_trainer_replays_the_tool_grammar_and_gets_the_sampler_s_logprobs(engine):
     """Replaying each sample's tool constraint, the trainer's log-probabilities equal the sampler's within 1e-4
     per token; unmasked they are far off (the grammar forces most of a call's tokens)."""
-    from openrft.training import algorithm
-
     params = SamplingParams(n=3, temperature=1.0, max_tokens=40, seed=7, tools=TOOLS, tool_choice="required")
     samples = engine.generate([ASK], params)[0]
     assert all(s.constraint is not None and s.constraint.tool_calls for s in samples)
-    masks = [engine.replay_masks(s) for s in samples]
-    assert all(m is not None and m.shape[0] == len(s.token_ids) for m, s in zip(masks, samples))
-    with torch.no_grad():
-        logp, _, _ = algorithm.sequence_logprobs(engine.model, samples[0].prompt_token_ids,
-                                                 [s.token_ids for s in samples], temperature=1.0, masks=masks)
-        unmasked, _, _ = algorithm.sequence_logprobs(engine.model, samples[0].prompt_token_ids,
-                                                     [s.token_ids for s in samples], temperature=1.0)
+    logp, _, unmasked = trainer_logprobs(engine, samples)
     for i, sample in enumerate(samples):
         sampler = torch.tensor(sample.logprobs)
         assert (logp[i, :len(sample.token_ids)] - sampler).abs().max().item() < 1e-4

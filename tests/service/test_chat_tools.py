@@ -15,19 +15,11 @@ from fastapi.testclient import TestClient
 from openrft.service.app import create_app
 from openrft.service.engine_cache import EngineCache
 from openrft.service.store import Store
+from tests.engines.test_tools import ASK, TIME, WEATHER
 
 openai = pytest.importorskip("openai")
 
 KEY = "sk-tools-test"
-WEATHER = {"type": "function", "function": {
-    "name": "get_weather", "description": "The current weather of a city",
-    "parameters": {"type": "object", "properties": {"city": {"type": "string", "maxLength": 20},
-                                                    "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
-                   "required": ["city", "unit"], "additionalProperties": False}}}
-TIME = {"type": "function", "function": {
-    "name": "get_time", "parameters": {"type": "object", "properties": {"zone": {"type": "string", "maxLength": 12}},
-                                       "required": ["zone"], "additionalProperties": False}}}
-ASK = [{"role": "user", "content": "What is the weather in Paris right now?"}]
 
 
 class RecordingEngine:

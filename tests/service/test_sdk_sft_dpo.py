@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.service.test_server import Server, wait_for
+from tests.service.test_server import wait_for
 
 openai = pytest.importorskip("openai")
 
@@ -28,16 +28,6 @@ def dpo_row(thing: str, answer: str) -> dict:
     return {"input": {"messages": [{"role": "user", "content": f"What colour is {thing}?"}]},
             "preferred_output": [{"role": "assistant", "content": answer}],
             "non_preferred_output": [{"role": "assistant", "content": "Purple."}]}
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, embedded_model):
-    home = tmp_path_factory.mktemp("serve-sft") / "home"
-    (home / "models").mkdir(parents=True)
-    (home / "models" / embedded_model.name).symlink_to(embedded_model)
-    server = Server(home)
-    yield server
-    server.stop()
 
 
 def finished(client, job_id: str):

@@ -133,16 +133,6 @@ def wait_for(fetch, done, *, timeout: float, what: str):
         time.sleep(1.0)
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, embedded_model):
-    home = tmp_path_factory.mktemp("serve") / "home"
-    (home / "models").mkdir(parents=True)
-    (home / "models" / embedded_model.name).symlink_to(embedded_model)
-    server = Server(home)
-    yield server
-    server.stop()
-
-
 def test_the_whole_workflow_through_the_openai_sdk(server):
     client = server.client
     train = client.files.create(file=("train.jsonl", rows(QUESTIONS[:2])), purpose="fine-tune")

@@ -23,6 +23,13 @@ def row_labels(row: dict, label_key: str, *, where: str = "row") -> list[str]:
     return [str(value)]
 
 
+def label_set(rows: list[dict], label_key: str | None) -> list[str] | None:
+    """Every label the rows name under `label_key`, sorted; None unless every row has a list there."""
+    if not label_key or not rows or not all(isinstance(r.get(label_key), list) for r in rows):
+        return None
+    return sorted({label for r in rows for label in r[label_key]})
+
+
 def label_counts(rows: Iterable[dict], label_key: str = "labels") -> Counter:
     """How many rows carry each label."""
     counts: Counter = Counter()

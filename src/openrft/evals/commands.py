@@ -138,11 +138,14 @@ def _dataset(task, data, grader, response_format, split, prompts):
 def _label_space(fmt: dict | None, rows: list[dict]) -> list[str] | None:
     """The labels P/R/F1 are scored over for rows that carry a `labels` list: the response_format's enum for
     `labels` when it has one (the whole label space), else every label the rows name; None for other rows."""
-    if not rows or not all(isinstance(row.get("labels"), list) for row in rows):
+    from openrft.data.labels import label_set
+
+    found = label_set(rows, "labels")
+    if found is None:
         return None
     schema = ((fmt or {}).get("json_schema") or {}).get("schema") or {}
     enum = (((schema.get("properties") or {}).get("labels") or {}).get("items") or {}).get("enum")
-    return list(enum) if enum else sorted({label for row in rows for label in row["labels"]})
+    return list(enum) if enum else found
 
 
 def _slug(name: str) -> str:

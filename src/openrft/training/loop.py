@@ -151,14 +151,8 @@ def _train(run_dir: Path, job: dict, log: EventLog, should_stop, progress: bool,
     ft_name = model_name(spec.model, spec.suffix, job["id"])
     base_model = checkpoint_base(spec.model)
 
-    state = load_state(run_dir, model, optimizer)
+    state = resume(run_dir, model, optimizer, log)
     start_step = state["step"] if state else 0
-    if state:
-        dropped = log.truncate_after_step(start_step)
-        log.emit(f"Resumed from step {start_step}" + (f" ({dropped} events of lost steps dropped)" if dropped else ""))
-    elif any(e.get("type") == "metrics" for e in log.read()):  # died before its first saved state: start over
-        dropped = log.truncate_after_step(-1)
-        log.emit(f"Restarted from the beginning ({dropped} events of lost steps dropped)")
     trackers = Trackers(ext.trackers, run_dir, job["id"], job, log=console.print) if dist.main else None
     job.update(status="running", fine_tuned_model=None)
     if dist.main:
@@ -270,6 +264,21 @@ def _train(run_dir: Path, job: dict, log: EventLog, should_stop, progress: bool,
     return job
 
 
+def resume(run_dir: Path, model, optimizer, log: EventLog) -> dict | None:
+    """The run's saved state (model and optimizer restored in place), or None for a fresh start. The events of
+    steps after the saved state (lost when the process died) are dropped from the log, and so are all metrics
+    events of a run that died before its first saved state."""
+    state = load_state(run_dir, model, optimizer)
+    if state:
+        step = state["step"]
+        dropped = log.truncate_after_step(step)
+        log.emit(f"Resumed from step {step}" + (f" ({dropped} events of lost steps dropped)" if dropped else ""))
+    elif any(e.get("type") == "metrics" for e in log.read()):  # died before its first saved state: start over
+        dropped = log.truncate_after_step(-1)
+        log.emit(f"Restarted from the beginning ({dropped} events of lost steps dropped)")
+    return state
+
+
 def build_policy(spec, learning_rate: float, dist: "_Distributed"):
     """(model, tokenizer, optimizer) of a job: the starting model (a fine-tuned adapter merged into its base:
     openrft.models.load_start_model), with fresh LoRA adapters or all weights trainable, and AdamW."""
@@ -295,7 +304,9 @@ def reasoning_effort(hp: dict) -> str | None:
 
 def eval_labels(ext, rows: list[dict]) -> list[str] | None:
     """The label set a run's evals score: the job's `labels`, else every label found in `rows`."""
-    return ext.labels or _labels_of(rows, ext.label_key)
+    from openrft.data.labels import label_set
+
+    return ext.labels or label_set(rows, ext.label_key)
 
 
 def sampling_params(ext, response_format, reasoning, n, seed) -> SamplingParams:
@@ -512,12 +523,6 @@ def _label_freq(rows: list[dict], key: str | None) -> dict | None:
     counts = Counter(label for r in rows for label in (r.get(key) or []) if isinstance(r.get(key), list))
     total = sum(counts.values()) if counts else 0
     return {label: c / total for label, c in counts.items()} if total else None
-
-
-def _labels_of(rows: list[dict], key: str | None) -> list[str] | None:
-    if not key or not rows or not all(isinstance(r.get(key), list) for r in rows):
-        return None
-    return sorted({label for r in rows for label in r[key]})
 
 
 def _stop(run_dir, job, log, action, model, tokenizer, optimizer, step, best, trained_tokens, spec, ft_name, dist,

@@ -26,7 +26,6 @@ import torch
 from openrft import faults
 from openrft.training.checkpoints import (
     apply_retention,
-    load_state,
     loss_score,
     save_model,
     save_state,
@@ -43,6 +42,7 @@ from openrft.training.loop import (
     _unwrap,
     build_policy,
     epoch_order,
+    resume,
     set_seed,
     subset,
 )
@@ -125,14 +125,8 @@ def train_offline(run_dir: Path, job: dict, log: EventLog, should_stop, progress
     ft_name = model_name(spec.model, spec.suffix, job["id"])
     base_model = checkpoint_base(spec.model)
 
-    state = load_state(run_dir, model, optimizer)
+    state = resume(run_dir, model, optimizer, log)
     start_step = state["step"] if state else 0
-    if state:
-        dropped = log.truncate_after_step(start_step)
-        log.emit(f"Resumed from step {start_step}" + (f" ({dropped} events of lost steps dropped)" if dropped else ""))
-    elif any(e.get("type") == "metrics" for e in log.read()):  # died before its first saved state: start over
-        dropped = log.truncate_after_step(-1)
-        log.emit(f"Restarted from the beginning ({dropped} events of lost steps dropped)")
     trackers = Trackers(ext.trackers, run_dir, job["id"], job, log=console.print)
     job.update(status="running", fine_tuned_model=None)
     save_job(run_dir, job)

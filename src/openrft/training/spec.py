@@ -124,8 +124,18 @@ class Hyperparameters(SupervisedHyperparameters):
         return v
 
 
-class Reinforcement(BaseModel):
+class _MethodBlock(BaseModel):
+    """A `method.<type>` block: its `hyperparameters` (null or absent: every key "auto")."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("hyperparameters", mode="before", check_fields=False)
+    @classmethod
+    def _hyperparameters(cls, value):
+        return {} if value is None else value
+
+
+class Reinforcement(_MethodBlock):
     grader: dict[str, Any]
     response_format: Optional[dict[str, Any]] = None
     hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters)
@@ -138,11 +148,6 @@ class Reinforcement(BaseModel):
             raise ValueError("label_model cannot be the reinforcement grader (as on OpenAI): use string_check, "
                              "text_similarity, python, score_model or multi")
         return value
-
-    @field_validator("hyperparameters", mode="before")
-    @classmethod
-    def _hyperparameters(cls, value):
-        return {} if value is None else value
 
 
 class DpoHyperparameters(SupervisedHyperparameters):
@@ -158,24 +163,12 @@ class DpoHyperparameters(SupervisedHyperparameters):
         return v
 
 
-class Supervised(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Supervised(_MethodBlock):
     hyperparameters: SupervisedHyperparameters = Field(default_factory=SupervisedHyperparameters)
 
-    @field_validator("hyperparameters", mode="before")
-    @classmethod
-    def _hyperparameters(cls, value):
-        return {} if value is None else value
 
-
-class Dpo(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Dpo(_MethodBlock):
     hyperparameters: DpoHyperparameters = Field(default_factory=DpoHyperparameters)
-
-    @field_validator("hyperparameters", mode="before")
-    @classmethod
-    def _hyperparameters(cls, value):
-        return {} if value is None else value
 
 
 METHOD_TYPES = ("supervised", "dpo", "reinforcement")
