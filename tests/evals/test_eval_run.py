@@ -25,7 +25,7 @@ def rows():
             for i, (t, labels) in enumerate(texts)]
 
 
-def test_eval_run_writes_openai_objects_and_figures(home, tmp_path):
+def test_eval_run_writes_openai_objects_and_figures(home, tmp_path, monkeypatch):
     from openrft.engines import SamplingParams, get_engine
     from openrft.evals import compare, load_eval, run_eval
 
@@ -61,9 +61,11 @@ def test_eval_run_writes_openai_objects_and_figures(home, tmp_path):
     assert [r["name"] for r in rows_][-2:] == ["baseline:most_frequent", "baseline:random"]
 
     from openrft.cli import app
+    from openrft.evals import commands
 
-    out = CliRunner().invoke(app, ["eval", "--compare", str(tmp_path / "ev"), "--compare", str(tmp_path / "ev")],
-                            env={"COLUMNS": "200"})
+    # The CLI's console fixed its width when it was imported (COLUMNS=80 in CI): widen it so table cells don't wrap.
+    monkeypatch.setattr(commands.console, "width", 200)
+    out = CliRunner().invoke(app, ["eval", "--compare", str(tmp_path / "ev"), "--compare", str(tmp_path / "ev")])
     assert out.exit_code == 0, out.output
     assert "comparison" in out.output and "baseline:most_frequent" in out.output
     lines = (tmp_path / "ev" / "output_items.jsonl").read_text().splitlines()
