@@ -70,6 +70,35 @@ def test_prefix_sharing_gives_the_samples_of_a_plain_kv_cache(engine):
             assert a.logprobs == pytest.approx(b.logprobs, abs=1e-3)
 
 
+INSTRUCTIONS = ("You classify EU legal acts into EuroVoc domains: politics, law, trade, finance, transport, "
+                "energy. Answer with the domains only. Act: ")
+ACTS = [[{"role": "user", "content": INSTRUCTIONS + act}] for act in
+        ("Fishing quotas for cod in the Baltic Sea.", "A regulation on rail freight tariffs and road tolls.",
+         "Electricity market directive.")]
+
+
+def test_shared_instructions_are_prefilled_once_and_change_no_distribution(engine):
+    """The prompts' common leading tokens are one cache entry for the call; greedy answers are those of whole
+    prompts and every sampled token's log-probability is that of a forward pass over the whole sequence."""
+    from openrft.engines import kv
+    from openrft.engines.transformers import _Prompt
+
+    apart = TransformersEngine(engine.model, engine.tokenizer, model_name="default", share_instructions=False)
+    ids = [engine.tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=True,
+                                                return_dict=True)["input_ids"] for p in ACTS]
+    with torch.no_grad(), kv.shared_prefix_attention(engine.model):
+        instructions = engine._instructions([_Prompt(i, t, None) for i, t in enumerate(ids)])
+    assert instructions is not None and instructions.length >= 20  # the chat header and the instructions
+    assert all(t[:instructions.length] == ids[0][:instructions.length] for t in ids)
+    greedy = SamplingParams(n=2, temperature=0, max_tokens=10)
+    assert ([[s.token_ids for s in group] for group in engine.generate(ACTS, greedy)]
+            == [[s.token_ids for s in group] for group in apart.generate(ACTS, greedy)])
+    for group in engine.generate(ACTS, SamplingParams(n=2, temperature=1.0, max_tokens=10, seed=7)):
+        for sample in group:
+            assert sample.prompt_token_ids[:instructions.length] == ids[0][:instructions.length]
+            assert sample.logprobs == pytest.approx(forward_logprobs(engine.model, sample, 1.0), abs=1e-4)
+
+
 def test_finish_reasons(engine):
     cut = engine.generate([LONGER], SamplingParams(n=2, max_tokens=3, seed=1))[0]
     assert all(s.finish_reason == "length" and s.completion_tokens == 3 for s in cut)

@@ -70,3 +70,39 @@ def test_prefix_shared_logprobs_match_a_full_forward(embedded_model):
         ref = torch.log_softmax(logits, -1).gather(1, torch.tensor(c).unsqueeze(1)).squeeze(1)
         assert torch.allclose(logp[i, :len(c)].detach(), ref, atol=1e-4)
         assert mask[i].sum() == len(c)
+
+
+def test_shared_instructions_give_the_gradient_of_whole_prompts(embedded_model):
+    """Running the step's common instructions once and sending the groups' summed gradient through them
+    (`SharedInstructions.backward`) gives the gradient of running every prompt whole; leaving that backward out
+    does not (the instructions' part of the gradient is missing)."""
+    from peft import LoraConfig, get_peft_model
+
+    from openrft.models import load_model
+
+    model, tok = load_model("default", dtype="float32")
+    model = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    instructions = "You classify EU legal acts into EuroVoc domains: politics, law, trade, finance. Act: "
+    prompts = [tok.apply_chat_template([{"role": "user", "content": instructions + act}], add_generation_prompt=True,
+                                       tokenize=True, return_dict=True)["input_ids"]
+               for act in ("Fishing quotas for cod.", "Rail freight tariffs and tolls.")]
+    completions = [[tok.encode("law, trade"), tok.encode("finance")], [tok.encode("transport"), tok.encode("law")]]
+
+    def gradients(shared: bool, send_back: bool = True) -> dict[str, torch.Tensor]:
+        model.zero_grad()
+        ins = algorithm.SharedInstructions.of(model, prompts) if shared else None
+        if shared:
+            assert ins is not None and len(ins.token_ids) > 20
+        for prompt, group in zip(prompts, completions):
+            logp, mask, _ = algorithm.sequence_logprobs(model, prompt, group, temperature=1.0, instructions=ins)
+            ((logp * mask).sum(-1) * torch.tensor([1.0, -0.5])).sum().backward()
+        if ins is not None and send_back:
+            ins.backward()
+        return {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+
+    def error(a, b):
+        return max(float((a[k] - b[k]).norm() / a[k].norm()) for k in a)
+
+    whole = gradients(shared=False)
+    assert error(whole, gradients(shared=True)) < 1e-4
+    assert error(whole, gradients(shared=True, send_back=False)) > 1e-2

@@ -91,14 +91,16 @@ def test_a_killed_and_resumed_run_is_the_uninterrupted_run(home, tmp_path):
     hp = {"eval_interval": 2, "n_epochs": 4}
     handler = signal.getsignal(signal.SIGINT)
     create_job(write_job(tmp_path, steps=4, extra=extra, hp=hp), run_dir=tmp_path / "whole")
-    assert run_job(tmp_path / "whole", progress=False)["status"] == "succeeded"
+    whole_job = run_job(tmp_path / "whole", progress=False)
+    assert whole_job["status"] == "succeeded", whole_job.get("error")
     assert signal.getsignal(signal.SIGINT) is handler  # the trainer's Ctrl-C handler is gone once it returns
 
     create_job(write_job(tmp_path, steps=4, extra=extra, hp=hp), run_dir=tmp_path / "split")
     calls = iter([None, None, "interrupt"])
     job = run_job(tmp_path / "split", progress=False, should_stop=lambda: next(calls, None))
-    assert job["status"] == "queued"
-    assert run_job(tmp_path / "split", progress=False)["status"] == "succeeded"
+    assert job["status"] == "queued", job.get("error")
+    resumed = run_job(tmp_path / "split", progress=False)
+    assert resumed["status"] == "succeeded", resumed.get("error")
 
     whole, split = _adapter(tmp_path / "whole"), _adapter(tmp_path / "split")
     assert whole.keys() == split.keys()

@@ -5,9 +5,11 @@ How a batch is sampled (`TransformersEngine.generate`):
 1. each chat prompt is rendered with the model's chat template (plus the reasoning format, see
    reasoning.py, and the call's function tools, see tools.py) and tokenized; prompts are processed
    in groups of at most `max_batch_rows // n`;
-2. the group's prompts are prefilled once each (left-padded into one batch), and their `n` samples
-   decode together with a prefix-sharing KV cache (kv.py): the prompt's keys and values are stored
-   and read once per group instead of once per sample;
+2. the tokens every prompt of the call starts with (a task's instructions) are prefilled once for the
+   call (`kv.Instructions`); each group's prompts are then prefilled once each from where the
+   instructions end (left-padded into one batch), and their `n` samples decode together with a
+   prefix-sharing KV cache (kv.py): the instructions' keys and values are stored and read once per
+   call, the rest of a prompt's once per group instead of once per sample;
 3. at every step the next token of each sample is drawn from softmax(logits / temperature),
    restricted by top_p and by the grammar of the response_format/reasoning/required tool calls
    (structured.py); a prompt group leaves the batch when all its samples have finished. Tool calls in
@@ -61,12 +63,13 @@ class TransformersEngine:
     """Samples from a transformers causal LM (or a peft model over one); see the module docstring."""
 
     def __init__(self, model, tokenizer, *, model_name: str = "", max_batch_rows: int = 64,
-                 share_prefix: bool = True, progress: bool = False):
+                 share_prefix: bool = True, share_instructions: bool = True, progress: bool = False):
         self.model = model
         self.tokenizer = tokenizer
         self.model_name = model_name or getattr(getattr(model, "config", None), "name_or_path", "") or "model"
         self.max_batch_rows = max_batch_rows  # sequences (prompts x n) decoded together
         self.share_prefix = share_prefix and kv.supports_shared_prefix(model)
+        self.share_instructions = share_instructions and self.share_prefix
         self.progress = progress
         self.stop_token_ids = _stop_token_ids(model, tokenizer)
         self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.stop_token_ids[0]
@@ -157,10 +160,11 @@ class TransformersEngine:
         with self._progress(steps) as advance, _eval_mode(self.model), torch.no_grad():
             attention = kv.shared_prefix_attention(self.model) if self.share_prefix else nullcontext()
             with attention:
+                instructions = self._instructions(rendered)
                 for number, group in enumerate(groups, start=1):
                     group_streams = [streams[p.index * params.n + k] for p in group for k in range(params.n)]
                     for prompt, samples in zip(group, self._generate_group(group, params, schema, tools,
-                                                                           group_streams, advance)):
+                                                                           group_streams, advance, instructions)):
                         results[prompt.index] = samples
                     advance(completed=number * params.max_tokens)
         latency = time.perf_counter() - started
@@ -169,20 +173,36 @@ class TransformersEngine:
                 sample.latency_s = latency
         return results
 
+    def _instructions(self, prompts: list[_Prompt]) -> kv.Instructions | None:
+        """The call's shared leading tokens, prefilled once (None: fewer than two prompts, nothing shared, or
+        sharing off)."""
+        length = kv.common_prefix_length([p.token_ids for p in prompts]) if self.share_instructions else 0
+        if length == 0:
+            return None
+        device = self.device
+        ids = torch.tensor([prompts[0].token_ids[:length]], device=device)
+        cache = kv.SharedPrefixCache(_num_layers(self.model), 1, 1, torch.ones((1, length), dtype=torch.bool))
+        self.model(input_ids=ids, position_ids=torch.arange(length, device=device)[None], cache=cache,
+                   use_cache=True, logits_to_keep=1)
+        return kv.Instructions.of(cache)
+
     # --- one group of prompts, decoded together ---
     def _generate_group(self, group: list[_Prompt], params: SamplingParams, schema: dict | None,
-                        tools: ToolUse | None, streams: list, advance) -> list[list[Sample]]:
+                        tools: ToolUse | None, streams: list, advance,
+                        instructions: kv.Instructions | None = None) -> list[list[Sample]]:
         device, n = self.device, params.n
         rows = len(group) * n
-        width = max(len(p.token_ids) for p in group)
+        shared = 0 if instructions is None else instructions.length  # prompt tokens already in the cache
+        width = max(len(p.token_ids) for p in group) - shared
         input_ids = torch.full((len(group), width), self.pad_token_id, dtype=torch.long)
         prompt_mask = torch.zeros((len(group), width), dtype=torch.bool)
         for i, prompt in enumerate(group):
-            input_ids[i, width - len(prompt.token_ids):] = torch.tensor(prompt.token_ids)
-            prompt_mask[i, width - len(prompt.token_ids):] = True
+            own = prompt.token_ids[shared:]
+            input_ids[i, width - len(own):] = torch.tensor(own)
+            prompt_mask[i, width - len(own):] = True
         input_ids, prompt_mask = input_ids.to(device), prompt_mask.to(device)
-        positions = (prompt_mask.long().cumsum(-1) - 1).clamp(min=0)
-        next_position = prompt_mask.sum(-1).repeat_interleave(n)  # [rows] position of the first new token
+        positions = shared + (prompt_mask.long().cumsum(-1) - 1).clamp(min=0)
+        next_position = shared + prompt_mask.sum(-1).repeat_interleave(n)  # [rows] position of the first new token
 
         # One constraint per sample (all prompts of a call share reasoning format, schema and tools).
         spec = self.constraint_spec(schema, group[0].think, tools)
@@ -199,8 +219,8 @@ class TransformersEngine:
         stop_ids = torch.tensor(self.stop_token_ids, device=device)
 
         live = torch.arange(rows)  # the sample rows still in the batch (whole prompt groups)
-        cache = self._prefill_cache(input_ids, prompt_mask, n, max_new)
-        logits = self._forward(input_ids, positions, cache, prompt_mask=prompt_mask)
+        cache = self._prefill_cache(prompt_mask, n, max_new, instructions)
+        logits = self._forward(input_ids, positions, cache, prompt_mask=prompt_mask, shared=shared)
         logits = logits.repeat_interleave(n, dim=0)
         if self.share_prefix:
             cache.start_decoding()
@@ -287,20 +307,24 @@ class TransformersEngine:
             tokens = torch.searchsorted(cumulative, target)[:, 0].clamp_(max=cumulative.shape[-1] - 1)
         return tokens, logprobs.gather(1, tokens[:, None])[:, 0]
 
-    def _prefill_cache(self, _input_ids, prompt_mask, n: int, max_new: int):
+    def _prefill_cache(self, prompt_mask, n: int, max_new: int, instructions: kv.Instructions | None):
         if self.share_prefix:
-            return kv.SharedPrefixCache(_num_layers(self.model), n, max_new, prompt_mask)
+            return kv.SharedPrefixCache(_num_layers(self.model), n, max_new, prompt_mask, instructions)
         from transformers import DynamicCache
 
         return DynamicCache()
 
-    def _forward(self, input_ids, positions, cache, *, prompt_mask=None, attention_mask=None) -> torch.Tensor:
-        """Logits of the last position of each row: [rows, vocab]."""
+    def _forward(self, input_ids, positions, cache, *, prompt_mask=None, attention_mask=None,
+                 shared: int = 0) -> torch.Tensor:
+        """Logits of the last position of each row: [rows, vocab]. `shared`: how many instruction tokens the
+        prompts' prefill attends to before their own (all of them, by every row)."""
         if prompt_mask is not None and self.share_prefix:
-            width = prompt_mask.shape[1]
+            rows, width = prompt_mask.shape
             causal = torch.ones((width, width), dtype=torch.bool, device=prompt_mask.device).tril()
             mask = causal[None] & prompt_mask[:, None, :]
             mask |= torch.eye(width, dtype=torch.bool, device=prompt_mask.device)[None]  # padding sees itself
+            if shared:
+                mask = torch.cat([mask.new_ones((rows, width, shared)), mask], dim=2)
             attention_mask = mask[:, None]
         elif prompt_mask is not None:
             attention_mask = prompt_mask.long()

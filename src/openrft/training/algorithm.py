@@ -106,15 +106,67 @@ def clipped_policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, adva
     return LossTerms(loss, clip_sum, kl_sum, ratio_sum, int(mask.sum()))
 
 
+class SharedInstructions:
+    """The keys and values of the tokens every prompt of a step starts with (a task's instructions), computed
+    once per update pass instead of once per group, with the exact gradient.
+
+    The instructions' forward runs once and keeps its graph. Each group's forward reads leaf copies of its keys
+    and values (`cache()`), so each group's backward stops there and adds its gradient to the leaves;
+    `backward()` then sends the sum through the instructions' forward once. By linearity this is the
+    gradient of running the instructions inside every group. Under `torch.no_grad` (the reference
+    log-probabilities) there is no graph and `backward()` does nothing.
+    """
+
+    def __init__(self, model, token_ids: list[int]):
+        self.token_ids = list(token_ids)
+        device = next(model.parameters()).device
+        out = model(input_ids=torch.tensor([self.token_ids], device=device), use_cache=True)
+        self._config = model.config
+        self._kv = [(layer.keys, layer.values) for layer in out.cache.layers]
+        self._leaves = [(k.detach().requires_grad_(k.requires_grad), v.detach().requires_grad_(v.requires_grad))
+                        for k, v in self._kv]
+
+    @classmethod
+    def of(cls, model, prompts: list[list[int]]) -> "SharedInstructions | None":
+        """The instructions of a step's prompts (their longest common token prefix); None when they share nothing."""
+        from openrft.engines.kv import common_prefix_length
+
+        length = common_prefix_length(prompts)
+        return cls(model, prompts[0][:length]) if length else None
+
+    def starts(self, prompt_ids: list[int]) -> bool:
+        return len(prompt_ids) > len(self.token_ids) and prompt_ids[:len(self.token_ids)] == self.token_ids
+
+    def cache(self):
+        """A fresh cache holding the instructions (leaf copies: a group's backward stops at them)."""
+        from transformers import DynamicCache
+
+        return DynamicCache(ddp_cache_data=self._leaves, config=self._config)
+
+    def backward(self) -> None:
+        """Send the groups' summed gradients through the instructions' forward (once per update pass)."""
+        tensors, grads = [], []
+        for (k, v), (leaf_k, leaf_v) in zip(self._kv, self._leaves):
+            for tensor, leaf in ((k, leaf_k), (v, leaf_v)):
+                if leaf.grad is not None:
+                    tensors.append(tensor)
+                    grads.append(leaf.grad)
+        if tensors:
+            torch.autograd.backward(tensors, grads)
+
+
 def sequence_logprobs(model, prompt_ids: list[int], completions: list[list[int]], *, temperature: float,
                       top_p: float = 1.0, masks: list[torch.Tensor | None] | None = None,
-                      with_entropy: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+                      with_entropy: bool = False, instructions: SharedInstructions | None = None,
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Log-probabilities of each completion token under the sampling distribution, for one group.
 
     `masks[i]` is the allowed-token mask [len(completions[i]), vocab] (bool) the sampler used for completion i,
     or None when it was unconstrained. The prompt is run once and its key/value cache shared by the G
     completions (prefix sharing), which divides the prompt's cost by G; gradients flow through the shared
-    cache. Returns (logprobs [G, T], mask [G, T], entropy of the sampling distribution [G, T] or None),
+    cache. With `instructions` (the step's shared leading tokens, when the prompt starts with them) only the
+    rest of the prompt is run; call `instructions.backward()` after the groups' backward passes.
+    Returns (logprobs [G, T], mask [G, T], entropy of the sampling distribution [G, T] or None),
     T = the longest completion.
     """
     from openrft.engines.sampling import sampling_logprobs
@@ -122,8 +174,11 @@ def sequence_logprobs(model, prompt_ids: list[int], completions: list[list[int]]
     device = next(model.parameters()).device
     G = len(completions)
     T = max(1, max(len(c) for c in completions))
-    prompt = torch.tensor([prompt_ids], device=device)
-    out = model(input_ids=prompt, use_cache=True)
+    if instructions is not None and instructions.starts(prompt_ids):
+        own = torch.tensor([prompt_ids[len(instructions.token_ids):]], device=device)
+        out = model(input_ids=own, cache=instructions.cache(), use_cache=True)
+    else:
+        out = model(input_ids=torch.tensor([prompt_ids], device=device), use_cache=True)
     first_logits = out.logits[:, -1:, :].expand(G, 1, -1)  # predicts each completion's first token
     cache = out.cache
     cache.batch_repeat_interleave(G)

@@ -358,13 +358,21 @@ def _update(model, optimizer, rollouts, ext, dist, engine) -> dict:
     model.train()
     ref_needed = ext.kl_coef > 0 and hasattr(model, "disable_adapter")
     losses, clips, kls, ratios, entropies, gaps, norms = [], [], [], [], [], [], []
+    # the instructions every prompt of the step starts with: run once per pass, not once per group
+    prompts = [r.samples[0].prompt_token_ids for r in rollouts if r.samples]
+    reference_instructions = None  # the same for the reference model (the adapter off), for the KL term
+    if ref_needed:
+        with torch.no_grad(), model.disable_adapter():
+            reference_instructions = algorithm.SharedInstructions.of(model, prompts)
     for update in range(ext.updates_per_batch):
         optimizer.zero_grad(set_to_none=True)
         step_loss = 0.0
+        instructions = algorithm.SharedInstructions.of(model, prompts)
         for g in groups:
             logprobs, mask, entropy = algorithm.sequence_logprobs(model, g["prompt"], g["completions"],
                                                                   temperature=ext.temperature, top_p=ext.top_p,
-                                                                  masks=g["masks"], with_entropy=update == 0)
+                                                                  masks=g["masks"], with_entropy=update == 0,
+                                                                  instructions=instructions)
             if update == 0:
                 g["old"] = logprobs.detach()
                 sampler = torch.zeros_like(g["old"])
@@ -377,7 +385,8 @@ def _update(model, optimizer, rollouts, ext, dist, engine) -> dict:
                     with torch.no_grad(), model.disable_adapter():
                         g["ref"], _, _ = algorithm.sequence_logprobs(model, g["prompt"], g["completions"],
                                                                      temperature=ext.temperature, top_p=ext.top_p,
-                                                                     masks=g["masks"])
+                                                                     masks=g["masks"],
+                                                                     instructions=reference_instructions)
             terms = algorithm.clipped_policy_loss(logprobs, g["old"], g["advantages"], mask,
                                                   clip_epsilon=ext.clip_epsilon, total_tokens=total_tokens,
                                                   ref_logprobs=g.get("ref"), kl_coef=ext.kl_coef)
@@ -386,6 +395,8 @@ def _update(model, optimizer, rollouts, ext, dist, engine) -> dict:
             clips.append(terms.clip_fraction_sum)
             kls.append(terms.kl_sum)
             ratios.append(terms.ratio_sum)
+        if instructions is not None:
+            instructions.backward()
         dist.all_reduce_grads(model)
         step_loss = dist.sum(step_loss)
         if not math.isfinite(step_loss) or any(p.grad is not None and not torch.isfinite(p.grad).all()
