@@ -92,7 +92,7 @@ def _exhaust(workers: int, graders: int, printed_mib: int):
         assert all(r.reward is None and r.error in ("runtime", "server") for r in hogs), hogs[:3]
         assert sum(r.error_type == "memory" for r in hogs) >= graders // 2, [r.error_type for r in hogs]
         loud = pool.run(PRINT_A_LOT.format(n=printed_mib * 1024), {}, {})
-        assert loud.reward == 0.25 or loud.error is not None, loud
+        assert loud.reward == 0.25 and loud.error is None, loud  # the print is captured (its start kept), not fatal
         served = pool.run_many(OK, [({}, {"v": i / 10}) for i in range(10)])
         assert [r.reward for r in served] == [i / 10 for i in range(10)]
     grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - host_rss) / 1024

@@ -255,12 +255,11 @@ def test_export_writes_files_any_rft_service_takes(tmp_path, shared_data, embedd
 
 
 def test_exported_rows_grade_with_the_task_grader(tmp_path):
-    graders = pytest.importorskip("openrft.graders")
-    if not hasattr(graders, "build_grader"):
-        pytest.skip("openrft.graders.build_grader is not there yet")
+    from openrft.graders import build_grader
+
     task = get_task("eurovoc-offline")
     rows = task.rows("validation", n_rows=5)
-    grader = graders.build_grader(task.grader)
+    grader = build_grader(task.grader)
     perfect = [({"output_text": json.dumps({"labels": r["labels"]}), "output_json": {"labels": r["labels"]}}, r)
                for r in rows]
     empty = [({"output_text": "{}", "output_json": {"labels": []}}, r) for r in rows]
