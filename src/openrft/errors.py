@@ -1,5 +1,7 @@
 """openrft's exceptions: one base class, `OpenRFTError`, and two kinds below it.
 
+Every exception class openrft defines derives from it, but one (the last paragraph); tests/test_errors.py checks:
+
     OpenRFTError
     ├── InputError      something the user gave cannot be used: a data file, a job file, a grader, a template,
     │                   a formula, a task option, a run directory. The message names the file, the line, the
