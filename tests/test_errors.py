@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+import re
 
 import pytest
 from typer.testing import CliRunner
@@ -109,3 +110,10 @@ def test_other_exceptions_are_not_turned_into_an_error_line(monkeypatch):
 @pytest.mark.parametrize("cls", [InputError, RuntimeFailure])
 def test_the_two_kinds_are_openrft_errors(cls):
     assert issubclass(cls, OpenRFTError) and str(cls("what and where")) == "what and where"
+
+
+def test_resuming_a_folder_that_is_not_a_run_is_a_usage_error(tmp_path):
+    result = CliRunner().invoke(app, ["train", "--resume", str(tmp_path)])
+    assert result.exit_code == 2 and result.exception is not None and not isinstance(result.exception, OSError)
+    unboxed = " ".join(re.sub(r"[\u2500-\u257f]", " ", result.output).split())  # without rich's box and wrapping
+    assert "Invalid value for --resume:" in unboxed and "not a job run directory (no job.json)" in unboxed
