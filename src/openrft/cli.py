@@ -1,12 +1,43 @@
-"""The `openrft` command line: one Typer app, thin over the library's functions."""
+"""The `openrft` command line: one Typer app, thin over the library's functions.
+
+Errors: a subcommand that meets an `OpenRFTError` (a bad file, a model that cannot be found, an export that cannot
+be done...) lets it rise; `OpenRFTGroup` catches it here, in one place, prints `error: <message>` on stderr and exits
+with status 2. A subcommand that wants to say more (every problem of a data file, OpenAI's error object) or to exit
+otherwise catches its error itself.
+"""
 
 from __future__ import annotations
 
+from typing import Any, NoReturn
+
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperGroup
 
-app = typer.Typer(no_args_is_help=True, add_completion=False,
+from openrft.errors import OpenRFTError
+
+ERROR_EXIT_CODE = 2  # an OpenRFTError that reaches the command line (click's usage errors exit with 2 as well)
+
+
+def exit_with_error(exc: OpenRFTError) -> NoReturn:
+    """Print `error: <message>` on stderr (the message as it is: no markup, no wrapping) and exit with status 2."""
+    Console(stderr=True, soft_wrap=True, highlight=False).print(f"[red]error[/]: {escape(str(exc))}")
+    raise typer.Exit(ERROR_EXIT_CODE)
+
+
+class OpenRFTGroup(TyperGroup):
+    """The root command: runs the subcommand, and turns an OpenRFTError that it raises into one error line."""
+
+    def invoke(self, ctx: Any):  # click's Context (typer vendors click: its class is private)
+        try:
+            return super().invoke(ctx)
+        except OpenRFTError as exc:
+            exit_with_error(exc)
+
+
+app = typer.Typer(cls=OpenRFTGroup, no_args_is_help=True, add_completion=False,
                   help="openrft: reinforcement fine-tuning of open-weight models on your own hardware.")
 console = Console()
 
@@ -22,11 +53,7 @@ def models(prepare: bool = typer.Option(True, help="convert the embedded model i
     from openrft import models as registry
 
     if prepare:
-        try:
-            registry.resolve_model("default")
-        except registry.ModelError as exc:
-            console.print(f"[red]error[/]: {exc}")
-            raise typer.Exit(1) from None
+        registry.resolve_model("default")  # a ModelError: one error line and exit 2 (OpenRFTGroup)
     table = Table("name", "model", "prepared", "path", "source")
     for row in registry.list_models():
         table.add_row(row["name"], row["model"], "yes" if row["prepared"] else "no", row["path"], row["source"])

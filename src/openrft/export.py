@@ -27,6 +27,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from openrft.errors import OpenRFTError
 from openrft.models import DEFAULT_MODEL, ModelError, ModelRef, resolve_model
 
 FORMATS = ("hf", "gguf", "adapter")
@@ -44,7 +45,7 @@ VLLM_MAX_LORA_RANK = 512  # the largest --max-lora-rank vLLM accepts
 console = Console(stderr=True)
 
 
-class ExportError(Exception):
+class ExportError(OpenRFTError):
     """An export that cannot be done; the message says why and names the path."""
 
 
@@ -627,11 +628,8 @@ def export_command(
     force: bool = typer.Option(False, "--force", help="replace an existing output"),
 ):
     """Export a fine-tuned checkpoint as a transformers folder, a GGUF file (+ Ollama Modelfile) or a vLLM adapter."""  # noqa: E501 - CLI help: a line break would show in `openrft --help`
-    try:
-        result = export(model, fmt, out, quant=quant.lower() if quant else None, force=force)
-    except ExportError as exc:
-        console.print(f"[red]error[/]: {escape(str(exc))}")
-        raise typer.Exit(2) from exc
+    # an ExportError is one error line and exit status 2 (openrft.cli)
+    result = export(model, fmt, out, quant=quant.lower() if quant else None, force=force)
     show = Console(soft_wrap=True)  # paths stay whole, so that they can be copied
     show.print(f"exported [bold]{escape(str(result.path))}[/] ({result.format}, {_mb(result.size_bytes)}, "
                f"{result.seconds:.1f} s)")

@@ -32,13 +32,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from openrft import paths
+from openrft.errors import RuntimeFailure
 
 DEFAULT_MODEL = "SmolLM2-135M-Instruct"
 DEFAULT_ALIASES = {"default", DEFAULT_MODEL, f"HuggingFaceTB/{DEFAULT_MODEL}", DEFAULT_MODEL.lower()}
 ADAPTER_BASE_FILE = "openrft_base_model.txt"
 
 
-class ModelError(Exception):
+class ModelError(RuntimeFailure):
     """A model that cannot be found or loaded; the message names the path."""
 
 

@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from openrft.dashboard.rundata import RunDirError, RunRef, read_json, step_dirs
+from openrft.errors import InputError
 
 MAX_ITEMS = 200  # validation items offered in the page's picker
 PREVIEW_CHARS = 90
 
 
-class PlaygroundError(Exception):
+class PlaygroundError(InputError):
     """A request the playground refuses (an unknown model id or item); the message says which."""
 
 

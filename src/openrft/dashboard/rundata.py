@@ -26,6 +26,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from openrft.errors import InputError
+
 # Statuses in which a run may still change: the page keeps polling these.
 ACTIVE_STATUSES = {"validating_files", "queued", "running", "in_progress"}
 
@@ -41,7 +43,7 @@ HISTOGRAM_BINS = 20
 _ERROR_KEY = re.compile(r"^(train|valid)_(.+)_count$")
 
 
-class RunDirError(ValueError):
+class RunDirError(InputError, ValueError):
     """A run directory that cannot be read: names the file, the line when there is one, and the reason."""
 
 

@@ -14,8 +14,10 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
+from openrft.errors import InputError
 
-class PreferenceError(ValueError):
+
+class PreferenceError(InputError, ValueError):
     """An eval run that cannot be read; the message names the file."""
 
 

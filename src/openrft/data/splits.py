@@ -18,9 +18,10 @@ import random
 import numpy as np
 
 from openrft.data.labels import row_labels
+from openrft.errors import InputError
 
 
-class SplitError(ValueError):
+class SplitError(InputError, ValueError):
     """A split that cannot be made (missing group key, too few groups, a bad fraction)."""
 
 

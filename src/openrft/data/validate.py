@@ -38,7 +38,11 @@ import re
 from pathlib import Path
 from typing import Any, Iterable, Iterator, NamedTuple
 
+from openrft.errors import InputError
+
 ROLES = ("developer", "user", "assistant", "tool")
+# The keys of an RFT row that are the prompt, not reference fields: graders never see them in `item` (the one
+# definition; `evals.rollout.grader_item` leaves them out).
 RESERVED_KEYS = ("messages", "tools")
 # The keys each role may carry besides `role` (Chat-Completions message shapes; `type: "message"` is the
 # Responses-API spelling that OpenAI also accepts in RFT rows).
@@ -69,7 +73,7 @@ class Problem(NamedTuple):
         return f"{self.file}:{self.line}: {self.field or '(row)'}: {self.reason}"
 
 
-class DatasetError(ValueError):
+class DatasetError(InputError, ValueError):
     """A dataset that cannot be used; `.problems` lists every problem found, not only the first."""
 
     def __init__(self, problems: Iterable[Problem]):
@@ -79,8 +83,8 @@ class DatasetError(ValueError):
         super().__init__(f"{len(self.problems)} problem(s) in the dataset:\n{shown}{more}")
 
 
-class _BadNumber(ValueError):
-    pass
+class _BadNumber(InputError, ValueError):
+    """A number the JSON reader refuses (too many digits, too large, NaN); caught and reported as a problem."""
 
 
 def _parse_int(text: str) -> int:

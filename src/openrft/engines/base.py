@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from openrft.errors import RuntimeFailure
+
 Messages = list[dict[str, Any]]  # one chat prompt: [{"role": ..., "content": ...}, ...]
 
 REASONING_EFFORTS = ("low", "medium", "high")
@@ -92,5 +94,5 @@ class Engine(Protocol):
     def generate(self, prompts: list[Messages], params: SamplingParams) -> list[list[Sample]]: ...
 
 
-class EngineError(Exception):
+class EngineError(RuntimeFailure):
     """An engine that cannot be built or used (missing backend, unreachable server, bad model)."""

@@ -47,7 +47,7 @@ def sample(
     as_json: bool = typer.Option(False, "--json", help="print one JSON line per sample instead of a table"),
 ):
     """Sample answers to one prompt and show them with their reasoning, tokens and parse status."""
-    from openrft.engines import EngineError, SamplingParams, get_engine
+    from openrft.engines import SamplingParams, get_engine
 
     rf = load_response_format(response_format) if response_format else None
     messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
@@ -56,14 +56,11 @@ def sample(
         options["device"] = device
     elif backend == "vllm":
         options = {}
-    try:
-        engine = get_engine(model, backend=backend, base_url=base_url, api_key=api_key, **options)
-        params = SamplingParams(n=n, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed,
-                                response_format=rf, reasoning_effort=reasoning_effort)
-        samples = engine.generate([messages], params)[0]
-    except EngineError as exc:
-        console.print(f"[red]error[/]: {exc}")
-        raise typer.Exit(1) from exc
+    # an EngineError (or a ModelError) is printed by the command line's one error handler (openrft.cli)
+    engine = get_engine(model, backend=backend, base_url=base_url, api_key=api_key, **options)
+    params = SamplingParams(n=n, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed,
+                            response_format=rf, reasoning_effort=reasoning_effort)
+    samples = engine.generate([messages], params)[0]
     if as_json:
         for item in samples:
             typer.echo(json.dumps(item.to_dict(), ensure_ascii=False))

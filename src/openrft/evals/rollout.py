@@ -15,9 +15,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from openrft import faults
+from openrft.data.validate import RESERVED_KEYS
 from openrft.engines.base import Engine, Sample, SamplingParams
-
-RESERVED_KEYS = ("messages", "tools")
 
 
 def grader_item(row: dict) -> dict:

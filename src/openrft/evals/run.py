@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import mean
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from openrft import ids
 from openrft.data.splits import group_of
 from openrft.engines.base import Engine, SamplingParams
 from openrft.evals import metrics
@@ -62,8 +62,8 @@ def run_eval(rows: list[dict], *, engine: Engine, grader, params: SamplingParams
     criteria = grader if isinstance(grader, list) else [grader]
     built = graders or [build_grader(criterion) for criterion in criteria]
     params = SamplingParams(**{**params.__dict__, "n": runs})
-    run_id = f"evalrun_{uuid.uuid4().hex[:24]}"
-    eval_id = eval_id or f"eval_{uuid.uuid4().hex[:24]}"
+    run_id = ids.eval_run_id()
+    eval_id = eval_id or ids.eval_id()
     created = int(time.time())
     began = time.perf_counter()
     with Progress(TextColumn("[bold]eval[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -209,7 +209,7 @@ def _output_item(rollout: Rollout, s: int, criteria: list[dict], run_id: str, ev
     else:
         status = "pass" if all(r["passed"] for r in results) else "fail"
     return {
-        "object": "eval.run.output_item", "id": f"outputitem_{uuid.uuid4().hex[:24]}", "run_id": run_id,
+        "object": "eval.run.output_item", "id": ids.output_item_id(), "run_id": run_id,
         "eval_id": eval_id, "created_at": created, "status": status, "datasource_item_id": rollout.index,
         "datasource_item": grader_item(rollout.row), "results": results,
         "sample": {"input": rollout.row["messages"],

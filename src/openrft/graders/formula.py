@@ -14,6 +14,8 @@ import re
 from collections.abc import Callable
 from typing import Union
 
+from openrft.errors import InputError
+
 # name: (function, number of arguments; None for one or more)
 FUNCTIONS: dict[str, tuple[Callable[..., float], int | None]] = {
     "min": (lambda *values: min(values), None), "max": (lambda *values: max(values), None),
@@ -27,7 +29,7 @@ _TOKEN = re.compile(r"\s*(?:(\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?)|
 Node = Union[float, str, tuple]
 
 
-class FormulaError(ValueError):
+class FormulaError(InputError, ValueError):
     """A formula that does not parse (formula_parse_error) or cannot be evaluated."""
 
 

@@ -9,31 +9,34 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-# OpenAI's `metadata.errors` keys, in the order of the run-grader response (spec §3.10).
-ERROR_FLAGS = (
+# OpenAI's `metadata.errors` object, its keys in the order of the run-grader response (spec §3.10): the error
+# flags (booleans) and, for three of them, a details key (a string or null). The one definition of these names.
+ERROR_KEYS = (
     "formula_parse_error", "sample_parse_error", "truncated_observation_error", "unresponsive_reward_error",
-    "invalid_variable_error", "other_error", "python_grader_server_error", "python_grader_runtime_error",
-    "model_grader_server_error", "model_grader_refusal_error", "model_grader_parse_error",
+    "invalid_variable_error", "other_error", "python_grader_server_error", "python_grader_server_error_type",
+    "python_grader_runtime_error", "python_grader_runtime_error_details", "model_grader_server_error",
+    "model_grader_refusal_error", "model_grader_parse_error", "model_grader_server_error_details",
 )
 ERROR_DETAILS = {  # the flags whose details have a key of their own
     "python_grader_server_error": "python_grader_server_error_type",
     "python_grader_runtime_error": "python_grader_runtime_error_details",
     "model_grader_server_error": "model_grader_server_error_details",
 }
-_ERROR_ORDER = (
-    "formula_parse_error", "sample_parse_error", "truncated_observation_error", "unresponsive_reward_error",
-    "invalid_variable_error", "other_error", "python_grader_server_error", "python_grader_server_error_type",
-    "python_grader_runtime_error", "python_grader_runtime_error_details", "model_grader_server_error",
-    "model_grader_refusal_error", "model_grader_parse_error", "model_grader_server_error_details",
-)
+ERROR_FLAGS = tuple(key for key in ERROR_KEYS if key not in ERROR_DETAILS.values())
 
+# The flags of multi-turn rollouts (an observation cut, a reward that did not answer): openrft samples one turn, so
+# no grade sets them; they stay in the run-grader response, where OpenAI always sends them.
+MULTI_TURN_ERRORS = ("truncated_observation_error", "unresponsive_reward_error")
+# The flags a metrics event counts per grader (`data.errors.graders[]`: `train_<flag>_count`, `valid_<flag>_mean`,
+# openai-rft-api.md §1.8): every flag a grade can carry here.
+METRIC_ERROR_FLAGS = tuple(flag for flag in ERROR_FLAGS if flag not in MULTI_TURN_ERRORS)
 
 # Failures of the grading machinery (sandbox crash or timeout, judge server down), as opposed to a grader that
 # scored the answer 0 or an answer that did not parse: the trainer leaves such samples out of the update.
 INFRASTRUCTURE_ERRORS = ("python_grader_server_error", "model_grader_server_error")
 
-_NO_ERRORS: dict[str, bool | str | None] = {key: (None if key.endswith(("_type", "_details")) else False)
-                                            for key in _ERROR_ORDER}
+_NO_ERRORS: dict[str, bool | str | None] = {key: (None if key in ERROR_DETAILS.values() else False)
+                                            for key in ERROR_KEYS}
 
 
 def no_errors() -> dict[str, bool | str | None]:

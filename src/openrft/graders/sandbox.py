@@ -58,6 +58,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator
 
+from openrft.errors import RuntimeFailure
 from openrft.graders.formula import MAX_ABS_REWARD
 
 WORKER_SCRIPT = Path(__file__).resolve().parent / "sandbox_worker.py"
@@ -87,7 +88,7 @@ REFUSED_SYSCALLS = (
 NAMESPACE_FLAGS = (0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000, 0x40000000)
 
 
-class SandboxUnavailable(RuntimeError):
+class SandboxUnavailable(RuntimeFailure, RuntimeError):
     """The sandbox cannot start here (bubblewrap missing or namespaces not allowed)."""
 
 
@@ -307,7 +308,7 @@ def check_sandbox(limits: SandboxLimits | None = None) -> None:
         raise SandboxUnavailable(f"the python-grader sandbox cannot start here: {problem}")
 
 
-class _WorkerGone(Exception):
+class _WorkerGone(RuntimeFailure):
     def __init__(self, kind: str, details: str):
         super().__init__(details)
         self.kind, self.details = kind, details
@@ -447,8 +448,8 @@ def sandbox_caller(name: str) -> Iterator[None]:
         _caller.reset(token)
 
 
-class _QueueTimeout(Exception):
-    pass
+class _QueueTimeout(RuntimeFailure):
+    """No worker came free for a grade before its deadline."""
 
 
 class SandboxPool:

@@ -31,6 +31,7 @@ from pydantic import (
     model_validator,
 )
 
+from openrft.errors import InputError
 from openrft.graders.formula import Formula, FormulaError
 from openrft.graders.templating import check_template
 
@@ -40,7 +41,7 @@ SIMILARITY_METRICS = ("fuzzy_match", "bleu", "gleu", "meteor", "cosine",
                       "rouge_1", "rouge_2", "rouge_3", "rouge_4", "rouge_5", "rouge_l")
 
 
-class GraderValidationError(ValueError):
+class GraderValidationError(InputError, ValueError):
     """A grader that OpenAI would reject; `.problems` lists (field, reason), `.field` is the first field."""
 
     def __init__(self, problems: list[tuple[str, str]]):
@@ -297,7 +298,7 @@ _ADAPTER = TypeAdapter(GraderSpec)
 GRADER_TYPES = ("string_check", "text_similarity", "python", "score_model", "label_model", "multi")
 
 
-class _FieldError(ValueError):
+class _FieldError(InputError, ValueError):
     """Raised inside a validator to blame a field other than the one being validated."""
 
     def __init__(self, field: str, reason: str):

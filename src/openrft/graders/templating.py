@@ -15,6 +15,8 @@ import re
 from functools import lru_cache
 from typing import Any
 
+from openrft.errors import InputError
+
 NAMESPACES = ("item", "sample")
 
 # {{ name(.key | [0] | ["key"] | ['key'])* }}; anything else between braces stays literal text.
@@ -23,7 +25,7 @@ _VARIABLE = re.compile(r"\{\{\s*([A-Za-z_]\w*)"
 _STEP = re.compile(r"\.\s*([^\s.\[\]{}]+)|\[\s*(-?\d+|\"[^\"]*\"|'[^']*')\s*\]")
 
 
-class TemplateError(Exception):
+class TemplateError(InputError):
     """A template variable that does not resolve (an invalid_variable_error)."""
 
 

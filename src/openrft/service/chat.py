@@ -31,9 +31,9 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from openrft.engines import Sample, SamplingParams
+from openrft.ids import chat_completion_id
 from openrft.service.app import store_of
 from openrft.service.errors import APIError, bad_request
-from openrft.service.ids import new_id
 from openrft.service.store import Store, jobs
 
 router = APIRouter()
@@ -390,7 +390,7 @@ async def chat_completions(request: Request, body: ChatRequest):
     messages = _messages(body)
     samples, engine = await run_in_threadpool(generate, request, body.model, messages, sampling_params(body))
     samples = [apply_stop(s, stop_list(body.stop)) for s in samples]
-    completion_id, created = new_id("chatcmpl-"), int(time.time())
+    completion_id, created = chat_completion_id(), int(time.time())
     if body.stream:
         include_usage = bool((body.stream_options or {}).get("include_usage"))
         logprobs = [_choice_logprobs(body, engine, s) for s in samples]

@@ -22,10 +22,12 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from openrft.errors import OpenRFTError
+
 log = logging.getLogger("openrft.service")
 
 
-class APIError(Exception):
+class APIError(OpenRFTError):
     """An error answered to the client as OpenAI's error object."""
 
     def __init__(self, status: int, message: str, *, param: str | None = None, code: str | None = None,
@@ -115,14 +117,14 @@ def install(app: FastAPI) -> None:
 
 def install_request_id(app: FastAPI) -> None:
     """An `x-request-id` on every response, errors included; install it last, so that it wraps the others."""
-    from openrft.service.ids import new_id
+    from openrft import ids
 
     # `_crash` of `install`, a coroutine function
     crash = cast("Callable[[Request, Exception], Awaitable[Response]]", app.exception_handlers[Exception])
 
     @app.middleware("http")
     async def request_id(request: Request, call_next):
-        rid = new_id("req_", 32)
+        rid = ids.request_id()
         try:
             response = await call_next(request)
         except Exception as exc:  # noqa: BLE001 - answered as the crash handler answers it, with the header

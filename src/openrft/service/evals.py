@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Body, Query, Request
 
-from openrft import paths
+from openrft import ids, paths
 from openrft.engines import Engine, Sample, SamplingParams
 from openrft.service.app import store_of
 from openrft.service.errors import APIError, bad_request, not_found
@@ -55,7 +54,7 @@ def _criterion(criterion: Any, index: int) -> dict:
     parse(criterion, param=param)
     checked = dict(criterion)
     name = checked.get("name") or f"{checked.get('type')}-{index}"
-    return {**checked, "name": name, "id": f"{name}-{uuid.uuid4()}"}
+    return {**checked, "name": name, "id": ids.criterion_id(name)}
 
 
 def _data_source_config(config: Any) -> dict:
@@ -90,12 +89,12 @@ def get_eval(store: Store, eval_id: str) -> dict:
 # --- the evals of fine-tuning jobs ---
 
 def job_of_eval(store: Store, eval_id: str) -> dict | None:
-    """The job row whose `eval_id` this is (`eval_<hex>` of `ftjob-<hex>`), or None."""
+    """The job row whose `eval_id` this is (`eval_<id>` of `ftjob-<id>`: `ids.job_eval_id`), or None."""
     from openrft.service.store import jobs
 
-    if not eval_id.startswith("eval_"):
+    job_id = ids.job_of_eval_id(eval_id)
+    if job_id is None:
         return None
-    job_id = "ftjob-" + eval_id.removeprefix("eval_")
     row = store.get(jobs, job_id)
     if row is None:  # perhaps a run of `openrft train` the store has not indexed yet
         from openrft.service.jobs import index_cli_runs
@@ -121,7 +120,7 @@ def register_job_eval(store: Store, job_row: dict) -> dict | None:
     name = grader.get("name") or grader.get("type")
     obj = {"object": "eval", "id": eval_id, "name": f"{job['id']} validation",
            "data_source_config": _data_source_config({"type": "custom", "include_sample_schema": True}),
-           "testing_criteria": [{**grader, "name": name, "id": f"{name}-{job['id'].removeprefix('ftjob-')}"}],
+           "testing_criteria": [{**grader, "name": name, "id": ids.job_criterion_id(str(name), job["id"])}],
            "created_at": job["created_at"], "metadata": {"fine_tuning_job_id": job["id"]}}
     try:
         store.insert(evals, id=eval_id, created_at=obj["created_at"], object=obj)
@@ -170,7 +169,7 @@ def create_eval(request: Request, body: dict = Body(...)):
     criteria = body["testing_criteria"]
     if not isinstance(criteria, list) or not criteria:
         raise bad_request("testing_criteria must be a non-empty list of graders.", param="testing_criteria")
-    eval_id = f"eval_{uuid.uuid4().hex}"
+    eval_id = ids.eval_id()
     obj = {"object": "eval", "id": eval_id, "name": body.get("name") or eval_id,
            "data_source_config": _data_source_config(body["data_source_config"]),
            "testing_criteria": [_criterion(c, i) for i, c in enumerate(criteria)],
@@ -311,7 +310,7 @@ def create_run(request: Request, eval_id: str, body: dict = Body(...)):
     store = store_of(request)
     get_eval(store, eval_id)
     source = _check_data_source(store, body.get("data_source"))
-    run_id = f"evalrun_{uuid.uuid4().hex}"
+    run_id = ids.eval_run_id()
     store.insert(eval_runs, id=run_id, eval_id=eval_id, run_dir=str(paths.evals_dir() / run_id),
                  request={"name": body.get("name"), "metadata": _metadata(body.get("metadata")),
                           "data_source": source},

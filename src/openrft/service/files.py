@@ -16,10 +16,9 @@ from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
-from openrft import paths
+from openrft import ids, paths
 from openrft.service.app import store_of
 from openrft.service.errors import APIError, bad_request, not_found
-from openrft.service.ids import is_safe, new_id
 from openrft.service.pagination import page
 from openrft.service.store import Store, files
 
@@ -33,7 +32,7 @@ MAX_PROBLEMS = 100  # problems listed in a refused upload's error (their total c
 def file_path(file_id: str) -> Path:
     """Where the bytes of `file_id` live; refuses any id that could step outside the files folder."""
     folder = paths.files_dir().resolve()
-    if not is_safe(file_id):
+    if not ids.is_safe(file_id):
         raise not_found("file", file_id)
     path = (folder / file_id).resolve()
     if path.parent != folder:
@@ -88,7 +87,7 @@ async def upload(request: Request, file: UploadFile = File(...), purpose: str = 
     if purpose not in PURPOSES:
         raise bad_request(f"Invalid value for 'purpose': '{purpose}' (expected one of {sorted(PURPOSES)}).",
                           param="purpose")
-    file_id = new_id("file-")
+    file_id = ids.file_id()
     target = file_path(file_id)
     partial = target.with_name(target.name + ".partial")
     filename = os.path.basename((file.filename or "").replace("\\", "/"))

@@ -31,7 +31,7 @@ from pathlib import Path
 from fastapi import APIRouter, Body, Query, Request
 from sqlalchemy.exc import IntegrityError
 
-from openrft import paths
+from openrft import ids, paths
 from openrft.service.app import store_of
 from openrft.service.errors import APIError, bad_request, not_found
 from openrft.service.files import resolve
@@ -173,7 +173,7 @@ def results_file(store: Store, job_id: str, metrics: list[dict], method: str = "
     """The id of the results file of a finished job, written into the Files API the first time it is asked for."""
     from sqlalchemy.exc import IntegrityError
 
-    file_id = f"file-results-{job_id.removeprefix('ftjob-')}"
+    file_id = ids.results_file_id(job_id)
     if store.get(files, file_id) is not None:
         return file_id
     data = results_csv(metrics, method).encode()
@@ -242,7 +242,7 @@ def create(request: Request, body: dict = Body(...)):
                           "$OPENRFT_HOME/runs.", param="openrft.output_dir")
     # The row comes first (validating_files) so that a concurrent listing never takes the new run
     # directory for a CLI run; it is removed again when the job is refused.
-    job_id = f"ftjob-{uuid.uuid4().hex[:24]}"
+    job_id = ids.job_id()
     run_dir = paths.runs_dir() / job_id
     store.insert(jobs, id=job_id, metadata=body.get("metadata"), run_dir=str(run_dir), source="api",
                  status="validating_files", attempts=0)

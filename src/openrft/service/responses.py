@@ -25,6 +25,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from openrft import ids
 from openrft.engines import Sample
 from openrft.service.chat import (
     IGNORED_PARAMS,
@@ -36,7 +37,6 @@ from openrft.service.chat import (
     unsupported,
 )
 from openrft.service.errors import bad_request
-from openrft.service.ids import new_id
 
 router = APIRouter()
 STREAM_PIECE_CHARS = 16
@@ -176,10 +176,10 @@ class ResponseBuilder:
     def __init__(self, body: ResponsesRequest, sample: Sample):
         self.body = body
         self.sample = sample
-        self.id = new_id("resp_", 32)
+        self.id = ids.response_id()
         self.created_at = int(time.time())
-        self.message_id = new_id("msg_", 32)
-        self.reasoning_id = new_id("rs_", 32)
+        self.message_id = ids.message_id()
+        self.reasoning_id = ids.reasoning_id()
         self.incomplete = sample.finish_reason == "length"
 
     def reasoning_item(self) -> dict | None:

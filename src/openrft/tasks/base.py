@@ -10,10 +10,12 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Callable
 
+from openrft.errors import InputError
+
 SPLITS = ("train", "validation")
 
 
-class TaskError(ValueError):
+class TaskError(InputError, ValueError):
     """A task that cannot be built or loaded (unknown name, missing data, bad option)."""
 
 

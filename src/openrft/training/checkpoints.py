@@ -17,14 +17,13 @@ import random
 import re
 import shutil
 import time
-import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from openrft import faults
+from openrft import faults, ids
 from openrft.models import ADAPTER_BASE_FILE
 
 CHECKPOINT_DIR = re.compile(r"step-(\d+)")  # checkpoints/step-N; step-N.partial / .old / .deleted are not ones
@@ -85,7 +84,7 @@ def _save_model_files(model, tokenizer, folder: Path, base_model: str, *, merged
 def write_checkpoint(run_dir: Path, model, tokenizer, *, step: int, base_model: str, job_id: str,
                      checkpoint_model: str, metrics: dict) -> dict:
     """checkpoints/step-N: the loadable model and its checkpoint.json record, renamed into place together."""
-    record = {"object": "fine_tuning.job.checkpoint", "id": f"ftckpt-{uuid.uuid4().hex[:24]}",
+    record = {"object": "fine_tuning.job.checkpoint", "id": ids.checkpoint_id(),
               "created_at": int(time.time()), "fine_tuned_model_checkpoint": checkpoint_model,
               "fine_tuning_job_id": job_id, "step_number": step, "metrics": metrics}
     with _atomic_dir(run_dir / "checkpoints" / f"step-{step}") as tmp:

@@ -30,6 +30,8 @@ def train_command(
     if resume is None and job_file is None:
         raise typer.BadParameter("give a job file, or --resume RUN_DIR")
     if resume is not None:
+        if not (resume / "job.json").is_file():
+            raise typer.BadParameter(f"{resume}: not a job run directory (no job.json)", param_hint="--resume")
         run_dir = resume
     else:
         from openrft.training.spec import load_job_body

@@ -8,8 +8,9 @@ from __future__ import annotations
 import json
 import os
 import time
-import uuid
 from pathlib import Path
+
+from openrft import ids
 
 
 class EventLog:
@@ -17,7 +18,7 @@ class EventLog:
         self.path = Path(run_dir) / "events.jsonl"
 
     def emit(self, message: str, *, level: str = "info", type: str = "message", data: dict | None = None) -> dict:
-        event = {"object": "fine_tuning.job.event", "id": f"ftevent-{uuid.uuid4().hex[:24]}",
+        event = {"object": "fine_tuning.job.event", "id": ids.event_id(),
                  "created_at": int(time.time()), "level": level, "message": message, "type": type,
                  "data": data}
         with self.path.open("a") as f:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from pathlib import Path
 from typing import Any, Callable
 
-from openrft import paths
+from openrft import ids, paths
 from openrft.training import hyperparams
 from openrft.training.events import EventLog
 from openrft.training.spec import JobSpec, JobSpecError, parse_job
@@ -52,7 +51,7 @@ def create_job(body: dict | str | Path, *, run_dir: str | Path | None = None,
     n_train = min(len(train_rows), spec.openrft.max_train_rows or len(train_rows))
     resolved = hyperparams.resolve(spec, n_train)
 
-    job_id = job_id or f"ftjob-{uuid.uuid4().hex[:24]}"
+    job_id = job_id or ids.job_id()
     run_dir = Path(run_dir or spec.openrft.output_dir or paths.runs_dir() / job_id)
     run_dir.mkdir(parents=True, exist_ok=True)
     seed = resolved["resolved"]["seed"]
@@ -70,7 +69,7 @@ def create_job(body: dict | str | Path, *, run_dir: str | Path | None = None,
         "estimated_finish": None, "integrations": integrations, "metadata": spec.metadata,
         "method": method, "suffix": spec.suffix, "user_provided_suffix": spec.suffix, "usage_metrics": None,
         "shared_with_openai": False,
-        "eval_id": f"eval_{job_id.removeprefix('ftjob-')}" if kind == "reinforcement" else None,
+        "eval_id": ids.job_eval_id(job_id) if kind == "reinforcement" else None,
         "openrft": {**spec.openrft.model_dump(mode="json"), "run_dir": str(run_dir),
                     "training_path": str(train_path), "validation_path": str(valid_path) if valid_path else None},
     }

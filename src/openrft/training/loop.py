@@ -34,21 +34,21 @@ import torch
 
 from openrft import faults
 from openrft.engines.base import SamplingParams
+from openrft.errors import RuntimeFailure
 from openrft.evals import generate_and_grade, metrics, run_eval
+from openrft.graders.grade import METRIC_ERROR_FLAGS as ERROR_KINDS
+from openrft.ids import checkpoint_model_name as checkpoint_name
+from openrft.ids import fine_tuned_model_name as model_name
 from openrft.training import algorithm
 from openrft.training.checkpoints import apply_retention, load_state, save_model, save_state, write_checkpoint
 from openrft.training.events import EventLog
 from openrft.training.job import TERMINAL, load_job, save_job, spec_of
-from openrft.training.registry import checkpoint_base, checkpoint_name, model_name
+from openrft.training.registry import checkpoint_base
 from openrft.training.trackers import Trackers
 
-ERROR_KINDS = ("sample_parse_error", "invalid_variable_error", "other_error", "python_grader_server_error",
-               "python_grader_runtime_error", "model_grader_server_error", "model_grader_parse_error",
-               "model_grader_refusal_error", "formula_parse_error")
 
-
-class JobFailed(Exception):
-    pass
+class JobFailed(RuntimeFailure):
+    """A job that cannot go on (too many grader errors, a row the trainer cannot encode); the message says why."""
 
 
 def set_seed(seed: int) -> None:

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from openrft import faults
+from openrft.ids import checkpoint_model_name, fine_tuned_model_name
 from openrft.training.checkpoints import (
     apply_retention,
     loss_score,
@@ -46,7 +47,7 @@ from openrft.training.loop import (
     set_seed,
     subset,
 )
-from openrft.training.registry import checkpoint_base, checkpoint_name, model_name
+from openrft.training.registry import checkpoint_base
 from openrft.training.trackers import Trackers
 
 
@@ -122,7 +123,7 @@ def train_offline(run_dir: Path, job: dict, log: EventLog, should_stop, progress
     valid_examples = encode_rows(objective, tokenizer, valid_numbered, job["openrft"]["validation_path"])
     order = epoch_order([row for _, row in train_numbered], n_epochs=hp["n_epochs"], seed=seed, balance=ext.balance,
                         label_key=ext.label_key)
-    ft_name = model_name(spec.model, spec.suffix, job["id"])
+    ft_name = fine_tuned_model_name(spec.model, spec.suffix, job["id"])
     base_model = checkpoint_base(spec.model)
 
     state = resume(run_dir, model, optimizer, log)
@@ -183,7 +184,7 @@ def train_offline(run_dir: Path, job: dict, log: EventLog, should_stop, progress
         if is_checkpoint:
             metrics = {k: v for k, v in data.items() if k not in ("total_steps", "timing", "train")}
             write_checkpoint(run_dir, _unwrap(model), tokenizer, step=step, base_model=base_model, job_id=job["id"],
-                             checkpoint_model=checkpoint_name(ft_name, step), metrics=metrics)
+                             checkpoint_model=checkpoint_model_name(ft_name, step), metrics=metrics)
             if full and (best is None or full["loss"] < best["loss"]):
                 best = {"step": step, "loss": full["loss"]}
             apply_retention(run_dir, ext.keep_checkpoints, step, score=loss_score)

@@ -1,4 +1,4 @@
-"""Fine-tuned model names (`ft:<base>:openrft:<suffix>:<id>` and `…:ckpt-step-N`) and where they live."""
+"""Where fine-tuned models and their checkpoints live (their `ft:…` names are made by `openrft.ids`)."""
 
 from __future__ import annotations
 
@@ -6,16 +6,6 @@ import json
 from pathlib import Path
 
 from openrft import paths
-
-ORG = "openrft"
-
-
-def model_name(base: str, suffix: str | None, job_id: str) -> str:
-    """`ft:<base>:openrft:<suffix>:<id>`. A job that starts from a fine-tuned model names the base model of the
-    chain (as OpenAI does: `ft:gpt-4o-mini:org:suffix:id` for a model tuned from a fine-tuned one)."""
-    if base.startswith("ft:") and len(base.split(":")) > 2:
-        base = base.split(":")[1]
-    return f"ft:{base}:{ORG}:{suffix or ''}:{job_id.removeprefix('ftjob-')[:8]}"
 
 
 def checkpoint_base(model: str) -> str:
@@ -26,10 +16,6 @@ def checkpoint_base(model: str) -> str:
     if model.strip() in DEFAULT_ALIASES or model.startswith("ft:") or not Path(model).expanduser().exists():
         return model
     return str(Path(model).expanduser().resolve())
-
-
-def checkpoint_name(fine_tuned_model: str, step: int) -> str:
-    return f"{fine_tuned_model}:ckpt-step-{step}"
 
 
 def find_fine_tuned(name: str, runs_root: Path | None = None) -> Path:

@@ -22,9 +22,10 @@ from dataclasses import dataclass
 import torch
 
 from openrft.data.formats import trained_on
+from openrft.errors import InputError
 
 
-class EncodingError(ValueError):
+class EncodingError(InputError, ValueError):
     """A row the chat template cannot render into a training sequence; the message names what is wrong."""
 
 

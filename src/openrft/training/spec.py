@@ -34,6 +34,8 @@ from typing import Any, Literal, Optional, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from openrft.errors import InputError
+
 Auto = Literal["auto"]
 
 
@@ -344,7 +346,7 @@ class JobSpec(BaseModel):
         return self.method.reinforcement
 
 
-class JobSpecError(Exception):
+class JobSpecError(InputError):
     """A job file or body that does not validate; the message names the file and the field."""
 
     def __init__(self, message: str, *, param: str | None = None):
