@@ -20,7 +20,8 @@ held-out records: validation-file rows of acts (`celex_id`) that share no act wi
 job's validation rows, the prompt choice's included; the model-free baselines (most-frequent labels, random
 labels) are graded on the same rows. `--seeds N` repeats the training stages (3-5) for seeds seed … seed+N-1; the
 base evals (stages 1-2, the prompt choice) run once and are shared. What is printed and written
-(`workflow.json`, `workflow.png`) is built in `openrft.workflow_verdict`.
+(`workflow.json`, `workflow.png`) is built in `openrft.workflow_verdict`; with several seeds `workflow.json` is
+also written after each seed (`"complete": false`), so that a run stopped later keeps the seeds it finished.
 
 The default budget (`BUDGETS["quick"]`) aims at about 15 minutes on an idle 2-core CPU: SFT 8 steps of 4 rows,
 RFT and SFT→RFT 8 steps of 4 prompts × 8 samples each with one validation at the end; every stage records its
@@ -406,8 +407,14 @@ def run_workflow(*, budget: str = "quick", seeds: list[int] | None = None, outpu
         else:
             sft_rft = StageRun("sft+rft", seed, chosen, "", status="skipped", error="its SFT stage failed")
         runs += [sft, rft, sft_rft]
+        if seed != seeds[-1]:  # the figures so far, in case a later seed never finishes
+            partial = summarize(runs, held, plan, chosen=chosen, prompt_rewards=prompt_rewards,
+                                console=Console(quiet=True))
+            write_summary({**partial, "complete": False, "seeds_done": seeds[:seeds.index(seed) + 1]},
+                          out / "workflow.json")
 
     summary = summarize(runs, held, plan, chosen=chosen, prompt_rewards=prompt_rewards, console=console)
+    summary["complete"] = True
     summary["timing"] = {"prepare_wall_s": preparing.wall, "prompt_choice_wall_s": choosing.wall,
                          "prompt_choice_cpu_s": choosing.cpu, "total_wall_s": time.perf_counter() - began}
     summary["chart"] = str(workflow_chart(summary, out / "workflow.png"))
