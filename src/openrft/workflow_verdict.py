@@ -305,8 +305,8 @@ def workflow_chart(summary: dict, path: Path) -> Path:
     for i, key in enumerate(("micro_f1", "macro_f1")):
         means = [(summary["stages"][k][key] or {}).get("mean", np.nan) for k in stages]
         stds = [(summary["stages"][k][key] or {}).get("std") or 0.0 for k in stages]
-        ax.bar(x + (i - 0.5) * width, means, width, yerr=stds, capsize=3, color=colours[key],
-               label=f"{key.split('_')[0]} F1")
+        ax.bar(x + (i - 0.5) * width, means, width, yerr=stds if any(stds) else None, capsize=3,
+               color=colours[key], label=f"{key.split('_')[0]} F1")
     styles = {"most_frequent": "--", "random": ":"}
     for name, b in summary["baselines"].items():
         for key in ("micro", "macro"):

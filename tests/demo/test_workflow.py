@@ -145,7 +145,7 @@ def test_every_stage_is_scored_on_the_same_held_out_rows_apart_from_training_and
     assert summary["stages"]["rft"]["n"] == 2 and summary["stages"]["rft"]["reward"]["std"] == pytest.approx(0.0)
 
     on_disk = json.loads((tmp_path / "wf" / "workflow.json").read_text())
-    assert on_disk["verdict"]["text"] == v["text"]
+    assert on_disk["verdict"]["text"] == v["text"] and on_disk["complete"] is True
     assert (tmp_path / "wf" / "workflow.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = console.export_text()
     assert "SFT → RFT" in text and "baseline: most-frequent" in text and "target" in text and "NOT met" in text
