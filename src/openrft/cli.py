@@ -65,7 +65,8 @@ def demo(full: bool = typer.Option(False, "--full", help="every training row (SF
          long: bool = typer.Option(False, "--long", help="one epoch over the 192 balanced training rows for SFT and "
                                                           "for each RFT job (48 steps each)"),
          max_steps: int = typer.Option(None, help="cap the steps of every training stage"),
-         held_out: int = typer.Option(48, min=1, help="records of whole unseen acts on which every stage is scored"),
+         held_out: int = typer.Option(48, min=0, help="records of whole unseen acts on which every stage is scored "
+                                                     "(0: none, with --rft-only only)"),
          seeds: int = typer.Option(1, "--seeds", min=1, help="repeat the training stages for N seeds (seed, seed+1, "
                                                              "…); the base-model evals are shared"),
          seed: int = typer.Option(None, "--seed", help="the training seed (the first one with --seeds; default: the "
@@ -81,6 +82,8 @@ def demo(full: bool = typer.Option(False, "--full", help="every training row (SF
     if full and long:
         raise typer.BadParameter("--full and --long are two different runs: give one")
     output_dir = Path(out) if out else None
+    if not rft_only and held_out < 1:
+        raise typer.BadParameter("--held-out: the workflow scores every stage on held-out acts; give 1 or more")
     if rft_only:
         from openrft.demo import run_demo, run_seeds
 

@@ -195,6 +195,7 @@ def test_the_demo_command_runs_the_workflow_with_its_budget_and_seeds(tmp_path, 
     got.clear()
     assert CliRunner().invoke(app, ["demo", "--long"]).exit_code == 0
     assert got["budget"] == "long" and got["seeds"] == [42]
+    assert CliRunner().invoke(app, ["demo", "--held-out", "0"]).exit_code == 2  # the workflow needs held-out acts
     monkeypatch.setattr(workflow, "run_workflow", lambda **kw: {"verdict": {"failed": {"sft": [42]}}})
     assert CliRunner().invoke(app, ["demo"]).exit_code == 1
     monkeypatch.setattr(demo, "run_demo", lambda **kw: got.update(single=kw) or {"status": "succeeded"})
