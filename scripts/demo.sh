@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# The main job: the end-to-end RFT demo on the embedded defaults (installs what it needs first).
-#   bash scripts/demo.sh           # the quick run (14 min on an idle 2-core CPU)
-#   bash scripts/demo.sh --long    # one epoch, 48 steps (53 min on a shared 2-core CPU)
-#   bash scripts/demo.sh --full    # the full run (hours)
+# The main job: the whole workflow on the embedded defaults (installs what it needs first): base model, best
+# prompt, SFT, RFT and SFT→RFT scored on the same held-out acts (README, "What the demo does").
+#   bash scripts/demo.sh              # the quick budget (see the README for its measured time per stage)
+#   bash scripts/demo.sh --seeds 3    # the training stages for three seeds
+#   bash scripts/demo.sh --long       # one epoch of 48 steps per training stage
+#   bash scripts/demo.sh --full       # every training row (hours)
+#   bash scripts/demo.sh --rft-only   # the earlier RFT-only demo
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

@@ -87,35 +87,52 @@ app.command("export")(export_command)
 
 
 @app.command()
-def demo(full: bool = typer.Option(False, "--full", help="the full run (all rows, two epochs: hours on a CPU)"),
-         long: bool = typer.Option(False, "--long", help="one epoch over the 192 balanced training rows (48 steps, "
-                                                          "about 50 min on a 2-core CPU)"),
-         max_steps: int = typer.Option(None, help="cap the number of training steps"),
-         held_out: int = typer.Option(48, help="records of whole unseen acts for the final base-vs-checkpoint "
-                                               "comparison (0: skip it)"),
-         seeds: int = typer.Option(1, "--seeds", min=1, help="train N seeds (seed, seed+1, …) and report the held-out "
-                                                             "gain's mean ± std across them, each with its CI"),
+def demo(full: bool = typer.Option(False, "--full", help="every training row (SFT one epoch, RFT job_full.yaml: "
+                                                          "hours on a CPU)"),
+         long: bool = typer.Option(False, "--long", help="one epoch over the 192 balanced training rows for SFT and "
+                                                          "for each RFT job (48 steps each)"),
+         max_steps: int = typer.Option(None, help="cap the steps of every training stage"),
+         held_out: int = typer.Option(48, min=0, help="records of whole unseen acts on which every stage is scored "
+                                                     "(0: none, with --rft-only only)"),
+         seeds: int = typer.Option(1, "--seeds", min=1, help="repeat the training stages for N seeds (seed, seed+1, "
+                                                             "…); the base-model evals are shared"),
          seed: int = typer.Option(None, "--seed", help="the training seed (the first one with --seeds; default: the "
                                                        "job file's)"),
-         out: str = typer.Option(None, "--out", help="output folder: the run dir for one seed; with --seeds the parent "
-                                                     "of seed-S/, seeds.json and seeds.png (default "
-                                                     "$OPENRFT_HOME/demos/<time>-seeds-…)")):
-    """The end-to-end RFT demo on the embedded defaults (EuroVoc, F1 grader, structured output)."""
+         out: str = typer.Option(None, "--out", help="output folder (default $OPENRFT_HOME/demos/<time>-workflow; "
+                                                     "with --rft-only as before)"),
+         rft_only: bool = typer.Option(False, "--rft-only", help="the earlier demo: RFT alone, its best validation "
+                                                                 "checkpoint against the base model")):
+    """The whole workflow on the embedded defaults (EuroVoc, F1 grader, structured output): base model, best
+    prompt, SFT, RFT and SFT→RFT scored on the same held-out acts, beside the model-free baselines."""
     from pathlib import Path
-
-    from openrft.demo import run_demo, run_seeds
 
     if full and long:
         raise typer.BadParameter("--full and --long are two different runs: give one")
     output_dir = Path(out) if out else None
-    if seeds > 1:
-        summary = run_seeds(seeds, seed=seed, full=full, long=long, output_dir=output_dir, max_steps=max_steps,
-                            held_out=held_out)
-        if summary["failed_seeds"] or not summary["n_seeds"]:
+    if not rft_only and held_out < 1:
+        raise typer.BadParameter("--held-out: the workflow scores every stage on held-out acts; give 1 or more")
+    if rft_only:
+        from openrft.demo import run_demo, run_seeds
+
+        if seeds > 1:
+            summary = run_seeds(seeds, seed=seed, full=full, long=long, output_dir=output_dir, max_steps=max_steps,
+                                held_out=held_out)
+            if summary["failed_seeds"] or not summary["n_seeds"]:
+                raise typer.Exit(1)
+            return
+        verdict = run_demo(full=full, long=long, output_dir=output_dir, max_steps=max_steps, held_out=held_out,
+                           seed=seed)
+        if verdict.get("status") != "succeeded":
             raise typer.Exit(1)
         return
-    verdict = run_demo(full=full, long=long, output_dir=output_dir, max_steps=max_steps, held_out=held_out, seed=seed)
-    if verdict.get("status") != "succeeded":
+    from openrft.training.spec import load_job_body
+    from openrft.workflow import BUDGETS, EXAMPLES, run_workflow
+
+    budget = "full" if full else "long" if long else "quick"
+    first = seed if seed is not None else int(load_job_body(EXAMPLES / BUDGETS[budget].rft_job).get("seed", 0))
+    summary = run_workflow(budget=budget, seeds=[first + i for i in range(seeds)], output_dir=output_dir,
+                           held_out=held_out, max_steps=max_steps)
+    if summary["verdict"]["failed"]:
         raise typer.Exit(1)
 
 

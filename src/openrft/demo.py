@@ -1,4 +1,6 @@
-"""`openrft demo`: the end-to-end RFT demo on the embedded defaults, and its honest verdict.
+"""`openrft demo --rft-only`: the end-to-end RFT demo on the embedded defaults, and its honest verdict. (`openrft
+demo` without `--rft-only` runs the whole workflow, `openrft.workflow`, which reuses this module's held-out draw
+and its paired, group-clustered verdict `judge`.)
 
 It runs `examples/eurovoc/job.yaml` (`job_long.yaml` with `--long`, `job_full.yaml` with `--full`): the
 EuroVoc task (real EU acts when the shared data folder is present, the offline thesaurus task otherwise), the

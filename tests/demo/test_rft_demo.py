@@ -180,23 +180,23 @@ def test_run_seeds_uses_one_held_out_set_apart_from_every_seeds_validation(tmp_p
     assert json.loads((tmp_path / "sweep" / "seed-8" / "verdict.json").read_text())["held_out"]["gain"] == pytest.approx(0.06)
 
 
-def test_the_demo_command_passes_seeds_and_seed(tmp_path, monkeypatch):
+def test_the_rft_only_demo_command_passes_seeds_and_seed(tmp_path, monkeypatch):
     import openrft.demo as demo
     from openrft.cli import app
 
     got = {}
     monkeypatch.setattr(demo, "run_seeds", lambda n, **kw: got.update(n=n, **kw) or {"failed_seeds": [], "n_seeds": n})
     monkeypatch.setattr(demo, "run_demo", lambda **kw: got.update(single=kw) or {"status": "succeeded"})
-    out = CliRunner().invoke(app, ["demo", "--seeds", "3", "--seed", "5", "--out", str(tmp_path / "o"),
+    out = CliRunner().invoke(app, ["demo", "--rft-only", "--seeds", "3", "--seed", "5", "--out", str(tmp_path / "o"),
                                    "--max-steps", "4"])
     assert out.exit_code == 0, out.output
     assert got["n"] == 3 and got["seed"] == 5 and got["output_dir"] == tmp_path / "o" and got["max_steps"] == 4
     assert got["held_out"] == 48 and "single" not in got
     got.clear()
-    assert CliRunner().invoke(app, ["demo", "--seed", "9"]).exit_code == 0
+    assert CliRunner().invoke(app, ["demo", "--rft-only", "--seed", "9"]).exit_code == 0
     assert got["single"]["seed"] == 9 and got["single"]["output_dir"] is None
     monkeypatch.setattr(demo, "run_seeds", lambda n, **kw: {"failed_seeds": [6], "n_seeds": n - 1})
-    assert CliRunner().invoke(app, ["demo", "--seeds", "2"]).exit_code == 1
+    assert CliRunner().invoke(app, ["demo", "--rft-only", "--seeds", "2"]).exit_code == 1
 
 
 def test_a_base_eval_is_reused_only_on_the_same_rows_model_and_sampling(tmp_path):

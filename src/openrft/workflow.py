@@ -1,0 +1,423 @@
+"""`openrft demo`: the whole workflow on the embedded defaults, every stage scored on the same held-out acts.
+
+The stages, in order (`STAGES`):
+
+1. `base`          the embedded model with the task's default prompt (EuroVoc: `short`);
+2. `base+prompt`   the embedded model with the task's best prompt variant, chosen by reward on the first seed's
+                   validation rows (the rows the jobs validate on), never on the held-out rows;
+3. `sft`           `examples/eurovoc/sft.yaml` (`method.type: supervised`) on the task's reference answers written
+                   with the chosen prompt (`openrft data export … --method supervised`);
+4. `rft`           `examples/eurovoc/job.yaml` (`job_long.yaml` with `--long`, `job_full.yaml` with `--full`) from the
+                   base model, on the chosen prompt's rows;
+5. `sft+rft`       the same RFT job starting from stage 3's final checkpoint (`model:` a checkpoint directory).
+
+The jobs are created and run by `openrft.training.create_job` / `run_job`, the stages are scored by
+`openrft.evals.run_eval`: the code a user runs with `openrft train` and `openrft eval`. Each stage's model is its
+job's final model (no checkpoint is picked on validation, so no selection flatters a stage).
+
+Every stage is scored by the same grader, response_format, sampling settings and runs per item on the same
+held-out records: validation-file rows of acts (`celex_id`) that share no act with the training file or with any
+job's validation rows, the prompt choice's included; the model-free baselines (most-frequent labels, random
+labels) are graded on the same rows. `--seeds N` repeats the training stages (3-5) for seeds seed … seed+N-1; the
+base evals (stages 1-2, the prompt choice) run once and are shared. What is printed and written
+(`workflow.json`, `workflow.png`) is built in `openrft.workflow_verdict`; with several seeds `workflow.json` is
+also written after each seed (`"complete": false`), so that a run stopped later keeps the seeds it finished.
+
+The default budget (`BUDGETS["quick"]`) aims at about 15 minutes on an idle 2-core CPU: SFT 8 steps of 4 rows,
+RFT and SFT→RFT 8 steps of 4 prompts × 8 samples each with one validation at the end; every stage records its
+wall time and this process's CPU time, for training and for its held-out eval.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+
+from openrft.demo import EXAMPLES, HELD_OUT_ROWS, held_out_rows, records_of
+from openrft.tasks.base import Task
+
+if TYPE_CHECKING:
+    from openrft.engines import SamplingParams
+
+STAGES = ("base", "base+prompt", "sft", "rft", "sft+rft")
+STAGE_TITLES = {"base": "base, default prompt", "base+prompt": "base, chosen prompt", "sft": "SFT",
+                "rft": "RFT", "sft+rft": "SFT → RFT"}
+TRAINED = ("sft", "rft", "sft+rft")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much each training stage does. None: what the example job file says."""
+
+    name: str
+    rft_job: str  # the RFT job file under examples/eurovoc/
+    sft_steps: int | None
+    sft_train_rows: int | None  # max_train_rows of the SFT job (0: every row)
+    rft_steps: int | None
+    rft_eval_interval: int | None  # validations of the RFT jobs (None: the job file's)
+    validate_at_start: bool  # the RFT jobs' step-0 validation (the base model; the prompt choice scored it already)
+
+
+BUDGETS = {
+    # ~15 min on an idle 2-core CPU: SFT 8 × 4 rows; RFT 8 × 4 prompts × 8 samples, validated once at the end
+    "quick": Budget("quick", "job.yaml", sft_steps=8, sft_train_rows=96, rft_steps=8, rft_eval_interval=8,
+                    validate_at_start=False),
+    # one epoch over the 192 balanced training rows for both methods (48 steps each), validations as job_long.yaml
+    "long": Budget("long", "job_long.yaml", sft_steps=48, sft_train_rows=192, rft_steps=None, rft_eval_interval=None,
+                   validate_at_start=True),
+    # every training row: SFT one epoch, RFT as job_full.yaml (two epochs; hours on a CPU)
+    "full": Budget("full", "job_full.yaml", sft_steps=None, sft_train_rows=0, rft_steps=None, rft_eval_interval=None,
+                   validate_at_start=True),
+}
+
+
+@dataclass
+class Clock:
+    """Wall time and this process's CPU time (all its threads; the grader sandbox's processes are not in it)."""
+
+    wall: float = 0.0
+    cpu: float = 0.0
+
+    def __enter__(self) -> Clock:
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.wall = time.perf_counter() - self._wall
+        self.cpu = time.process_time() - self._cpu
+
+
+@dataclass
+class StageRun:
+    """One stage of one seed: the model it scored, its held-out eval and what it cost."""
+
+    stage: str
+    seed: int | None  # None for the shared base stages
+    prompt: str
+    model: str
+    status: str = "succeeded"
+    error: str | None = None
+    run_dir: Path | None = None  # the training job's run directory
+    eval_dir: Path | None = None
+    result: object = None  # the held-out EvalResult
+    train: Clock = field(default_factory=Clock)
+    evaluation: Clock = field(default_factory=Clock)
+    note: str = ""
+
+
+@dataclass
+class HeldOut:
+    """The held-out records (one list per prompt variant, the same ids in the same order) and what they exclude."""
+
+    rows: dict[str, list[dict]]
+    n_groups: int
+    group_key: str | None
+    excluded_validation_groups: set[str]
+    training_groups: int
+
+    @property
+    def records(self) -> str:
+        first = next(iter(self.rows.values()))
+        return records_of(len(first), self.n_groups, self.group_key)
+
+
+@dataclass
+class Plan:
+    """What every stage shares: the task's files per prompt, the RFT job body, the eval settings."""
+
+    task: Task
+    out: Path
+    budget: Budget
+    seeds: list[int]
+    max_steps: int | None
+    data: dict[str, Path]  # prompt → folder with train.jsonl / validation.jsonl (RFT rows)
+    rft_body: dict  # the RFT job body of the budget, before its per-stage overrides
+    runs: int  # runs per item of every eval (the RFT job's eval_samples)
+    device: str
+    grader: dict
+    params: SamplingParams  # of every eval
+    labels: list[str] | None
+    label_key: str
+    group_key: str | None
+    train_rows: list[dict]  # the training file (the baselines' label statistics)
+
+    @property
+    def base_model(self) -> str:
+        return self.rft_body["model"]
+
+
+def export_prompts(task: Task, out: Path) -> dict[str, Path]:
+    """The task's RFT rows for each of its prompt variants (`openrft data export TASK --prompt P`), unbalanced as
+    the trainer wants them: `out/<prompt>/{train,validation}.jsonl`."""
+    from openrft.tasks.export import export_task
+
+    folders = {}
+    for prompt in task.prompts or ("default",):
+        options: dict[str, Any] = {"prompt": prompt} if task.prompts else {}
+        export_task(task, out / prompt, balance=False, **options)
+        folders[prompt] = out / prompt
+    return folders
+
+
+def export_supervised(task: Task, out: Path, prompt: str) -> Path:
+    """The task's SFT rows (reference answers) with `prompt`: `out/<prompt>-supervised/`."""
+    from openrft.tasks.export import export_task
+
+    folder = out / f"{prompt}-supervised"
+    options: dict[str, Any] = {"prompt": prompt} if task.prompts else {}
+    export_task(task, folder, balance=False, method="supervised", **options)
+    return folder
+
+
+def make_plan(task: Task, out: Path, budget: Budget, seeds: list[int], max_steps: int | None) -> Plan:
+    from openrft.data import load_rows
+    from openrft.training.hyperparams import resolve
+    from openrft.training.loop import eval_labels, reasoning_effort, sampling_params
+    from openrft.training.spec import load_job_body, parse_job
+
+    data = export_prompts(task, out / "data")
+    default = next(iter(data))
+    body = load_job_body(EXAMPLES / budget.rft_job)
+    ext = body.setdefault("openrft", {})
+    ext.pop("task", None)  # the files, grader and response_format are given explicitly below
+    body.update(training_file=str(data[default] / "train.jsonl"),
+                validation_file=str(data[default] / "validation.jsonl"))
+    body["method"]["reinforcement"].update(grader=task.grader, response_format=task.response_format)
+    ext.update(group_key=task.group_key, label_key=task.label_key)
+    if task.labels:
+        ext["labels"] = list(task.labels)
+    steps = max_steps or budget.rft_steps
+    if steps:
+        ext["max_steps"] = steps
+    if budget.rft_eval_interval:
+        body["method"]["reinforcement"]["hyperparameters"]["eval_interval"] = min(budget.rft_eval_interval, steps or
+                                                                                  budget.rft_eval_interval)
+    ext["validate_at_start"] = budget.validate_at_start
+    spec = parse_job(body)
+    train_rows = load_rows(body["training_file"])
+    hp = resolve(spec, len(train_rows))
+    params = sampling_params(spec.openrft, spec.rl.response_format, reasoning_effort(hp), 1, seeds[0] + 1)
+    return Plan(task=task, out=out, budget=budget, seeds=seeds, max_steps=max_steps, data=data, rft_body=body,
+                runs=hp["eval_samples"], device=spec.openrft.device, grader=spec.rl.grader, params=params,
+                labels=eval_labels(spec.openrft, train_rows), label_key=spec.openrft.label_key or "labels",
+                group_key=spec.openrft.group_key, train_rows=train_rows)
+
+
+def validation_subset(plan: Plan, seed: int, prompt: str) -> list[dict]:
+    """The rows a job of `seed` validates on (`max_valid_rows` whole groups of the validation file, as the RFT
+    and SFT loops draw them)."""
+    from openrft.data import load_rows
+    from openrft.data.splits import group_subset
+
+    limit = plan.rft_body["openrft"].get("max_valid_rows")
+    return group_subset(load_rows(plan.data[prompt] / "validation.jsonl"), limit, seed, plan.group_key)
+
+
+def held_out_set(plan: Plan, rows: int) -> HeldOut:
+    """`rows` validation-file records of groups that no job's validation rows (any seed) and no training row
+    touch, drawn with the first seed + 1; the same records in every prompt variant (matched by id)."""
+    from openrft.data import load_rows
+    from openrft.data.splits import groups_in
+
+    default = next(iter(plan.data))
+    valid = load_rows(plan.data[default] / "validation.jsonl")
+    excluded: set[str] = set()
+    for seed in plan.seeds:
+        excluded |= groups_in(validation_subset(plan, seed, default), plan.group_key)
+    chosen = held_out_rows(valid, plan.train_rows, rows=rows, seed=plan.seeds[0] + 1, group_key=plan.group_key,
+                           exclude_groups=excluded)
+    by_prompt = {default: chosen}
+    for prompt, folder in plan.data.items():
+        if prompt == default:
+            continue
+        by_id = {row.get("id"): row for row in load_rows(folder / "validation.jsonl")}
+        missing = [row.get("id") for row in chosen if row.get("id") not in by_id]
+        if missing or None in by_id:
+            raise ValueError(f"{folder / 'validation.jsonl'}: prompt {prompt!r} lacks the held-out ids {missing[:5]} "
+                             "(every prompt variant must hold the same rows with the same ids)")
+        by_prompt[prompt] = [by_id[row["id"]] for row in chosen]
+    return HeldOut(rows=by_prompt, n_groups=len(groups_in(chosen, plan.group_key)), group_key=plan.group_key,
+                   excluded_validation_groups=excluded, training_groups=len(groups_in(plan.train_rows, plan.group_key)))
+
+
+def evaluate(plan: Plan, model: str, rows: list[dict], out_dir: Path, name: str):
+    """One eval run of `model` on `rows` with the plan's grader, sampling settings, runs, labels and baselines."""
+    from openrft.engines.transformers import TransformersEngine
+    from openrft.evals import run_eval
+
+    engine = TransformersEngine.from_name(model, device=plan.device)
+    return run_eval(rows, engine=engine, grader=plan.grader, runs=plan.runs, params=plan.params, out_dir=out_dir,
+                    name=name, train_rows=plan.train_rows, labels=plan.labels, label_key=plan.label_key,
+                    seed=plan.seeds[0], group_key=plan.group_key)
+
+
+def choose_prompt(plan: Plan, console: Console) -> tuple[str, dict[str, float]]:
+    """The prompt variant whose base-model reward is highest on the first seed's validation rows (ties: the
+    default); with one variant, that one."""
+    prompts = list(plan.data)
+    if len(prompts) == 1:
+        return prompts[0], {}
+    rewards = {}
+    for prompt in prompts:
+        rows = validation_subset(plan, plan.seeds[0], prompt)
+        result = evaluate(plan, plan.base_model, rows, plan.out / "prompt-choice" / prompt, f"base, prompt {prompt}")
+        rewards[prompt] = result.summary["reward"]["mean"]
+    chosen = max(prompts, key=lambda p: (rewards[p], p == prompts[0]))
+    console.print("prompt choice on the validation rows: "
+                  + ", ".join(f"{p} {r:.3f}" for p, r in rewards.items()) + f" → [bold]{chosen}[/]")
+    return chosen, rewards
+
+
+def train(body: dict, console: Console) -> tuple[Path, dict]:
+    """Create and run one job (`openrft train`); its run directory and final job object."""
+    from openrft.training import create_job, run_job
+
+    job = create_job(body)
+    run_dir = Path(job["openrft"]["run_dir"])
+    console.print(f"job {job['id']} ({body['method']['type']}, model {body['model']}): run dir {run_dir}")
+    return run_dir, run_job(run_dir)
+
+
+def sft_body(plan: Plan, folder: Path, seed: int, out: Path) -> dict:
+    """`examples/eurovoc/sft.yaml` on the SFT rows in `folder`, with the budget's steps and rows."""
+    from openrft.training.spec import load_job_body
+
+    body = load_job_body(EXAMPLES / "sft.yaml")
+    ext = body.setdefault("openrft", {})
+    ext.pop("task", None)
+    body.update(training_file=str(folder / "train.jsonl"), validation_file=str(folder / "validation.jsonl"), seed=seed)
+    ext.update(output_dir=str(out), group_key=plan.group_key, label_key=plan.label_key,
+               max_valid_rows=plan.rft_body["openrft"].get("max_valid_rows"))
+    if plan.budget.sft_train_rows is not None:
+        ext["max_train_rows"] = plan.budget.sft_train_rows
+    steps = plan.max_steps or plan.budget.sft_steps
+    if steps:
+        ext["max_steps"] = steps
+    return body
+
+
+def rft_body(plan: Plan, prompt: str, seed: int, out: Path, model: str) -> dict:
+    """The budget's RFT job on the chosen prompt's rows, from `model` (the base model or a checkpoint)."""
+    import copy
+
+    body = copy.deepcopy(plan.rft_body)
+    body.update(model=model, seed=seed, training_file=str(plan.data[prompt] / "train.jsonl"),
+                validation_file=str(plan.data[prompt] / "validation.jsonl"))
+    body["openrft"]["output_dir"] = str(out)
+    if model != plan.rft_body["model"]:
+        body["suffix"] = f"{body.get('suffix') or 'rft'}-from-sft"
+    return body
+
+
+def score(plan: Plan, run: StageRun, held: HeldOut, out_dir: Path, console: Console) -> StageRun:
+    """Score `run.model` on the held-out rows of `run.prompt`; a crash becomes the stage's error."""
+    console.rule(f"held out: {STAGE_TITLES[run.stage]}" + (f", seed {run.seed}" if run.seed is not None else ""))
+    try:
+        with run.evaluation:
+            run.result = evaluate(plan, run.model, held.rows[run.prompt], out_dir, STAGE_TITLES[run.stage])
+        run.eval_dir = out_dir
+    except Exception as exc:  # one stage's failure must not lose the others: it is reported as failed
+        run.status, run.error = "failed", f"held-out eval: {type(exc).__name__}: {exc}"
+        console.print(f"[red]{STAGE_TITLES[run.stage]} failed[/]: {run.error}")
+    return run
+
+
+def train_stage(plan: Plan, stage: str, seed: int, prompt: str, body: dict, held: HeldOut,
+                console: Console) -> StageRun:
+    """Run one training stage's job, check that it validated on no held-out act, score its final model."""
+    from openrft.demo import validation_groups
+
+    console.rule(f"[bold]{STAGE_TITLES[stage]}[/], seed {seed}")
+    run = StageRun(stage, seed, prompt, model="")
+    try:
+        with run.train:
+            run.run_dir, job = train(body, console)
+    except Exception as exc:  # reported as a failed stage; the next stages still run
+        run.status, run.error = "failed", f"{type(exc).__name__}: {exc}"
+        console.print(f"[red]{STAGE_TITLES[stage]} failed[/]: {run.error}")
+        return run
+    if job["status"] != "succeeded":
+        run.status, run.error = "failed", f"job {job['status']}: {(job.get('error') or {}).get('message', '')}"
+        console.print(f"[red]{STAGE_TITLES[stage]} failed[/]: {run.error}")
+        return run
+    leaked = validation_groups(run.run_dir) - held.excluded_validation_groups
+    if leaked:
+        raise RuntimeError(f"{run.run_dir}: the job validated on groups the held-out set did not exclude: "
+                           f"{sorted(leaked)[:5]}")
+    run.model = str(run.run_dir / "checkpoints" / "final")
+    return score(plan, run, held, run.run_dir / "held_out", console)
+
+
+def run_workflow(*, budget: str = "quick", seeds: list[int] | None = None, output_dir: Path | None = None,
+                 held_out: int = HELD_OUT_ROWS, max_steps: int | None = None, task: Task | None = None,
+                 console: Console | None = None) -> dict:
+    """Run the five stages (the training ones for every seed) and judge them on the same held-out rows;
+    `workflow.json` and `workflow.png` are written in the output folder and the summary is returned."""
+    from openrft import paths
+    from openrft.tasks import default_task
+    from openrft.training.spec import load_job_body
+    from openrft.workflow_verdict import print_summary, summarize, workflow_chart, write_summary
+
+    console = console or Console()
+    plan_budget = BUDGETS[budget]
+    if seeds is None:
+        seeds = [int(load_job_body(EXAMPLES / plan_budget.rft_job).get("seed", 0))]
+    task = task or default_task()
+    out = Path(output_dir or paths.home() / "demos" / f"{time.strftime('%Y%m%d-%H%M%S')}-workflow")
+    if out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out} is not empty: give another output folder (--out)")
+    out.mkdir(parents=True, exist_ok=True)
+    began = time.perf_counter()
+    console.rule(f"[bold]openrft demo[/]: the workflow on {task.name} ({plan_budget.name} budget, seeds {seeds})")
+    with Clock() as preparing:
+        plan = make_plan(task, out, plan_budget, seeds, max_steps)
+        held = held_out_set(plan, held_out)
+    default = next(iter(plan.data))
+    if not held.rows[default]:
+        raise ValueError("no validation groups are left over for a held-out set: lower --held-out or the jobs' "
+                         "max_valid_rows")
+    console.print(f"held out: {held.records} × {plan.runs} runs, sharing no group with the training file "
+                  f"({held.training_groups} groups) or with any job's validation rows "
+                  f"({len(held.excluded_validation_groups)} groups); output in {out}")
+
+    with Clock() as choosing:
+        chosen, prompt_rewards = choose_prompt(plan, console)
+    runs = [score(plan, StageRun("base", None, default, plan.base_model), held, out / "held_out" / "base", console)]
+    if chosen == default:
+        runs.append(StageRun("base+prompt", None, chosen, plan.base_model, status=runs[0].status,
+                             error=runs[0].error, eval_dir=runs[0].eval_dir, result=runs[0].result,
+                             note=f"the default prompt {default!r} scored best on validation: stage 1's eval"))
+    else:
+        runs.append(score(plan, StageRun("base+prompt", None, chosen, plan.base_model), held,
+                          out / "held_out" / f"base-{chosen}", console))
+    sft_rows = export_supervised(task, out / "data", chosen)
+    for seed in seeds:
+        seed_dir = out / f"seed-{seed}"
+        sft = train_stage(plan, "sft", seed, chosen, sft_body(plan, sft_rows, seed, seed_dir / "sft"), held, console)
+        rft = train_stage(plan, "rft", seed, chosen, rft_body(plan, chosen, seed, seed_dir / "rft", plan.base_model),
+                          held, console)
+        if sft.status == "succeeded" and sft.run_dir is not None:
+            sft_rft = train_stage(plan, "sft+rft", seed, chosen,
+                                  rft_body(plan, chosen, seed, seed_dir / "sft+rft", sft.model), held, console)
+            sft_rft.note = f"starts from {sft.model}"
+        else:
+            sft_rft = StageRun("sft+rft", seed, chosen, "", status="skipped", error="its SFT stage failed")
+        runs += [sft, rft, sft_rft]
+        if seed != seeds[-1]:  # the figures so far, in case a later seed never finishes
+            partial = summarize(runs, held, plan, chosen=chosen, prompt_rewards=prompt_rewards,
+                                console=Console(quiet=True))
+            write_summary({**partial, "complete": False, "seeds_done": seeds[:seeds.index(seed) + 1]},
+                          out / "workflow.json")
+
+    summary = summarize(runs, held, plan, chosen=chosen, prompt_rewards=prompt_rewards, console=console)
+    summary["complete"] = True
+    summary["timing"] = {"prepare_wall_s": preparing.wall, "prompt_choice_wall_s": choosing.wall,
+                         "prompt_choice_cpu_s": choosing.cpu, "total_wall_s": time.perf_counter() - began}
+    summary["chart"] = str(workflow_chart(summary, out / "workflow.png"))
+    write_summary(summary, out / "workflow.json")
+    print_summary(summary, console)
+    return summary

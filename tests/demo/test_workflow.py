@@ -1,0 +1,203 @@
+"""The workflow demo's orchestration: which models each stage trains and scores, on which rows, in which order;
+every stage on the same held-out rows apart from training and validation; the prompt chosen on validation rows.
+Training and evaluation are stubs (the jobs and eval runs themselves are tested in tests/training, tests/evals);
+the bodies the stubs receive are real job bodies, checked by the job spec parser."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+LABELS = ["agriculture", "trade", "energy"]
+
+
+def tiny_task():
+    """A labelled task with two prompt variants and two rows (languages) per document."""
+    from openrft.tasks.base import Task, json_labels_format
+
+    def loader(split, prompt="short", **_):
+        docs = [f"t{i}" for i in range(6)] if split == "train" else [f"v{i}" for i in range(60)]
+        return [{"messages": [{"role": "user", "content": f"[{prompt}] classify document {doc} ({lang})"}],
+                 "labels": [LABELS[i % 3]] + ([LABELS[(i + 1) % 3]] if i % 2 else []),
+                 "doc": doc, "id": f"{doc}_{lang}"}
+                for i, doc in enumerate(docs) for lang in ("en", "fr")]
+
+    return Task(name="tiny", description="tiny", loader=loader, grader_name="multilabel_f1", labels=LABELS,
+                response_format=json_labels_format("tiny", LABELS, min_items=1, max_items=3), label_key="labels",
+                group_key="doc", options={"prompt": "short"}, prompts=("short", "described"))
+
+
+# Per-item reward of each (model kind, prompt): described is better on validation rows but worse on held-out
+# rows, so a choice made on the held-out rows would pick short; SFT→RFT loses to the base model.
+LEVELS = {("base", "short"): 0.20, ("base", "described"): 0.10, ("sft", "described"): 0.30,
+          ("rft", "described"): 0.45, ("sft+rft", "described"): 0.05}
+VALIDATION_LEVELS = {"short": 0.2, "described": 0.4}
+
+
+def fake_result(rows, level):
+    from openrft.evals import EvalResult
+
+    prf = lambda f1: {"precision": f1, "recall": f1, "f1": f1}  # noqa: E731
+    items = [{"index": i, "id": r["id"], "mean": level + 0.02 * (i % 3), "group": f"doc={r['doc']}"}
+             for i, r in enumerate(rows)]
+    mean = sum(it["mean"] for it in items) / len(items)
+    summary = {"reward": {"mean": mean, "run_to_run_std": 0.0}, "items": items,
+               "classification": {"micro": prf(level + 0.1), "macro": prf(level)},
+               "tokens": {"truncated_share": 0.0}, "errors": {"sample_parse_error_rate": 0.0},
+               "baselines": {"most_frequent": {"reward": {"mean": 0.5}, "classification": {"micro": prf(0.55),
+                                                                                             "macro": prf(0.15)}},
+                             "random": {"reward": {"mean": 0.15}, "classification": {"micro": prf(0.16),
+                                                                                       "macro": prf(0.13)}}}}
+    return EvalResult(run={}, summary=summary)
+
+
+@pytest.fixture()
+def stubbed(monkeypatch, home):
+    """run_workflow with stub training and evaluation; records every job body and every eval."""
+    import openrft.workflow as workflow
+    from openrft.training.spec import parse_job
+
+    calls = {"bodies": [], "evals": []}
+
+    def train(body, console):
+        parse_job(json.loads(json.dumps(body)))  # a valid job body, as `openrft train` would take it
+        calls["bodies"].append(body)
+        run_dir = Path(body["openrft"]["output_dir"])
+        (run_dir / "checkpoints" / "final").mkdir(parents=True)
+        return run_dir, {"status": "succeeded"}
+
+    def evaluate(plan, model, rows, out_dir, name):
+        prompt = rows[0]["messages"][0]["content"][1:].split("]")[0]
+        kind = "base" if model == "default" else Path(model).parents[1].name
+        calls["evals"].append({"model": model, "kind": kind, "prompt": prompt, "ids": [r["id"] for r in rows],
+                               "out_dir": out_dir})
+        if "prompt-choice" in str(out_dir):
+            return fake_result(rows, VALIDATION_LEVELS[prompt])
+        return fake_result(rows, LEVELS[(kind, prompt)])
+
+    monkeypatch.setattr(workflow, "train", train)
+    monkeypatch.setattr(workflow, "evaluate", evaluate)
+    return calls
+
+
+def test_every_stage_is_scored_on_the_same_held_out_rows_apart_from_training_and_validation(stubbed, tmp_path):
+    from openrft.data.splits import group_subset, groups_in
+    from openrft.workflow import run_workflow
+
+    task = tiny_task()
+    console = Console(record=True, width=250)
+    summary = run_workflow(seeds=[3, 4], output_dir=tmp_path / "wf", held_out=6, task=task, console=console)
+
+    # stage order: the shared base stages once, then SFT, RFT, SFT→RFT for each seed
+    assert [(s["stage"], s["seed"]) for s in summary["scores"]] == [
+        ("base", None), ("base+prompt", None), ("sft", 3), ("rft", 3), ("sft+rft", 3),
+        ("sft", 4), ("rft", 4), ("sft+rft", 4)]
+    # the prompt was chosen on the first seed's validation rows (described), although short wins on held-out
+    choice = [e for e in stubbed["evals"] if "prompt-choice" in str(e["out_dir"])]
+    assert [e["prompt"] for e in choice] == ["short", "described"]
+    validation = group_subset(task.rows("validation"), 24, 3, "doc")
+    assert all(e["ids"] == [r["id"] for r in validation] for e in choice)
+    assert summary["prompt_choice"]["chosen"] == "described"
+    assert summary["prompt_choice"]["validation_reward"]["described"] > summary["prompt_choice"]["validation_reward"][
+        "short"]
+
+    held = [e for e in stubbed["evals"] if "prompt-choice" not in str(e["out_dir"])]
+    assert [(e["kind"], e["prompt"]) for e in held] == [("base", "short"), ("base", "described")] + [
+        ("sft", "described"), ("rft", "described"), ("sft+rft", "described")] * 2
+    ids = held[0]["ids"]
+    assert all(e["ids"] == ids for e in held) and ids == summary["held_out"]["ids"]
+    held_docs = {i.split("_")[0] for i in ids}
+    assert len(ids) == 6 and len(held_docs) == 6  # one record of each of 6 documents
+    train_docs = {r["doc"] for r in task.rows("train")}
+    validated = set().union(*(groups_in(group_subset(task.rows("validation"), 24, s, "doc"), "doc") for s in (3, 4)))
+    assert not held_docs & train_docs and not {f"doc={d}" for d in held_docs} & validated
+    assert summary["held_out"]["records"] == "6 records of 6 groups (doc)"
+
+    # the job bodies: SFT on the chosen prompt's reference answers, RFT from the base model, SFT→RFT from SFT's
+    # final checkpoint; every job on the chosen prompt with the quick budget and its seed
+    kinds = [(b["method"]["type"], b["seed"]) for b in stubbed["bodies"]]
+    assert kinds == [("supervised", 3), ("reinforcement", 3), ("reinforcement", 3)] * 1 + [
+        ("supervised", 4), ("reinforcement", 4), ("reinforcement", 4)]
+    sft, rft, sft_rft = stubbed["bodies"][:3]
+    assert sft["training_file"].endswith("described-supervised/train.jsonl")
+    first = json.loads(Path(sft["training_file"]).read_text().splitlines()[0])
+    assert first["messages"][-1]["role"] == "assistant" and json.loads(first["messages"][-1]["content"])["labels"]
+    assert rft["training_file"].endswith("data/described/train.jsonl") and rft["model"] == "default"
+    assert sft_rft["model"] == str(tmp_path / "wf" / "seed-3" / "sft" / "checkpoints" / "final")
+    assert sft["openrft"]["max_steps"] == 8 and rft["openrft"]["max_steps"] == 8
+    assert rft["openrft"]["validate_at_start"] is False
+    assert rft["method"]["reinforcement"]["hyperparameters"]["eval_interval"] == 8
+
+    # figures: gains paired against the base stage, the stage that loses is reported, the target is not met
+    by = {(s["stage"], s["seed"]): s for s in summary["scores"]}
+    assert by[("rft", 3)]["gain"] == pytest.approx(0.25) and by[("rft", 3)]["gain_ci_above_zero"]
+    assert by[("sft+rft", 4)]["gain"] == pytest.approx(-0.15) and by[("sft+rft", 4)]["gain_ci_below_zero"]
+    assert by[("base+prompt", None)]["gain"] == pytest.approx(-0.10)
+    v = summary["verdict"]
+    assert v["best_stage"] == "rft" and v["best_trained_stage"] == "rft"
+    assert "sft+rft" in v["loses_to_base"] and "base+prompt" in v["loses_to_base"]
+    assert not v["target_met"] and v["target"]["beats_base_beyond_ci"] is False
+    assert v["target"]["micro_f1_minus_most_frequent"] == pytest.approx(0.15 - 0.55)
+    assert summary["stages"]["rft"]["n"] == 2 and summary["stages"]["rft"]["reward"]["std"] == pytest.approx(0.0)
+
+    on_disk = json.loads((tmp_path / "wf" / "workflow.json").read_text())
+    assert on_disk["verdict"]["text"] == v["text"] and on_disk["complete"] is True
+    assert (tmp_path / "wf" / "workflow.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = console.export_text()
+    assert "SFT → RFT" in text and "baseline: most-frequent" in text and "target" in text and "NOT met" in text
+
+
+def test_a_failed_sft_stage_skips_sft_rft_and_is_reported(stubbed, tmp_path, monkeypatch):
+    import openrft.workflow as workflow
+
+    real = workflow.train
+
+    def train(body, console):
+        if body["method"]["type"] == "supervised":
+            raise RuntimeError("out of memory")
+        return real(body, console)
+
+    monkeypatch.setattr(workflow, "train", train)
+    summary = workflow.run_workflow(seeds=[3], output_dir=tmp_path / "wf", held_out=4, task=tiny_task(),
+                                    console=Console(record=True, width=200))
+    status = {s["stage"]: (s["status"], s["error"]) for s in summary["scores"]}
+    assert status["sft"] == ("failed", "RuntimeError: out of memory")
+    assert status["sft+rft"] == ("skipped", "its SFT stage failed") and status["rft"][0] == "succeeded"
+    assert summary["verdict"]["failed"] == {"sft": [3], "sft+rft": [3]}
+    assert not summary["verdict"]["target_met"] and "NOT met" in summary["verdict"]["text"][-2]
+
+
+def test_an_output_folder_in_use_is_refused(tmp_path):
+    from openrft.workflow import run_workflow
+
+    (tmp_path / "wf").mkdir()
+    (tmp_path / "wf" / "workflow.json").write_text("{}")
+    with pytest.raises(FileExistsError, match="not empty"):
+        run_workflow(seeds=[1], output_dir=tmp_path / "wf", task=tiny_task())
+
+
+def test_the_demo_command_runs_the_workflow_with_its_budget_and_seeds(tmp_path, monkeypatch):
+    import openrft.demo as demo
+    import openrft.workflow as workflow
+    from openrft.cli import app
+
+    got: dict = {}
+    monkeypatch.setattr(workflow, "run_workflow", lambda **kw: got.update(kw) or {"verdict": {"failed": {}}})
+    out = CliRunner().invoke(app, ["demo", "--seeds", "3", "--seed", "5", "--out", str(tmp_path / "o"),
+                                   "--max-steps", "4"])
+    assert out.exit_code == 0, out.output
+    assert got == {"budget": "quick", "seeds": [5, 6, 7], "output_dir": tmp_path / "o", "held_out": 48,
+                   "max_steps": 4}
+    got.clear()
+    assert CliRunner().invoke(app, ["demo", "--long"]).exit_code == 0
+    assert got["budget"] == "long" and got["seeds"] == [42]
+    assert CliRunner().invoke(app, ["demo", "--held-out", "0"]).exit_code == 2  # the workflow needs held-out acts
+    monkeypatch.setattr(workflow, "run_workflow", lambda **kw: {"verdict": {"failed": {"sft": [42]}}})
+    assert CliRunner().invoke(app, ["demo"]).exit_code == 1
+    monkeypatch.setattr(demo, "run_demo", lambda **kw: got.update(single=kw) or {"status": "succeeded"})
+    assert CliRunner().invoke(app, ["demo", "--rft-only", "--seed", "9"]).exit_code == 0
+    assert got["single"]["seed"] == 9
