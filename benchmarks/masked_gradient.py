@@ -51,7 +51,7 @@ def main() -> None:
     from openrft.demo import held_out_comparison, judge, train_one, validation_groups
     from openrft.engines.transformers import TransformersEngine
     from openrft.evals import load_eval
-    from openrft.training import load_job
+    from openrft.runs import ResolvedJob
 
     console = Console()
     seed_dirs = sorted(args.seeds_dir.glob("seed-*"), key=lambda p: int(p.name.split("-")[1]))
@@ -83,7 +83,7 @@ def main() -> None:
     if unmasked["held_out"]["held_out_groups"] != masked["held_out"]["held_out_groups"]:
         raise SystemExit("the unmasked run was scored on other held-out acts than the masked one: not comparable")
 
-    group_key = load_job(run_dir)["openrft"].get("group_key")
+    group_key = ResolvedJob.load(run_dir).options.group_key
     old = load_eval(run_dir / "held_out" / f"step-{unmasked['best_step']}")
     new = load_eval(masked_dir / "held_out" / f"step-{masked['best_step']}")
     head_to_head = judge(old, new, group_key, "held out, masked − unmasked checkpoint", console)

@@ -208,8 +208,8 @@ def run_trl(config: str, work: Path, setup: dict) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
+    from openrft.data.order import epoch_order
     from openrft.models import resolve_model
-    from openrft.training.loop import epoch_order
 
     rows = [json.loads(line) for line in (work / "train.jsonl").read_text().splitlines()]
     order = epoch_order(rows, n_epochs=1, seed=SEED, balance=False, label_key=None)  # openrft's visiting order

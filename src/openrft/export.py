@@ -29,6 +29,8 @@ from rich.markup import escape
 
 from openrft.errors import OpenRFTError
 from openrft.models import DEFAULT_MODEL, ModelError, ModelRef, resolve_model
+from openrft.runs import RunFileError, checkpoint_dir, final_dir, is_job_dir, list_checkpoints, load_job
+from openrft.runs.checkpoints import has_model, read_record
 
 FORMATS = ("hf", "gguf", "adapter")
 QUANTS = ("f32", "f16", "q8_0")
@@ -66,7 +68,7 @@ class ExportResult:
 def resolve_checkpoint(model: str | Path) -> ModelRef:
     """The model to export: a name `resolve_model` understands, or a run directory's final/newest checkpoint."""
     path = Path(str(model)).expanduser()
-    if path.is_dir() and (path / "job.json").is_file():
+    if path.is_dir() and is_job_dir(path):
         path = _run_checkpoint(path)
     try:
         return resolve_model(str(path) if path.exists() else str(model))
@@ -75,15 +77,13 @@ def resolve_checkpoint(model: str | Path) -> ModelRef:
 
 
 def _run_checkpoint(run_dir: Path) -> Path:
-    from openrft.training.checkpoints import list_checkpoints
-
-    if (run_dir / "checkpoints" / "final" / "adapter_config.json").is_file() or \
-            (run_dir / "checkpoints" / "final" / "config.json").is_file():
-        return run_dir / "checkpoints" / "final"
-    records = list_checkpoints(run_dir)
+    """The final model of a run, else its newest complete checkpoint."""
+    if has_model(final_dir(run_dir)):
+        return final_dir(run_dir)
+    records = list_checkpoints(run_dir)  # newest step first
     if not records:
         raise ExportError(f"{run_dir}: this run has no checkpoint yet (no checkpoints/final, no checkpoints/step-N)")
-    return run_dir / "checkpoints" / f"step-{records[0]['step_number']}"
+    return checkpoint_dir(run_dir, records[0].step_number)
 
 
 def base_model_name(ref: ModelRef) -> str:
@@ -341,12 +341,15 @@ def _model_title(ref: ModelRef) -> str:
     """general.name: the ft: name given, else the checkpoint's or its run's fine-tuned model name, else the folder."""
     if ref.name.startswith("ft:"):
         return ref.name
-    for record, key in ((ref.path / "checkpoint.json", "fine_tuned_model_checkpoint"),
-                        (ref.path.parent.parent / "job.json", "fine_tuned_model")):
+    record = read_record(ref.path)
+    if record is not None:
+        return record.fine_tuned_model_checkpoint
+    run_dir = ref.path.parent.parent  # <run dir>/checkpoints/<step-N or final>
+    if is_job_dir(run_dir):
         try:
-            name = json.loads(record.read_text()).get(key)
-        except (OSError, json.JSONDecodeError):
-            continue
+            name = load_job(run_dir).fine_tuned_model
+        except RunFileError:
+            name = None
         if name:
             return name
     return ref.path.resolve().name

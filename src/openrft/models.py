@@ -11,7 +11,7 @@ Every place that names a model (CLI, job files, API) goes through `resolve_model
   `openrft_base_model` entry naming its base), loaded as base + adapter. The base may itself be a fine-tuned
   model (a job that started from `ft:…`): it is loaded, its adapter merged into its weights, then this adapter
   put on top, down the chain;
-- `ft:…` names of fine-tuned models and checkpoints (openrft.training.registry), as their checkpoint directory.
+- `ft:…` names of fine-tuned models and checkpoints (openrft.runs.find_fine_tuned), as their checkpoint directory.
 
 A training job starts from `load_start_model(name)`: a fine-tuned adapter is merged into its base there, and
 the job trains fresh LoRA adapters (or all weights) over that merged model. So SFT → RFT or SFT → DPO chains
@@ -81,7 +81,7 @@ def resolve_model(name: str | Path, *, prepare: bool = True) -> ModelRef:
             _convert_gguf(embedded_gguf(), target)
         return ModelRef(text, target, "embedded")
     if text.startswith("ft:"):
-        from openrft.training.registry import find_fine_tuned  # resolved through the run directories
+        from openrft.runs import find_fine_tuned  # resolved through the run directories
 
         return resolve_model(find_fine_tuned(text), prepare=prepare)
     path = Path(text).expanduser()

@@ -165,7 +165,7 @@ def write_job_run(path: Path, *, steps: int = 6, eval_interval: int = 2, status:
         message = f"Step {step}/{steps}, train mean reward={data['scores']['train_reward_mean']:.2f}"
         lines.append({"object": "fine_tuning.job.event", "id": f"ftevent-{step}", "created_at": 1700000000 + step,
                       "level": "info", "message": message, "type": "metrics", "data": data})
-        if step == 3:  # a reward-hacking guard fires (openrft.doctor.guards' event shape)
+        if step == 3:  # a reward-hacking guard fires (openrft.training.guards' event shape)
             guard = {"check": "response_length", "verdict": "warn", "step": step, "value": 0.35,
                      "message": "mean answer length fell to 35% of its start"}
             lines.append({"object": "fine_tuning.job.event", "id": f"ftevent-guard-{step}",

@@ -30,16 +30,21 @@ def write_playground_job(run: Path, *, rows=ROWS, response_format=RESPONSE_FORMA
     valid.write_text("".join(json.dumps(r) + "\n" for r in rows))
     job = {"object": "fine_tuning.job", "id": run.name, "status": "succeeded", "model": "default",
            "fine_tuned_model": f"ft:default:openrft:mood:{run.name[-8:]}", "created_at": 1,
+           "organization_id": "org-openrft", "result_files": [], "seed": 1, "training_file": str(valid),
            "method": {"type": "reinforcement", "reinforcement": {
                "grader": grader, "response_format": response_format,
-               "hyperparameters": {"reasoning_effort": "default"}}},
+               "hyperparameters": {"reasoning_effort": "default", "batch_size": 2, "n_epochs": 1,
+                                   "resolved": {"steps_per_epoch": 1, "total_steps": 2, "learning_rate": 1e-4,
+                                                "seed": 1, "group_size": 2}}}},
            "openrft": {"max_tokens": 12, "validation_path": str(valid), "training_path": str(valid)}}
     (run / "job.json").write_text(json.dumps(job))
     for step in (1, 2):
         folder = run / "checkpoints" / f"step-{step}"
         folder.mkdir(parents=True)
         (folder / "checkpoint.json").write_text(json.dumps({
-            "step_number": step, "fine_tuned_model_checkpoint": f"{job['fine_tuned_model']}:ckpt-step-{step}",
+            "object": "fine_tuning.job.checkpoint", "id": f"ftckpt-{step}", "created_at": 1,
+            "fine_tuning_job_id": run.name, "step_number": step,
+            "fine_tuned_model_checkpoint": f"{job['fine_tuned_model']}:ckpt-step-{step}",
             "metrics": {"full_valid_mean_reward": 0.25 * step}}))
         (folder / "adapter_config.json").write_text("{}")
     final = run / "checkpoints" / "final"

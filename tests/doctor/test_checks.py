@@ -150,7 +150,7 @@ def test_an_item_missing_a_grader_field_is_a_stop(tmp_path):
 
 def test_an_imbalanced_file_warns_unless_the_trainer_balances_it():
     from openrft.data import dataset_stats
-    from openrft.training.loop import epoch_order
+    from openrft.data.order import epoch_order
 
     data = rows(40, labels=["trade"]) + rows(8, labels=["energy"]) + rows(4, labels=["health"])
     data = [{**r, "id": f"r{i}"} for i, r in enumerate(data)]

@@ -8,7 +8,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from openrft.doctor.guards import check_step, evaluate, frequent_labels, total_variation
+from openrft.training.guards import check_step, evaluate, frequent_labels, total_variation
 
 LABELS = ["trade", "law", "finance", "energy", "health", "transport"]
 REFERENCE = {"trade": 0.35, "law": 0.2, "finance": 0.15, "energy": 0.1, "health": 0.1, "transport": 0.1}
@@ -17,7 +17,7 @@ REFERENCE = {"trade": 0.35, "law": 0.2, "finance": 0.15, "energy": 0.1, "health"
 def event(step: int, *, reward: float | None = None, valid: float | None = None, predicted: dict | None = None,
           reference: dict | None = None, length: float | None = None, truncated: float = 0.0,
           errors: dict | None = None, subs: dict | None = None, valid_predicted: dict | None = None) -> dict:
-    """One metrics `data` dict shaped like openrft.training.loop._metrics_event."""
+    """One metrics `data` dict shaped like openrft.training.metrics.metrics_event."""
     graders = [{"name": "f1_grader", "type": "multi"}]
     data: dict = {"step": step, "total_steps": 30, "scores": {"graders": graders},
                   "errors": {"graders": [{"name": "f1_grader", "type": "multi"}]}}
@@ -156,7 +156,7 @@ def test_small_batches_pool_more_steps_and_a_stable_policy_raises_no_drift(per_s
 def test_a_guard_flickering_around_its_threshold_is_announced_once():
     lengths = [40, 41, 39, 14, 17, 14, 17, 14, 17, 14]  # the late mean crosses 40% of the start back and forth
     history = [event(s, reward=0.4, length=n) for s, n in enumerate(lengths, 1)]
-    from openrft.doctor.guards import response_length
+    from openrft.training.guards import response_length
     fired = [bool(response_length(history[:n])) for n in range(1, len(history) + 1)]
     assert fired.count(True) > 1 and False in fired[fired.index(True):]  # it does flicker ...
     assert len([w for w in run(history) if w["check"] == "response_length"]) == 1  # ... and is announced once
@@ -244,7 +244,7 @@ def test_guards_read_the_events_the_trainer_writes():
     from openrft.engines.base import SamplingParams
     from openrft.evals import generate_and_grade
     from openrft.graders import build_grader
-    from openrft.training.loop import _metrics_event
+    from openrft.training.metrics import metrics_event
 
     from .scripted import ScriptedEngine, rows
 
@@ -263,7 +263,7 @@ def test_guards_read_the_events_the_trainer_writes():
                    else json.dumps({"labels": [LABELS[2 + k % 4]]}) for k in range(12)]
         rollouts, _ = generate_and_grade(data, engine=ScriptedEngine(answers), graders=[grader],
                                          criteria=[rewards_frequent], params=SamplingParams(n=2, response_format=fmt))
-        history.append(_metrics_event(step, 8, rollouts, None, {"response_length_mean": 8.0, "truncated_share": 0.0},
+        history.append(metrics_event(step, 8, rollouts, None, {"response_length_mean": 8.0, "truncated_share": 0.0},
                                       {}, rewards_frequent))
     assert history[-1]["train"]["predicted_label_counts"] == {"trade": 12}
     emitted = run(history, reference=None)  # the reference: the labels of the rows the trainer sampled

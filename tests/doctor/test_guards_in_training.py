@@ -7,7 +7,7 @@ With a high learning rate the policy moves onto 'food' within a few steps; the t
 - the predicted-label distribution in the metrics events really moved toward 'food' (the guard has a reason);
 - events.jsonl holds the label-drift guard as a `level: "warn"` event with `data.guard` = {check, verdict,
   message, step, value}, after the metrics event of its step (the point where the dashboard draws its marker);
-- every guard event is exactly what `openrft.doctor.guards.check_step` says on the metrics history read back
+- every guard event is exactly what `openrft.training.guards.check_step` says on the metrics history read back
   from events.jsonl (no guard missing, none invented), and the dashboard's reader and report show them.
 
 The short run (6 steps of 5 prompts × 4 samples, no validation; about 30 s on a 2-core CPU) always runs with one
@@ -100,8 +100,8 @@ def frequent_share(counts: dict) -> float:
 def train_and_check(tmp_path: Path, seed: int, config: dict) -> list[dict]:
     """Run the job and check its guard events as described above; returns the guard warnings emitted."""
     from openrft.dashboard import rundata
-    from openrft.doctor.guards import check_step
     from openrft.training import create_job, read_events, run_job
+    from openrft.training.guards import check_step
 
     run = tmp_path / "run"
     create_job(write_job(tmp_path, seed, config), run_dir=run)

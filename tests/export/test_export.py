@@ -216,7 +216,10 @@ def test_a_run_directory_exports_its_newest_checkpoint(tiny_checkpoint, tmp_path
     run = tmp_path / "run"
     for step in (1, 3):
         shutil.copytree(tiny_checkpoint, run / "checkpoints" / f"step-{step}")
-        (run / "checkpoints" / f"step-{step}" / "checkpoint.json").write_text(json.dumps({"step_number": step}))
+        (run / "checkpoints" / f"step-{step}" / "checkpoint.json").write_text(json.dumps({
+            "object": "fine_tuning.job.checkpoint", "id": f"ftckpt-{step}", "created_at": 1, "metrics": {},
+            "fine_tuned_model_checkpoint": f"ft:default:openrft::run:ckpt-step-{step}",
+            "fine_tuning_job_id": "ftjob-run", "step_number": step}))
     (run / "job.json").write_text("{}")
     assert resolve_checkpoint(str(run)).path == run / "checkpoints" / "step-3"
     empty = tmp_path / "empty-run"

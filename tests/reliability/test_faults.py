@@ -9,7 +9,8 @@ import resource
 
 import pytest
 
-from openrft.training.checkpoints import list_checkpoints, write_checkpoint
+from openrft.runs import list_checkpoints
+from openrft.training.checkpoints import write_checkpoint
 
 
 def _tree_digest(folder):
@@ -56,7 +57,7 @@ def test_a_full_disk_while_checkpointing_keeps_the_previous_checkpoint(tmp_path,
         assert _tree_digest(first) == before  # the previous checkpoint is untouched
         assert not (tmp_path / "checkpoints" / "step-2").exists()
         assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step-1"]  # no .partial left
-        assert [c["step_number"] for c in list_checkpoints(tmp_path)] == [1]
+        assert [c.step_number for c in list_checkpoints(tmp_path)] == [1]
 
     monkeypatch.undo()
     from peft import PeftModel

@@ -183,7 +183,8 @@ def test_fault_spec_is_parsed_or_refused_with_the_variable_named(monkeypatch):
 
 def test_leftovers_of_interrupted_writes_are_recovered(tmp_path):
     """A lone `.old` copy is put back, stale `.old`, `.partial` and `.deleted` directories are removed."""
-    from openrft.training.checkpoints import list_checkpoints, recover_interrupted_writes
+    from openrft.runs import list_checkpoints
+    from openrft.training.checkpoints import recover_interrupted_writes
 
     def folder(path: str, step: int | None = None) -> None:
         (tmp_path / path).mkdir(parents=True)
@@ -196,7 +197,7 @@ def test_leftovers_of_interrupted_writes_are_recovered(tmp_path):
     folder("checkpoints/step-2.old", 2)  # stale: step-2 is in place
     folder("checkpoints/step-3.partial", 3)
     folder("checkpoints/step-1.deleted", 1)
-    assert [c["step_number"] for c in list_checkpoints(tmp_path)] == [2]  # leftovers are never listed
+    assert [c.step_number for c in list_checkpoints(tmp_path)] == [2]  # leftovers are never listed
     done = recover_interrupted_writes(tmp_path)
     assert "restored state from state.old" in done and len(done) == 5, done
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoints", "state"]

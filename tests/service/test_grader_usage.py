@@ -96,7 +96,7 @@ def test_an_eval_run_lists_the_judge_models_usage():
 
 def test_a_job_s_metrics_events_carry_the_validation_judge_tokens(tmp_path, monkeypatch, embedded_model):
     from openrft.evals import run_eval
-    from openrft.training.events import EventLog
+    from openrft.runs import EventLog
 
     home = tmp_path / "home"
     monkeypatch.setenv("OPENRFT_HOME", str(home))
@@ -131,15 +131,15 @@ def test_a_job_s_metrics_events_carry_the_validation_judge_tokens(tmp_path, monk
 
 
 def test_the_trainer_records_the_training_batch_judge_tokens():
-    """The trainer's metrics event (`loop._metrics_event`) carries `train_*` token counts per grader and
+    """The trainer's metrics event (`openrft.training.metrics.metrics_event`) carries `train_*` token counts per grader and
     sub-grader, from the grades of the step's rollouts; the service keeps them and adds the validation's."""
     from openrft.evals import generate_and_grade
-    from openrft.training.loop import _metrics_event
+    from openrft.training.metrics import metrics_event
 
     grader, _ = built_multi()
     rollouts, _ = generate_and_grade(ROWS, engine=Policy(), graders=[grader], criteria=[MULTI],
                                      params=SamplingParams(n=3))
-    data = _metrics_event(1, 2, rollouts, None, {}, {}, MULTI)
+    data = metrics_event(1, 2, rollouts, None, {}, {}, MULTI)
     entries = {e["name"]: e for e in json.loads(json.dumps(MULTI)).get("graders", {}).values()}
     recorded = data["usage"]["graders"]
     assert len(recorded) == 1 + len(entries)  # the multi grader, then its sub-graders in order

@@ -415,8 +415,8 @@ def test_what_openrft_emits_is_accepted_back(client, data_home):
 
 def test_a_job_s_eval_results_timing_and_grader_usage(client, store, data_home):
     from openrft.evals import run_eval
+    from openrft.runs import EventLog
     from openrft.service.jobs import set_status
-    from openrft.training.events import EventLog
 
     train = upload(client)
     job = client.fine_tuning.jobs.create(model="default", training_file=train, validation_file=train,

@@ -123,7 +123,8 @@ from openrft.engines.transformers import TransformersEngine
 from openrft.evals.rollout import Rollout
 from openrft.graders.grade import Grade
 from openrft.models import add_lora, load_model
-from openrft.training import loop
+from openrft.training.distributed import Distributed
+from openrft.training.update import policy_update
 from openrft.training.spec import OpenrftOptions
 
 out = sys.argv[1]
@@ -136,7 +137,7 @@ params = SamplingParams(n=3, temperature=1.0, max_tokens=8, seed=1)
 groups = engine.generate([[{"role": "user", "content": f"A word about {t}."}] for t in topics], params)
 rollouts = [Rollout(i, {}, samples, [[Grade(reward=len(s.output_text) / 10) for s in samples]])
             for i, samples in enumerate(groups)]
-dist = loop._Distributed()
+dist = Distributed()
 mine = rollouts[dist.rank::dist.world]
 
 
@@ -150,7 +151,7 @@ class Recorder:
 
 opt = Recorder()
 ext = OpenrftOptions(updates_per_batch=1, max_grad_norm=1e9)
-loop._update(model, opt, mine, ext, dist, engine)
+policy_update(model, opt, mine, ext, dist, engine)
 if dist.rank == 0:
     torch.save(opt.grads, out)
 '''

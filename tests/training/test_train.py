@@ -143,8 +143,8 @@ def test_kill_and_resume_keeps_events_continuous(home, tmp_path):
 def test_baselines_take_their_label_statistics_from_the_whole_training_file(home, tmp_path):
     """`max_train_rows` trims what the policy trains on (a compute budget); the most-frequent baseline must still
     see the training file's real label frequencies, or its strength would depend on the budget."""
+    from openrft.data.order import subset
     from openrft.training import create_job, run_job
-    from openrft.training.loop import subset
 
     body = write_job(tmp_path, steps=1, extra={"max_train_rows": 2})
     train = rows(5)

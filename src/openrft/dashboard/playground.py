@@ -9,11 +9,14 @@ path from the request: the page can only load the models of the job it shows.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from openrft.dashboard.rundata import RunDirError, RunRef, read_json, step_dirs
+from openrft import runs
+from openrft.dashboard.rundata import RunDirError, RunRef
 from openrft.errors import InputError
+from openrft.runs import ResolvedJob, RunFileError
 
 MAX_ITEMS = 200  # validation items offered in the page's picker
 PREVIEW_CHARS = 90
@@ -23,42 +26,39 @@ class PlaygroundError(InputError):
     """A request the playground refuses (an unknown model id or item); the message says which."""
 
 
-def job_of(ref: RunRef) -> dict:
-    job = read_json(ref.path / "job.json")
-    if "method" not in job:
-        raise RunDirError(f"{ref.path / 'job.json'}: not a fine-tuning job (no method)")
-    return job
+def job_of(ref: RunRef) -> ResolvedJob:
+    try:
+        return ResolvedJob.load(ref.path)
+    except (RunFileError, FileNotFoundError) as exc:
+        raise RunDirError(str(exc)) from None
 
 
-def models(ref: RunRef, job: dict) -> list[dict]:
+def models(ref: RunRef, job: ResolvedJob) -> list[dict]:
     """The models of a job: its base, each complete checkpoint, and the final model when there is one."""
-    rows = [{"id": "base", "label": f"base: {job.get('model')}", "engine_model": str(job.get("model")), "step": 0}]
-    for step_dir in step_dirs(ref.path / "checkpoints"):
-        record = read_json(step_dir / "checkpoint.json")
-        metrics = record.get("metrics") or {}
-        rows.append({"id": step_dir.name, "label": record.get("fine_tuned_model_checkpoint") or step_dir.name,
-                     "engine_model": str(step_dir), "step": record.get("step_number"),
-                     "valid_reward": metrics.get("full_valid_mean_reward")})
-    final = ref.path / "checkpoints" / "final"
-    if (final / "adapter_config.json").is_file() or (final / "config.json").is_file():
-        rows.append({"id": "final", "label": job.get("fine_tuned_model") or "final", "engine_model": str(final),
+    rows: list[dict[str, Any]] = [{"id": "base", "label": f"base: {job.model}", "engine_model": job.model, "step": 0}]
+    for record in sorted(runs.list_checkpoints(ref.path), key=lambda r: r.step_number):
+        folder = runs.checkpoint_dir(ref.path, record.step_number)
+        rows.append({"id": folder.name, "label": record.fine_tuned_model_checkpoint, "engine_model": str(folder),
+                     "step": record.step_number, "valid_reward": record.metrics.valid_reward})
+    final = runs.final_dir(ref.path)
+    if runs.checkpoints.has_model(final):
+        rows.append({"id": "final", "label": job.job.fine_tuned_model or "final", "engine_model": str(final),
                      "step": None})
     return rows
 
 
-def validation_rows(job: dict) -> list[dict]:
+def validation_rows(job: ResolvedJob) -> list[dict]:
     """The first MAX_ITEMS rows of the job's validation file (none when it has none)."""
     from openrft.data import DatasetError, load_rows
 
-    path = (job.get("openrft") or {}).get("validation_path")
+    path = job.validation_path
     if not path or not Path(path).is_file():
         return []
-    method = (job.get("method") or {}).get("type") or "reinforcement"
     try:
-        rows = load_rows(path, method=method)[:MAX_ITEMS]
+        rows = load_rows(path, method=job.kind)[:MAX_ITEMS]
     except DatasetError as exc:
         raise RunDirError(str(exc)) from None
-    return [_as_prompt(row, method) for row in rows]
+    return [_as_prompt(row, job.kind) for row in rows]
 
 
 def _as_prompt(row: dict, method: str) -> dict:
@@ -76,8 +76,8 @@ def _as_prompt(row: dict, method: str) -> dict:
 def playground_view(ref: RunRef) -> dict:
     """What the page needs: the models to pick from, the validation items, the job's format and grader."""
     job = job_of(ref)
-    rl = job["method"].get("reinforcement") or {}  # supervised and dpo jobs have no grader
-    grader = rl.get("grader") or {}
+    rl = job.job.method.reinforcement  # supervised and dpo jobs have no grader
+    grader = rl.grader if rl else {}
     items = []
     for index, row in enumerate(validation_rows(job)):
         messages = row.get("messages") or []
@@ -85,11 +85,11 @@ def playground_view(ref: RunRef) -> dict:
         text = str(last_user or "")
         items.append({"index": index, "messages": messages,
                       "preview": text[:PREVIEW_CHARS] + ("…" if len(text) > PREVIEW_CHARS else "")})
-    return {"key": ref.key, "id": job.get("id"), "status": job.get("status"), "model": job.get("model"),
+    return {"key": ref.key, "id": job.id, "status": job.job.status, "model": job.model,
             "models": [{k: v for k, v in m.items() if k != "engine_model"} for m in models(ref, job)],
-            "items": items, "response_format": rl.get("response_format"),
+            "items": items, "response_format": rl.response_format if rl else None,
             "grader": {"type": grader.get("type"), "name": grader.get("name")},
-            "max_tokens": (job.get("openrft") or {}).get("max_tokens", 256)}
+            "max_tokens": job.options.max_tokens}
 
 
 def answer(ref: RunRef, engines: Any, request: dict) -> dict:
@@ -98,12 +98,10 @@ def answer(ref: RunRef, engines: Any, request: dict) -> dict:
     `request`: `model` (an id of `playground_view`), `item` (a validation item index, or None), `messages`
     (the prompt; default: the item's), `temperature` (default 0: greedy), `max_tokens` (default: the job's).
     """
-    from openrft.engines import SamplingParams
     from openrft.evals.rollout import grader_item
-    from openrft.graders import build_grader
 
     job = job_of(ref)
-    rl = job["method"].get("reinforcement") or {}  # supervised and dpo jobs have no grader
+    rl = job.job.method.reinforcement  # supervised and dpo jobs have no grader
     by_id = {m["id"]: m for m in models(ref, job)}
     model = by_id.get(str(request.get("model")))
     if model is None:
@@ -119,26 +117,19 @@ def answer(ref: RunRef, engines: Any, request: dict) -> dict:
     if not messages or not all(isinstance(m, dict) and m.get("role") and isinstance(m.get("content"), str)
                                for m in messages):
         raise PlaygroundError("messages: give a prompt (a list of {role, content} messages) or a validation item")
-    max_tokens = int(request.get("max_tokens") or (job.get("openrft") or {}).get("max_tokens", 256))
-    params = SamplingParams(n=1, temperature=float(request.get("temperature") or 0.0), max_tokens=max_tokens,
-                            seed=int(request.get("seed") or 0), response_format=rl.get("response_format"),
-                            reasoning_effort=_reasoning_effort(rl))
+    params = replace(job.sampling_params(1, int(request.get("seed") or 0)),
+                     temperature=float(request.get("temperature") or 0.0), top_p=1.0,
+                     max_tokens=int(request.get("max_tokens") or job.options.max_tokens))
     began = time.perf_counter()
     [samples] = engines.generate(model["engine_model"], [messages], params)
     sample = samples[0]
     seconds = time.perf_counter() - began
     grade = None
-    if not sample.error and rl.get("grader"):
-        grade = build_grader(rl["grader"]).grade(sample.grader_sample(), grader_item(row))
+    if not sample.error and rl is not None:
+        grade = job.grader.grade(sample.grader_sample(), grader_item(row))
     return {"model": model["id"], "label": model["label"], "output_text": sample.output_text,
             "output_json": sample.output_json, "reasoning_text": sample.reasoning_text,
             "parse_error": sample.parse_error, "finish_reason": sample.finish_reason, "error": sample.error,
             "completion_tokens": sample.completion_tokens, "seconds": round(seconds, 3),
             "reward": grade.reward if grade else None, "grade": grade.to_run_response() if grade else None,
             "graded_against": "item" if row else "empty item (free prompt)"}
-
-
-def _reasoning_effort(rl: dict) -> str | None:
-    """The job's reasoning effort as the engine takes it: None for "default" (no think budget), as in training."""
-    effort = (rl.get("hyperparameters") or {}).get("reasoning_effort", "default")
-    return None if effort in (None, "default") else effort

@@ -3,15 +3,17 @@
 One reader for both outputs: the web page gets these dicts as JSON, `report.py` draws the same dicts
 with matplotlib, so a chart on the page and its PNG always show the same numbers.
 
-The input is the run directory format of `docs/architecture.md`:
+The input is the run directory format of `docs/architecture.md`, read through `openrft.runs`:
 
-- a job: `job.json` (`fine_tuning.job`), `events.jsonl` (metrics events with OpenAI's `data.scores`,
-  `data.usage`, `data.errors`, `data.timing` and our `data.train`), `checkpoints/step-N/checkpoint.json`,
-  `evals/step-N/` (the validation eval run of step N);
-- an eval run: `run.json` (`eval.run`), `summary.json`, `output_items.jsonl`.
+- a job: `job.json` (`runs.Job`), `events.jsonl` (metrics events whose `data` is `runs.MetricsData`: OpenAI's
+  `scores`, `usage`, `errors`, `timing` and our `train`), `checkpoints/step-N/checkpoint.json`
+  (`runs.Checkpoint`; the best one is `runs.best_checkpoint`'s), `evals/step-N/` (the validation eval run of
+  step N);
+- an eval run: `run.json` (`eval.run`), `summary.json`, `output_items.jsonl` (the eval summary is read as the
+  dict `openrft.evals` writes).
 
 A job is read while it runs, so a last JSONL line that is still being written is skipped; a broken line
-anywhere else is an error naming the file, the line and the reason.
+anywhere else is an error naming the file, the line and the reason (`RunDirError`).
 """
 
 from __future__ import annotations
@@ -19,14 +21,18 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
+from pydantic import ValidationError
 
+from openrft import runs
 from openrft.errors import InputError
+from openrft.runs import RunFileError, RunRef, discover, step_dirs
+from openrft.runs.discover import is_eval_dir
+from openrft.runs.jobs import is_job_dir
+from openrft.runs.models import EvalRunRecord, GraderFigures, Job, MetricsData
 
 # Statuses in which a run may still change: the page keeps polling these.
 ACTIVE_STATUSES = {"validating_files", "queued", "running", "in_progress"}
@@ -42,122 +48,45 @@ HISTOGRAM_BINS = 20
 
 _ERROR_KEY = re.compile(r"^(train|valid)_(.+)_count$")
 
+__all__ = ["RunDirError", "RunRef", "discover", "is_eval_dir", "is_job_dir", "step_dirs"]
+
 
 class RunDirError(InputError, ValueError):
     """A run directory that cannot be read: names the file, the line when there is one, and the reason."""
 
 
-@dataclass(frozen=True)
-class RunRef:
-    """A run found on disk: `key` is its id in URLs, `kind` is "job" or "eval"; `parent` is the job of a step eval."""
-
-    key: str
-    kind: str
-    path: Path
-    parent: str | None = None
-
-
-# --- finding runs ---------------------------------------------------------------------------------------
-
-def is_job_dir(path: Path) -> bool:
-    return (path / "job.json").is_file()
-
-
-def is_eval_dir(path: Path) -> bool:
-    return any((path / name).is_file() for name in ("run.json", "summary.json", "output_items.jsonl"))
-
-
-def discover(roots: Iterable[Path]) -> dict[str, RunRef]:
-    """Every job and eval run in `roots`: a root is a run directory itself or a folder of them, or a folder of
-    folders of them (`openrft eval -m A -m B` writes `evals/<time>/<model>/`, keyed `<time>/<model>`).
-
-    A job's validation runs are included under the key `<job key>/evals/step-N`.
-    """
-    found: dict[str, RunRef] = {}
-
-    def add(path: Path, kind: str, key: str, parent: str | None = None) -> str:
-        base, n = key, 2
-        while key in found:
-            if found[key].path == path:
-                return key
-            key, n = f"{base}-{n}", n + 1
-        found[key] = RunRef(key, kind, path, parent)
-        return key
-
-    def add_run(path: Path, key: str) -> bool:
-        if is_job_dir(path):
-            key = add(path, "job", key)
-            for step_dir in step_dirs(path / "evals"):
-                add(step_dir, "eval", f"{key}/evals/{step_dir.name}", parent=key)
-        elif is_eval_dir(path):
-            add(path, "eval", key)
-        else:
-            return False
-        return True
-
-    def subdirs(path: Path) -> list[Path]:
-        return sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
-
-    for root in roots:
-        root = Path(root).expanduser().resolve()
-        if add_run(root, root.name) or not root.is_dir():
-            continue
-        for child in subdirs(root):
-            if not add_run(child, child.name):
-                for grandchild in subdirs(child):
-                    add_run(grandchild, f"{child.name}/{grandchild.name}")
-    return found
-
-
-def step_dirs(folder: Path) -> list[Path]:
-    """The `step-N` subfolders of `folder`, by step number."""
-    if not folder.is_dir():
-        return []
-    dirs = [p for p in folder.iterdir() if p.is_dir() and re.fullmatch(r"step-\d+", p.name)]
-    return sorted(dirs, key=lambda p: int(p.name.split("-")[1]))
-
-
-# --- reading files ---------------------------------------------------------------------------------------
+# --- reading files (openrft.runs.files; its RunFileError is this module's RunDirError) ---------------------------
 
 def read_json(path: Path) -> dict:
     """A JSON object file; `{}` when it is absent."""
-    if not path.is_file():
-        return {}
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise RunDirError(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg})") from None
-    if not isinstance(value, dict):
-        raise RunDirError(f"{path}: expected a JSON object, got {type(value).__name__}")
-    return value
+        return runs.read_json(path) or {}
+    except RunFileError as exc:
+        raise RunDirError(str(exc)) from None
 
 
 def read_jsonl(path: Path) -> list[dict]:
     """The objects of a JSONL file, tolerating a last line that is still being written."""
-    if not path.is_file():
-        return []
-    stat = path.stat()
-    return list(_read_jsonl_cached(str(path), stat.st_mtime_ns, stat.st_size))
+    try:
+        return runs.read_jsonl(path)
+    except RunFileError as exc:
+        raise RunDirError(str(exc)) from None
 
 
-@lru_cache(maxsize=64)
-def _read_jsonl_cached(path: str, mtime_ns: int, size: int) -> tuple[dict, ...]:  # noqa: ARG001 (cache keys)
-    text = Path(path).read_text(encoding="utf-8", errors="replace")
-    lines = text.split("\n")
-    rows = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            if number == len(lines):  # no newline after it yet: the writer is still on it
-                continue
-            raise RunDirError(f"{path}: line {number}: not valid JSON ({exc.msg})") from None
-        if not isinstance(row, dict):
-            raise RunDirError(f"{path}: line {number}: expected a JSON object, got {type(row).__name__}")
-        rows.append(row)
-    return tuple(rows)
+def read_job(ref: RunRef) -> Job:
+    """The job of a job run directory, typed."""
+    try:
+        return runs.load_job(ref.path)
+    except (RunFileError, FileNotFoundError) as exc:
+        raise RunDirError(str(exc)) from None
+
+
+def read_steps(ref: RunRef) -> list[MetricsData]:
+    """The job's metrics, one per step (a step written twice, e.g. after a resume, keeps the last)."""
+    try:
+        return runs.metrics_steps(read_jsonl(ref.path / "events.jsonl"), source=str(ref.path / "events.jsonl"))
+    except RunFileError as exc:
+        raise RunDirError(str(exc)) from None
 
 
 def signature(path: Path) -> str:
@@ -177,42 +106,33 @@ def signature(path: Path) -> str:
 
 def job_summary(ref: RunRef) -> dict:
     """One row of the run list: status, model, task, progress and best validation reward."""
-    job = read_json(ref.path / "job.json")
-    steps = metrics_steps(read_jsonl(ref.path / "events.jsonl"))
-    best_step, best_reward = best_valid(steps)
-    last = steps[-1] if steps else {}
+    job = read_job(ref)
+    steps = read_steps(ref)
+    best_step, best_reward = best_valid(ref)
+    last = steps[-1] if steps else None
     return {
         "key": ref.key,
         "kind": "job",
-        "id": job.get("id", ref.path.name),
-        "status": job.get("status"),
-        "model": job.get("model"),
-        "fine_tuned_model": job.get("fine_tuned_model"),
-        "task": job_task(job),
-        "created_at": job.get("created_at"),
-        "finished_at": job.get("finished_at"),
-        "step": last.get("step"),
-        "total_steps": last.get("total_steps"),
+        "id": job.id,
+        "status": job.status,
+        "model": job.model,
+        "fine_tuned_model": job.fine_tuned_model,
+        "task": job.task,
+        "created_at": job.created_at,
+        "finished_at": job.finished_at,
+        "step": last.step if last else None,
+        "total_steps": last.total_steps if last else None,
         "best_valid_reward": best_reward,
         "best_step": best_step,
         "path": str(ref.path),
     }
 
 
-def job_task(job: dict) -> str | None:
-    """What the job trains on: the task named in our extension block or metadata, else the training file."""
-    for block in (job.get("openrft"), job.get("metadata")):
-        if isinstance(block, dict) and block.get("task"):
-            return str(block["task"])
-    training_file = job.get("training_file")
-    return Path(str(training_file)).name if training_file else None
-
-
 def job_view(ref: RunRef) -> dict:
     """Everything the job page draws: its summary, per-step series, checkpoints and validation runs."""
-    job = read_json(ref.path / "job.json")
+    job = read_job(ref)
     events = read_jsonl(ref.path / "events.jsonl")
-    steps = metrics_steps(events)
+    steps = read_steps(ref)
     series = job_series(steps)
     step_evals = job_step_evals(ref)
     series["precision_recall"] = {
@@ -223,16 +143,15 @@ def job_view(ref: RunRef) -> dict:
         "macro_f1": [e["macro_f1"] for e in step_evals],
         "valid_reward": [e["reward_mean"] for e in step_evals],
     }
-    reinforcement = (job.get("method") or {}).get("reinforcement") or {}
-    grader = reinforcement.get("grader") or {}
+    grader = job.method.reinforcement.grader if job.method.reinforcement else {}
+    hyperparameters = job.method.hyperparameters
     return _finite({
         **job_summary(ref),
         "signature": signature(ref.path),
-        "active": job.get("status") in ACTIVE_STATUSES,
-        "error": job.get("error") or None,
-        "method": (job.get("method") or {}).get("type") or "reinforcement",
-        "hyperparameters": reinforcement.get("hyperparameters") or _method_block(job).get("hyperparameters")
-        or job.get("hyperparameters") or {},
+        "active": job.status in ACTIVE_STATUSES,
+        "error": job.error.model_dump() if job.error else None,
+        "method": job.kind,
+        "hyperparameters": (hyperparameters.to_dict() if hyperparameters else None) or job.hyperparameters or {},
         "grader": {"type": grader.get("type"), "name": grader.get("name")},
         "series": series,
         "checkpoints": job_checkpoints(ref, steps),
@@ -247,7 +166,7 @@ def job_view(ref: RunRef) -> dict:
 
 
 def guard_warnings(events: list[dict]) -> list[dict]:
-    """The reward-hacking guards that fired (`openrft.doctor.guards`: warn events with `data.guard`), in order."""
+    """The reward-hacking guards that fired (`openrft.training.guards`: warn events with `data.guard`), in order."""
     found = []
     for event in events:
         guard = (event.get("data") or {}).get("guard") if isinstance(event.get("data"), dict) else None
@@ -258,93 +177,87 @@ def guard_warnings(events: list[dict]) -> list[dict]:
     return found
 
 
-def metrics_steps(events: list[dict]) -> list[dict]:
-    """The `data` of each metrics event, one per step (a step written twice, e.g. after a resume, keeps the last)."""
-    by_step: dict[int, dict] = {}
-    for event in events:
-        data = event.get("data")
-        if event.get("type") == "metrics" and isinstance(data, dict) and isinstance(data.get("step"), int):
-            by_step[data["step"]] = data
-    return [by_step[step] for step in sorted(by_step)]
-
-
-def train_reward(data: dict) -> float | None:
-    return _num((data.get("scores") or {}).get("train_reward_mean", data.get("train_mean_reward")))
-
-
-def valid_reward(data: dict) -> float | None:
-    return _num((data.get("scores") or {}).get("valid_reward_mean", data.get("full_valid_mean_reward")))
-
-
-def best_valid(steps: list[dict]) -> tuple[int | None, float | None]:
-    """The step with the highest validation reward (what OpenAI ranks checkpoints on), first one on ties.
+def best_valid(ref: RunRef) -> tuple[int | None, float | None]:
+    """(step, validation reward) of the job's best checkpoint (`openrft.runs.best_checkpoint`: the highest
+    validation reward, the first on ties); (None, None) before one is validated or for a job ranked by loss.
 
     Step 0 is the base model's validation before any update: a reference, not a checkpoint of the job.
     """
-    best: tuple[int | None, float | None] = (None, None)
-    for data in steps:
-        reward = valid_reward(data) if data["step"] > 0 else None
-        if reward is not None and (best[1] is None or reward > best[1]):
-            best = (data["step"], reward)
-    return best
+    best = runs.best_checkpoint(runs.list_checkpoints(ref.path))
+    if best is None or _num(best.metrics.valid_reward) is None:
+        return None, None
+    return best.step_number, _num(best.metrics.valid_reward)
 
 
-def job_series(steps: list[dict]) -> dict:
+def job_series(steps: list[MetricsData]) -> dict:
     """Per-step series; every list is aligned with `step`, None where a step did not report the value."""
-    graders = _names((data.get("scores") or {}).get("graders") for data in steps)
-    latency_graders = _names((data.get("timing") or {}).get("graders") for data in steps)
-    usage_graders = _names((data.get("usage") or {}).get("graders") for data in steps)
+    graders = _names(d.scores.graders if d.scores else [] for d in steps)
+    latency_graders = _names(d.timing.graders if d.timing else [] for d in steps)
+    usage_graders = _names(d.usage.graders if d.usage else [] for d in steps)
     error_kinds: list[str] = []
     for data in steps:
-        for entry in (data.get("errors") or {}).get("graders") or []:
-            for key in entry:
+        for entry in data.errors.graders if data.errors else []:
+            for key in entry.model_extra or {}:
                 match = _ERROR_KEY.match(key)
                 if match and match.group(2) not in error_kinds:
                     error_kinds.append(match.group(2))
-    train_keys = [k for k in TRAIN_KEYS if any(_num((d.get("train") or {}).get(k)) is not None for d in steps)]
+    train_keys = [k for k in TRAIN_KEYS if any(_num((d.train or {}).get(k)) is not None for d in steps)]
     # supervised and dpo jobs report flat metrics (train_loss, valid_loss, full_valid_loss, accuracies…): charted
     # with the training internals, first
-    flat = [k for d in steps for k, v in d.items() if _FLAT_METRIC.match(k) and _num(v) is not None]
+    flat = [k for d in steps for k, v in d.to_dict().items() if _FLAT_METRIC.match(k) and _num(v) is not None]
     flat = list(dict.fromkeys(flat))
     for data in steps:
-        for key, value in (data.get("train") or {}).items():
+        for key, value in (data.train or {}).items():
             if key not in train_keys and _num(value) is not None:
                 train_keys.append(key)
 
-    def grader_entry(data: dict, block: str, name: str) -> dict:
-        for entry in (data.get(block) or {}).get("graders") or []:
-            if entry.get("name") == name:
-                return entry
-        return {}
+    def grader_entry(entries: list[GraderFigures], name: str) -> GraderFigures | None:
+        return next((entry for entry in entries if entry.name == name), None)
 
-    def timing(data: dict, key: str) -> float | None:
-        return _num(((data.get("timing") or {}).get("step") or {}).get(key))
+    def figure(entries: list[GraderFigures], name: str, key: str) -> float | None:
+        entry = grader_entry(entries, name)
+        return _num(entry.figure(key)) if entry else None
 
-    def other_time(data: dict) -> float | None:
+    def scores(data: MetricsData) -> list[GraderFigures]:
+        return data.scores.graders if data.scores else []
+
+    def latency(data: MetricsData) -> list[GraderFigures]:
+        return data.timing.graders if data.timing else []
+
+    def usage(data: MetricsData) -> list[GraderFigures]:
+        return data.usage.graders if data.usage else []
+
+    def timing(data: MetricsData, key: str) -> float | None:
+        return _num(getattr(data.timing.step, key)) if data.timing else None
+
+    def other_time(data: MetricsData) -> float | None:
         full = timing(data, "full_iteration")
         if full is None:
             return None
         return max(0.0, full - sum(timing(data, k) or 0.0 for k in ("sampling", "training", "eval")))
 
-    def errors_of(data: dict, kind: str) -> float | None:
+    def errors_of(data: MetricsData, kind: str) -> float | None:
         total, seen = 0.0, False
-        for entry in (data.get("errors") or {}).get("graders") or []:
+        for entry in data.errors.graders if data.errors else []:
             for prefix in ("train", "valid"):
-                value = _num(entry.get(f"{prefix}_{kind}_count"))
+                value = _num(entry.figure(f"{prefix}_{kind}_count"))
                 if value is not None:
                     total, seen = total + value, True
         return total if seen else None
 
+    def usage_sum(data: MetricsData, name: str, kind: str) -> float | None:
+        entry = grader_entry(usage(data), name)
+        return _sum_num(entry, f"train_{kind}_tokens_count", f"valid_{kind}_tokens_count") if entry else None
+
     return {
-        "step": [d["step"] for d in steps],
-        "total_steps": steps[-1].get("total_steps") if steps else None,
-        "reward": {"train": [train_reward(d) for d in steps], "valid": [valid_reward(d) for d in steps]},
+        "step": [d.step for d in steps],
+        "total_steps": steps[-1].total_steps if steps else None,
+        "reward": {"train": [_num(d.train_reward) for d in steps], "valid": [_num(d.valid_reward) for d in steps]},
         "graders": [
             {"name": name,
-             "type": next((grader_entry(d, "scores", name).get("type") for d in steps
-                           if grader_entry(d, "scores", name)), None),
-             "train": [_num(grader_entry(d, "scores", name).get("train_reward_mean")) for d in steps],
-             "valid": [_num(grader_entry(d, "scores", name).get("valid_reward_mean")) for d in steps]}
+             "type": next((found.type for d in steps if (found := grader_entry(scores(d), name))), None),
+             "train": [figure(scores(d), name, "train_reward_mean") for d in steps],
+             "valid": [figure(scores(d), name, "valid_reward_mean") for d in steps]}
             for name in graders
         ],
         "tokens": {
@@ -357,75 +270,68 @@ def job_series(steps: list[dict]) -> dict:
         | {"other": [other_time(d) for d in steps]},
         "grader_latency": [
             {"name": name,
-             "train": [_num(grader_entry(d, "timing", name).get("train_execution_latency_mean")) for d in steps],
-             "valid": [_num(grader_entry(d, "timing", name).get("valid_execution_latency_mean")) for d in steps]}
+             "train": [figure(latency(d), name, "train_execution_latency_mean") for d in steps],
+             "valid": [figure(latency(d), name, "valid_execution_latency_mean") for d in steps]}
             for name in latency_graders
         ],
         "errors": {kind: [errors_of(d, kind) for d in steps] for kind in error_kinds},
         "grader_tokens": [
             {"name": name,
-             "model": next((grader_entry(d, "usage", name).get("model") for d in steps
-                            if grader_entry(d, "usage", name)), None),
-             "prompt": [_sum_num(grader_entry(d, "usage", name), "train_prompt_tokens_count",
-                                 "valid_prompt_tokens_count") for d in steps],
-             "completion": [_sum_num(grader_entry(d, "usage", name), "train_completion_tokens_count",
-                                     "valid_completion_tokens_count") for d in steps]}
+             "model": next((found.figure("model") for d in steps if (found := grader_entry(usage(d), name))), None),
+             "prompt": [usage_sum(d, name, "prompt") for d in steps],
+             "completion": [usage_sum(d, name, "completion") for d in steps]}
             for name in usage_graders
         ],
-        "train": {key: [_num(d.get(key)) for d in steps] for key in flat}
-        | {key: [_num((d.get("train") or {}).get(key)) for d in steps] for key in train_keys},
+        "train": {key: [_num(d.flat(key)) for d in steps] for key in flat}
+        | {key: [_num((d.train or {}).get(key)) for d in steps] for key in train_keys},
     }
 
 
-def _sample_tokens(data: dict, split: str, kind: str) -> float | None:
-    samples = (data.get("usage") or {}).get("samples") or {}
+def _sample_tokens(data: MetricsData, split: str, kind: str) -> float | None:
+    samples = data.usage.samples if data.usage else {}
     value = _num(samples.get(f"{split}_{kind}_tokens_mean"))
     if value is None and split == "train" and kind == "reasoning":
-        value = _num(data.get("reasoning_tokens_mean"))
+        value = _num(data.reasoning_tokens_mean)
     if value is None and split == "valid" and kind == "reasoning":
-        value = _num(data.get("valid_reasoning_tokens_mean"))
+        value = _num(data.valid_reasoning_tokens_mean)
     return value
 
 
-def _answer_tokens(data: dict, split: str) -> float | None:
+def _answer_tokens(data: MetricsData, split: str) -> float | None:
     """Answer tokens per sample: reported directly, else completion tokens minus reasoning tokens."""
     direct = _sample_tokens(data, split, "answer")
     if direct is not None:
         return direct
-    samples = (data.get("usage") or {}).get("samples") or {}
+    samples = data.usage.samples if data.usage else {}
     completion = _num(samples.get(f"{split}_completion_tokens_mean"))
     if completion is None and split == "train":
-        completion = _num(data.get("completion_tokens_mean"))  # OpenAI's older flat key
-    if completion is None and split == "valid":
-        completion = _num((data.get("valid") or {}).get("completion_tokens_mean"))  # the trainer's `valid` block
+        completion = _num(data.completion_tokens_mean)  # OpenAI's older flat key
+    if completion is None and split == "valid" and data.valid:
+        completion = _num(data.valid.completion_tokens_mean)  # the trainer's `valid` block
     reasoning = _sample_tokens(data, split, "reasoning")
     if completion is None:
         return None
     return max(0.0, completion - (reasoning or 0.0))
 
 
-def job_checkpoints(ref: RunRef, steps: list[dict]) -> list[dict]:
-    """The job's checkpoints with their metrics; `best` marks the one with the highest validation reward."""
-    valid_by_step = {d["step"]: valid_reward(d) for d in steps}
+def job_checkpoints(ref: RunRef, steps: list[MetricsData]) -> list[dict]:
+    """The job's checkpoints with their metrics; `best` marks `openrft.runs.best_checkpoint`'s."""
+    valid_by_step = {d.step: _num(d.valid_reward) for d in steps}
+    records = sorted(runs.list_checkpoints(ref.path), key=lambda r: r.step_number)
+    best = runs.best_checkpoint(records)
     rows = []
-    for step_dir in step_dirs(ref.path / "checkpoints"):
-        ckpt = read_json(step_dir / "checkpoint.json")
-        step = ckpt.get("step_number", int(step_dir.name.split("-")[1]))
-        metrics = ckpt.get("metrics") or {}
-        reward = _num(metrics.get("full_valid_mean_reward", metrics.get("valid_reward_mean")))
+    for record in records:
+        reward = _num(record.metrics.valid_reward)
         rows.append({
-            "id": ckpt.get("id"),
-            "step": step,
-            "model": ckpt.get("fine_tuned_model_checkpoint"),
-            "created_at": ckpt.get("created_at"),
-            "metrics": metrics,
-            "valid_reward": reward if reward is not None else valid_by_step.get(step),
-            "path": str(step_dir),
-            "best": False,
+            "id": record.id,
+            "step": record.step_number,
+            "model": record.fine_tuned_model_checkpoint,
+            "created_at": record.created_at,
+            "metrics": record.metrics.to_dict(),
+            "valid_reward": reward if reward is not None else valid_by_step.get(record.step_number),
+            "path": str(runs.checkpoint_dir(ref.path, record.step_number)),
+            "best": record is best,
         })
-    scored = [row for row in rows if row["valid_reward"] is not None]
-    if scored:
-        max(scored, key=lambda row: (row["valid_reward"], -row["step"]))["best"] = True
     return rows
 
 
@@ -455,20 +361,23 @@ def job_step_evals(ref: RunRef) -> list[dict]:
 
 def eval_summary(ref: RunRef) -> dict:
     """One row of the run list for an eval run."""
-    run = read_json(ref.path / "run.json")
+    try:
+        run = EvalRunRecord.model_validate(read_json(ref.path / "run.json"))
+    except ValidationError as exc:
+        raise RunDirError(f"{ref.path / 'run.json'}: not an eval run: {exc.errors()[0]['msg']}") from None
     summary = read_json(ref.path / "summary.json")
     return {
         "key": ref.key,
         "kind": "eval",
-        "id": run.get("id", ref.path.name),
-        "name": run.get("name") or summary.get("name"),
-        "status": run.get("status") or ("completed" if summary else None),
-        "model": run.get("model") or summary.get("model"),
-        "task": (run.get("metadata") or {}).get("task"),
-        "created_at": run.get("created_at"),
+        "id": run.id or ref.path.name,
+        "name": run.name or summary.get("name"),
+        "status": run.status or ("completed" if summary else None),
+        "model": run.model or summary.get("model"),
+        "task": (run.metadata or {}).get("task"),
+        "created_at": run.created_at,
         "reward_mean": reward_stats(summary).get("mean"),
         "runs": summary.get("runs"),
-        "result_counts": run.get("result_counts"),
+        "result_counts": run.result_counts.to_dict() if run.result_counts else None,
         "parent": ref.parent,
         "path": str(ref.path),
     }
@@ -667,7 +576,7 @@ def compare(refs: list[RunRef]) -> dict:
     for ref in refs:
         try:
             results.append(load_eval(ref.path))
-        except (FileNotFoundError, json.JSONDecodeError) as exc:
+        except (FileNotFoundError, RunFileError) as exc:
             raise RunDirError(f"{ref.path}: cannot compare: {exc}") from None
     rows = compare_results(results) if results else []
     rewards = {ref.key: [r for r in (item_reward(i) for i in result.output_items) if r is not None]
@@ -721,22 +630,16 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def _sum_num(entry: dict, *keys: str) -> float | None:
-    values = [_num(entry.get(key)) for key in keys]
+def _sum_num(entry: GraderFigures, *keys: str) -> float | None:
+    values = [_num(entry.figure(key)) for key in keys]
     present = [v for v in values if v is not None]
     return sum(present) if present else None
 
 
-def _names(grader_lists: Iterable[Any]) -> list[str]:
+def _names(grader_lists: Iterable[list[GraderFigures]]) -> list[str]:
     names: list[str] = []
     for entries in grader_lists:
-        for entry in entries or []:
-            if isinstance(entry, dict) and entry.get("name") is not None and entry["name"] not in names:
-                names.append(entry["name"])
+        for entry in entries:
+            if entry.name is not None and entry.name not in names:
+                names.append(entry.name)
     return names
-
-
-def _method_block(job: dict) -> dict:
-    """The block of the job's method type (`supervised`, `dpo` or `reinforcement`)."""
-    method = job.get("method") or {}
-    return method.get(method.get("type") or "reinforcement") or {}

@@ -4,10 +4,10 @@
   returns one verdict (ok / warn / stop) per check with the reason, plus the job's time and token estimate
   (`openrft doctor JOB`); the checks are the small functions of `openrft.doctor.checks`.
 - `check_step(history, reference_label_freq=...) -> warnings`: the reward-hacking guards the trainer runs after
-  every step on its metrics history (`openrft.doctor.guards`).
+  every step on its metrics history (`openrft.training.guards`).
 """
 
-from openrft.doctor.guards import check_step, evaluate
 from openrft.doctor.report import diagnose
+from openrft.training.guards import check_step, evaluate
 
 __all__ = ["check_step", "diagnose", "evaluate"]

@@ -33,7 +33,6 @@ def diagnose(job: str | Path | dict, *, rows: int = DEFAULT_ROWS, progress: bool
     """
     from openrft.data import check_file, dataset_stats, read_jsonl
     from openrft.data.validate import grader_item_fields
-    from openrft.training.hyperparams import resolve
     from openrft.training.job import resolve_file
     from openrft.training.spec import parse_job
 
@@ -66,18 +65,17 @@ def diagnose(job: str | Path | dict, *, rows: int = DEFAULT_ROWS, progress: bool
         return _finish(report, began)
     # 2. the trainer's rows (its seeded subsets: whole groups for validation), hyperparameters, and the label
     #    balance of one epoch as the trainer orders it
-    from openrft.data.splits import group_subset
-    from openrft.training.loop import epoch_order, subset
+    from openrft.runs import ResolvedJob
+    from openrft.training.job import build_job
 
-    all_train = [row for _, row in files[0][1]]
-    hp = resolve(spec, min(len(all_train), ext.max_train_rows or len(all_train)))
-    res = hp["resolved"]
-    seed, group_size = res["seed"], res["group_size"]
-    train_rows = subset(all_train, ext.max_train_rows, seed)
-    valid_rows = group_subset([row for _, row in files[1][1]], ext.max_valid_rows, seed, ext.group_key) \
-        if valid_path else []
+    n_all = len(files[0][1])
+    run = ResolvedJob(build_job(spec, job_id="ftjob-doctor", run_dir=None, train_path=train_path,
+                                valid_path=valid_path, n_train=min(n_all, ext.max_train_rows or n_all)))
+    hp = run.hyperparameters.to_dict()
+    seed, group_size = run.seed, run.group_size
+    train_rows = run.train_rows
     label_key = ext.label_key if ext.label_key and all(ext.label_key in r for r in train_rows) else None
-    order = epoch_order(train_rows, n_epochs=1, seed=seed, balance=ext.balance, label_key=label_key)
+    order = run.epoch_order(n_epochs=1)
     before = dataset_stats(train_rows, label_key=label_key) if label_key else None
     after = dataset_stats([train_rows[i] for i in order], label_key=label_key) if label_key else None
     report["checks"].append(C.label_balance(before, after, balance=ext.balance))
@@ -93,14 +91,13 @@ def diagnose(job: str | Path | dict, *, rows: int = DEFAULT_ROWS, progress: bool
     model, engine, grader = _policy(spec)
     phases["load"], mark = time.perf_counter() - mark, time.perf_counter()
     from openrft.evals import run_eval
-    from openrft.training.loop import eval_labels, reasoning_effort, sampling_params
 
-    labels = eval_labels(ext, train_rows + valid_rows)
-    params = sampling_params(ext, rl.response_format, reasoning_effort(hp), group_size, seed)
+    labels = run.labels
+    params = run.sampling_params(group_size, seed)
     say(f"sampling {len(picked)} rows × {group_size} answers with the job's grader"
         + (" and response_format" if rl.response_format else ""))
     shaped = run_eval(picked, engine=engine, grader=rl.grader, graders=[grader], params=params, runs=group_size,
-                      train_rows=train_rows, labels=labels, label_key=label_key or "labels", progress=progress,
+                      train_rows=train_rows, labels=labels, label_key=label_key or run.label_key, progress=progress,
                       seed=seed, plots=False, name="doctor")
     phases["sampling"], mark = time.perf_counter() - mark, time.perf_counter()
     free = None
@@ -135,16 +132,16 @@ def diagnose(job: str | Path | dict, *, rows: int = DEFAULT_ROWS, progress: bool
     say("timing a training step on one group")
     groups = [(r.samples[0].prompt_token_ids, [s.token_ids for s in r.samples]) for r in shaped.rollouts if r.samples]
     try:
-        timed = time_training(model, groups, temperature=ext.temperature, learning_rate=res["learning_rate"])
+        timed = time_training(model, groups, temperature=ext.temperature, learning_rate=run.learning_rate)
     except ValueError as exc:  # e.g. every sample empty: nothing to time, and nothing the trainer could learn from
         report["checks"].append(C.result("estimate", "warn", f"cannot time a training step: {exc}.", None))
         return _finish(report, began)
     phases["training"] = time.perf_counter() - mark
     n_items = max(1, reward["n_items"])
     estimate = job_estimate(
-        total_steps=res["total_steps"], batch_size=hp["batch_size"], group_size=group_size,
-        updates_per_batch=ext.updates_per_batch, eval_interval=hp["eval_interval"], eval_samples=hp["eval_samples"],
-        validate_at_start=ext.validate_at_start, n_valid=len(valid_rows),
+        total_steps=run.total_steps, batch_size=run.batch_size, group_size=group_size,
+        updates_per_batch=ext.updates_per_batch, eval_interval=run.eval_interval, eval_samples=run.eval_samples,
+        validate_at_start=ext.validate_at_start, n_valid=len(run.valid_rows),
         sampling_group_s=summary["latency"]["sampling_s"] / n_items,
         grading_group_s=summary["latency"]["grading_s"] / n_items,
         training_group_s=timed["group_s"], optimizer_s=timed["optimizer_s"],

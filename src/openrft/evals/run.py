@@ -9,7 +9,6 @@ step calls this function; so does `openrft eval`, and the API's eval runs.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -227,14 +226,12 @@ def _output_item(rollout: Rollout, s: int, criteria: list[dict], run_id: str, ev
 
 
 def write_eval(result: EvalResult, out_dir: Path, *, plots: bool = True) -> Path:
+    from openrft.runs.files import write_json, write_jsonl
+
     out_dir.mkdir(parents=True, exist_ok=True)
-    _write_json(out_dir / "run.json", result.run)
-    _write_json(out_dir / "summary.json", result.summary)
-    tmp = out_dir / "output_items.jsonl.tmp"
-    with tmp.open("w") as f:
-        for item in result.output_items:
-            f.write(json.dumps(item, default=str) + "\n")
-    tmp.replace(out_dir / "output_items.jsonl")
+    write_json(out_dir / "run.json", result.run)
+    write_json(out_dir / "summary.json", result.summary)
+    write_jsonl(out_dir / "output_items.jsonl", result.output_items)
     if plots:
         from openrft.evals.plots import write_eval_plots
 
@@ -244,17 +241,13 @@ def write_eval(result: EvalResult, out_dir: Path, *, plots: bool = True) -> Path
 
 
 def load_eval(path: str | Path) -> EvalResult:
+    from openrft.runs.files import read_json, read_jsonl
+
     path = Path(path)
-    if not (path / "summary.json").is_file():
+    summary = read_json(path / "summary.json")
+    if summary is None:
         raise FileNotFoundError(f"{path}: not an eval run directory (no summary.json)")
-    items_file = path / "output_items.jsonl"
-    items = ([json.loads(line) for line in items_file.read_text().splitlines() if line.strip()]
-             if items_file.exists() else [])
-    return EvalResult(json.loads((path / "run.json").read_text()), json.loads((path / "summary.json").read_text()),
-                      items, [], path)
-
-
-def _write_json(path: Path, data) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    tmp.replace(path)
+    run = read_json(path / "run.json")
+    if run is None:
+        raise FileNotFoundError(f"{path}: not an eval run directory (no run.json)")
+    return EvalResult(run, summary, list(read_jsonl(path / "output_items.jsonl")), [], path)

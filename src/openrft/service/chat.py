@@ -141,23 +141,23 @@ def _model(model_id: str, created: int, owned_by: str = "openrft", **extra) -> d
 def available_models(store: Store) -> list[dict]:
     """The base models usable without a download, then each fine-tuned model and checkpoint."""
     from openrft.models import DEFAULT_MODEL
+    from openrft.runs import final_dir, is_job_dir, list_checkpoints, load_job
     from openrft.service.jobs import index_cli_runs
-    from openrft.training import list_checkpoints, load_job
 
     models = [_model("default", 0, root=DEFAULT_MODEL), _model(DEFAULT_MODEL, 0, root=DEFAULT_MODEL)]
     index_cli_runs(store)
     for row in store.rows(jobs):
         run_dir = Path(row["run_dir"])
-        if not (run_dir / "job.json").is_file():
+        if not is_job_dir(run_dir):
             continue
         job = load_job(run_dir)
-        if job.get("fine_tuned_model") and (run_dir / "checkpoints" / "final").is_dir():  # not deleted
-            models.append(_model(job["fine_tuned_model"], job.get("finished_at") or row["created_at"],
-                                 root=job.get("model"), parent=job.get("model"), fine_tuning_job_id=row["id"]))
+        if job.fine_tuned_model and final_dir(run_dir).is_dir():  # not deleted
+            models.append(_model(job.fine_tuned_model, job.finished_at or row["created_at"],
+                                 root=job.model, parent=job.model, fine_tuning_job_id=row["id"]))
         for ckpt in list_checkpoints(run_dir):
-            models.append(_model(ckpt["fine_tuned_model_checkpoint"], ckpt.get("created_at") or row["created_at"],
-                                 root=job.get("model"), parent=job.get("model"), fine_tuning_job_id=row["id"],
-                                 step_number=ckpt.get("step_number")))
+            models.append(_model(ckpt.fine_tuned_model_checkpoint, ckpt.created_at or row["created_at"],
+                                 root=job.model, parent=job.model, fine_tuning_job_id=row["id"],
+                                 step_number=ckpt.step_number))
     return models
 
 
@@ -184,8 +184,7 @@ def delete_model(request: Request, model_id: str):
     """Delete a fine-tuned model or checkpoint of a finished job: its weights are removed from the run directory."""
     import shutil
 
-    from openrft.training import load_job
-    from openrft.training.job import TERMINAL
+    from openrft.runs import TERMINAL, load_job
 
     store = store_of(request)
     found = next((m for m in available_models(store) if m["id"] == model_id), None)
@@ -197,7 +196,7 @@ def delete_model(request: Request, model_id: str):
     row = store.get(jobs, found["fine_tuning_job_id"])
     assert row is not None  # the model was listed from this job
     run_dir = Path(row["run_dir"])
-    if load_job(run_dir).get("status") not in TERMINAL:
+    if load_job(run_dir).status not in TERMINAL:
         raise APIError(400, f"The model `{model_id}` belongs to job {row['id']}, which has not finished: cancel it "
                        "or wait for it before deleting its models.", param="model", code="invalid_status")
     step = found.get("step_number")

@@ -28,7 +28,9 @@ from typing import Any
 from fastapi import APIRouter, Body, Query, Request
 
 from openrft import ids, paths
-from openrft.engines import Engine, Sample, SamplingParams
+from openrft.engines import Engine, SamplingParams
+from openrft.engines.given import GivenSamples, given_sample
+from openrft.runs import is_job_dir, load_job
 from openrft.service.app import store_of
 from openrft.service.errors import APIError, bad_request, not_found
 from openrft.service.pagination import page
@@ -101,7 +103,7 @@ def job_of_eval(store: Store, eval_id: str) -> dict | None:
 
         index_cli_runs(store)
         row = store.get(jobs, job_id)
-    if row is None or not (Path(row["run_dir"]) / "job.json").is_file():
+    if row is None or not is_job_dir(Path(row["run_dir"])):
         return None
     return row
 
@@ -110,18 +112,17 @@ def register_job_eval(store: Store, job_row: dict) -> dict | None:
     """The eval of a fine-tuning job: its grader as the one testing criterion, its rows as the items."""
     from sqlalchemy.exc import IntegrityError
 
-    from openrft.training import load_job
-
     job = load_job(Path(job_row["run_dir"]))
-    eval_id = job.get("eval_id")
-    if not eval_id or not job["method"].get("reinforcement"):  # supervised and dpo jobs have no grader, no eval
+    eval_id = job.eval_id
+    rl = job.method.reinforcement
+    if not eval_id or rl is None:  # supervised and dpo jobs have no grader, no eval
         return None
-    grader = {k: v for k, v in job["method"]["reinforcement"]["grader"].items() if k != "id"}
+    grader = {k: v for k, v in rl.grader.items() if k != "id"}
     name = grader.get("name") or grader.get("type")
-    obj = {"object": "eval", "id": eval_id, "name": f"{job['id']} validation",
+    obj = {"object": "eval", "id": eval_id, "name": f"{job.id} validation",
            "data_source_config": _data_source_config({"type": "custom", "include_sample_schema": True}),
-           "testing_criteria": [{**grader, "name": name, "id": ids.job_criterion_id(str(name), job["id"])}],
-           "created_at": job["created_at"], "metadata": {"fine_tuning_job_id": job["id"]}}
+           "testing_criteria": [{**grader, "name": name, "id": ids.job_criterion_id(str(name), job.id)}],
+           "created_at": job.created_at, "metadata": {"fine_tuning_job_id": job.id}}
     try:
         store.insert(evals, id=eval_id, created_at=obj["created_at"], object=obj)
     except IntegrityError:  # registered by a concurrent request
@@ -134,7 +135,6 @@ def register_job_runs(store: Store, eval_id: str) -> None:
     from sqlalchemy.exc import IntegrityError
 
     from openrft.evals import load_eval
-    from openrft.training import load_job
 
     job_row = job_of_eval(store, eval_id)
     if job_row is None:
@@ -149,8 +149,8 @@ def register_job_runs(store: Store, eval_id: str) -> None:
             steps.append((int(digits), run_file.parent))
     for step, folder in sorted(steps):
         run = load_eval(folder).run
-        source = {"type": "completions", "model": run.get("model") or job["model"],
-                  "source": {"type": "file_id", "id": job.get("validation_file")}}
+        source = {"type": "completions", "model": run.get("model") or job.model,
+                  "source": {"type": "file_id", "id": job.validation_file}}
         try:
             store.insert(eval_runs, id=run["id"], eval_id=eval_id, created_at=run["created_at"],
                          sort_key=run["created_at"] * 1_000_000_000 + step, run_dir=str(folder),
@@ -417,36 +417,6 @@ def retrieve_output_item(request: Request, eval_id: str, run_id: str, item_id: s
 
 # --- execution (in a worker) ---
 
-class GivenSamples:
-    """An engine that answers with the samples a `jsonl` data source carries (nothing is generated)."""
-
-    def __init__(self, samples: list[Sample]):
-        self.model_name = "(given samples)"
-        self._samples = list(samples)
-
-    def generate(self, prompts, params: SamplingParams) -> list[list[Sample]]:  # noqa: ARG002 (engine interface)
-        batch, self._samples = self._samples[:len(prompts)], self._samples[len(prompts):]
-        return [[sample] for sample in batch]
-
-
-def _given_sample(index: int, sample: dict | None) -> Sample:
-    sample = sample or {}
-    text = sample.get("output_text")
-    if text is None and sample.get("choices"):
-        text = ((sample["choices"][0] or {}).get("message") or {}).get("content")
-    output_json = sample.get("output_json")
-    if output_json is None and text:
-        try:
-            output_json = json.loads(text)
-        except ValueError:
-            output_json = None
-    tools = sample.get("output_tools")
-    if tools is None and sample.get("choices"):
-        tools = ((sample["choices"][0] or {}).get("message") or {}).get("tool_calls")
-    return Sample(prompt_index=index, output_text=text or "", output_json=output_json,
-                  output_tools=tools if isinstance(tools, list) else [], model=sample.get("model", ""))
-
-
 def _items(store: Store, source: dict) -> list[dict]:
     """The `{item, sample?}` entries of a run's source (a JSONL line that is not wrapped is the item)."""
     from openrft.service.files import resolve
@@ -560,7 +530,7 @@ def execute_run(store: Store, run_id: str, should_stop) -> str:
         if data_source["type"] == "jsonl":
             rows = [{**entry["item"], "messages": (entry["sample"] or {}).get("input") or entry["item"].get("messages")
                      or []} for entry in entries]
-            engine = GivenSamples([_given_sample(i, entry["sample"]) for i, entry in enumerate(entries)])
+            engine = GivenSamples([given_sample(i, entry["sample"]) for i, entry in enumerate(entries)])
             params = SamplingParams()
         else:
             rows = [{**entry["item"], "messages": _prompt(data_source, entry["item"], i + 1)}

@@ -32,18 +32,28 @@ from fastapi import APIRouter, Body, Query, Request
 from sqlalchemy.exc import IntegrityError
 
 from openrft import ids, paths
+from openrft.runs import (
+    TERMINAL,
+    EventLog,
+    MetricsData,
+    ResolvedJob,
+    is_job_dir,
+    job_dirs,
+    load_job,
+    read_json,
+    save_job,
+)
+from openrft.runs.models import SERVER_PATHS, SUPERVISED_HYPERPARAMETERS, EvalRunRecord
 from openrft.service.app import store_of
 from openrft.service.errors import APIError, bad_request, not_found
 from openrft.service.files import resolve
 from openrft.service.pagination import page
 from openrft.service.store import Store, files, jobs
-from openrft.training.job import TERMINAL
 from openrft.training.spec import METHOD_TYPES
 
 router = APIRouter(prefix="/fine_tuning/jobs")
 permissions = APIRouter(prefix="/fine_tuning/checkpoints")
 _METADATA_KEY = re.compile(r"^metadata\[(.+)\]$")
-SERVER_PATHS = ("run_dir", "training_path", "validation_path")  # kept in job.json, never returned
 RESULTS_FILENAME = "step_metrics.csv"
 
 
@@ -51,20 +61,16 @@ RESULTS_FILENAME = "step_metrics.csv"
 
 def set_status(run_dir: Path, status: str, message: str, *, level: str = "info") -> dict:
     """Write `status` into run_dir/job.json and log a message event (training's writers); returns the job."""
-    from openrft.training.job import load_job, save_job
-
     job = load_job(run_dir)
-    job["status"] = status
+    job.status = status  # type: ignore[assignment]  # the statuses this module sets are JobStatus values
     if status in TERMINAL:
-        job["finished_at"] = job.get("finished_at") or int(time.time())
+        job.finished_at = job.finished_at or int(time.time())
     save_job(Path(run_dir), job)
     append_event(run_dir, message, level=level)
-    return job
+    return job.to_dict()
 
 
 def append_event(run_dir: Path, message: str, *, level: str = "info") -> None:
-    from openrft.training.events import EventLog
-
     EventLog(Path(run_dir)).emit(message, level=level)
 
 
@@ -72,59 +78,59 @@ def append_event(run_dir: Path, message: str, *, level: str = "info") -> None:
 
 def index_cli_runs(store: Store) -> None:
     """Add the run directories under $OPENRFT_HOME/runs that the store does not know (CLI runs)."""
-    from openrft.training import load_job
-
     known = {row["id"] for row in store.rows(jobs)}
-    for job_file in sorted(paths.runs_dir().glob("*/job.json")):
-        run_dir = job_file.parent
+    for run_dir in job_dirs(paths.runs_dir()):
         try:
             job = load_job(run_dir)
         except Exception:  # a half-written or foreign folder: not a job
             continue
-        if job.get("id") in known or not isinstance(job.get("id"), str):
+        if job.id in known:
             continue
-        created = int(job.get("created_at") or job_file.stat().st_mtime)
+        created = job.created_at
         try:
-            store.insert(jobs, id=job["id"], created_at=created, sort_key=created * 1_000_000_000,
-                         metadata=job.get("metadata"), run_dir=str(run_dir), source="cli",
-                         status=job.get("status") or "queued", attempts=0)
+            store.insert(jobs, id=job.id, created_at=created, sort_key=created * 1_000_000_000,
+                         metadata=job.metadata, run_dir=str(run_dir), source="cli", status=job.status, attempts=0)
         except IntegrityError:  # a concurrent request indexed it first
             pass
-        known.add(job["id"])
+        known.add(job.id)
 
 
 def job_object(store: Store, row: dict) -> dict:
     """The `fine_tuning.job` object: job.json, with the store's queue status for jobs the workers run."""
-    from openrft.training import load_job, read_events
+    from openrft.runs import read_events
 
-    job = load_job(Path(row["run_dir"]))
-    if row["source"] == "api" and job.get("status") not in TERMINAL:
+    record = load_job(Path(row["run_dir"]))
+    job = record.to_dict()
+    if row["source"] == "api" and record.status not in TERMINAL:
         job["status"] = row["status"]
-    elif row["source"] != "api" and job.get("status") != row["status"]:
-        store.update(jobs, row["id"], status=job.get("status"))
-    job["openrft"] = {k: v for k, v in (job.get("openrft") or {}).items() if k not in SERVER_PATHS}
-    method = job.get("method") or {}
-    hp = (method.get(method.get("type") or "reinforcement") or {}).get("hyperparameters") or {}
-    job["hyperparameters"] = {k: hp[k] for k in ("batch_size", "learning_rate_multiplier", "n_epochs") if k in hp} \
-        or job.get("hyperparameters")
-    metrics = [e for e in read_events(Path(row["run_dir"])) if e.get("type") == "metrics" and e.get("data")]
+    elif row["source"] != "api" and record.status != row["status"]:
+        store.update(jobs, row["id"], status=record.status)
+    if record.openrft is not None:
+        job["openrft"] = {k: v for k, v in record.openrft.model_dump(exclude_unset=True).items()
+                          if k not in SERVER_PATHS}
+    hp = record.method.hyperparameters
+    given = hp.to_dict() if hp is not None else {}
+    job["hyperparameters"] = {k: given[k] for k in SUPERVISED_HYPERPARAMETERS if k in given} or record.hyperparameters
+    events = [e for e in read_events(Path(row["run_dir"])) if e.get("type") == "metrics" and e.get("data")]
     if job["status"] == "running":
-        job["estimated_finish"] = estimated_finish(metrics)
-    if job["status"] in TERMINAL and metrics:
-        job["result_files"] = [results_file(store, row["id"], metrics, method.get("type") or "reinforcement")]
+        job["estimated_finish"] = estimated_finish(events)
+    if job["status"] in TERMINAL and events:
+        metrics = [MetricsData.model_validate(e["data"]) for e in events]
+        job["result_files"] = [results_file(store, row["id"], metrics, record.kind)]
     return job
 
 
-def estimated_finish(metrics: list[dict]) -> int | None:
+def estimated_finish(events: list[dict]) -> int | None:
     """When a running job should end: its last step's time plus the mean step time for each step left."""
-    steps = [e for e in metrics if e["data"].get("step", 0) >= 1]
-    timings = [((e["data"].get("timing") or {}).get("step") or {}).get("full_iteration") for e in steps]
-    durations = [d for d in timings if isinstance(d, (int, float))]
+    steps = [(e, MetricsData.model_validate(e["data"])) for e in events]
+    steps = [(e, data) for e, data in steps if data.step >= 1]
+    durations = [data.timing.step.full_iteration for _, data in steps
+                 if data.timing and data.timing.step.full_iteration is not None]
     if not steps or not durations:
         return None
-    last = steps[-1]
-    left = max(0, int(last["data"].get("total_steps") or 0) - int(last["data"]["step"]))
-    return int(last["created_at"] + left * sum(durations) / len(durations))
+    event, last = steps[-1]
+    left = max(0, (last.total_steps or 0) - last.step)
+    return int(event["created_at"] + left * sum(durations) / len(durations))
 
 
 # The per-step CSV of the methods that learn from fixed rows: OpenAI's SFT columns (its `train_accuracy` is the
@@ -140,36 +146,36 @@ OFFLINE_COLUMNS = {
 }
 
 
-def results_csv(metrics: list[dict], method: str = "reinforcement") -> str:
+def results_csv(metrics: list[MetricsData], method: str = "reinforcement") -> str:
     """The per-step metrics of a job as CSV: for RFT step, train and valid reward, then each grader's; for SFT
     and DPO their losses and accuracies (OFFLINE_COLUMNS)."""
     if method in OFFLINE_COLUMNS:
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow([header for header, _ in OFFLINE_COLUMNS[method]])
-        for event in metrics:
-            writer.writerow([event["data"].get(key) for _, key in OFFLINE_COLUMNS[method]])
+        for data in metrics:
+            writer.writerow([data.flat(key) for _, key in OFFLINE_COLUMNS[method]])
         return out.getvalue()
     graders = []
-    for event in metrics:
-        for entry in (event["data"].get("scores") or {}).get("graders") or []:
-            if entry.get("name") not in graders:
-                graders.append(entry.get("name"))
+    for data in metrics:
+        for entry in data.scores.graders if data.scores else []:
+            if entry.name not in graders:
+                graders.append(entry.name)
     columns = ["step", "train_mean_reward", "full_valid_mean_reward", "full_valid_mean_parse_error",
                "completion_tokens_mean", "reasoning_tokens_mean"]
     header = columns + [f"graders/{name}/{split}_reward_mean" for name in graders for split in ("train", "valid")]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(header)
-    for event in metrics:
-        data = event["data"]
-        scores = {entry.get("name"): entry for entry in (data.get("scores") or {}).get("graders") or []}
-        writer.writerow([data.get(column) for column in columns] + [
-            (scores.get(name) or {}).get(f"{split}_reward_mean") for name in graders for split in ("train", "valid")])
+    for data in metrics:
+        scores = {entry.name: entry for entry in (data.scores.graders if data.scores else [])}
+        writer.writerow([data.flat(column) for column in columns] + [
+            scores[name].figure(f"{split}_reward_mean") if name in scores else None
+            for name in graders for split in ("train", "valid")])
     return out.getvalue()
 
 
-def results_file(store: Store, job_id: str, metrics: list[dict], method: str = "reinforcement") -> str:
+def results_file(store: Store, job_id: str, metrics: list[MetricsData], method: str = "reinforcement") -> str:
     """The id of the results file of a finished job, written into the Files API the first time it is asked for."""
     from sqlalchemy.exc import IntegrityError
 
@@ -200,7 +206,7 @@ def get_row(store: Store, job_id: str) -> dict:
     row = store.get(jobs, job_id)
     if row is None:
         raise not_found("fine-tuning job", job_id, param="fine_tuning_job_id")
-    if not (Path(row["run_dir"]) / "job.json").is_file():
+    if not is_job_dir(Path(row["run_dir"])):
         raise APIError(404, f"Fine-tuning job '{job_id}' has lost its run directory (job.json is gone).",
                        param="fine_tuning_job_id", code="run_directory_missing")
     return row
@@ -330,7 +336,7 @@ def list_jobs(request: Request, after: str | None = None, limit: int = Query(20)
             continue
         if any(meta.get(key) != value for key, value in wanted.items()):
             continue
-        if not (Path(row["run_dir"]) / "job.json").is_file():
+        if not is_job_dir(Path(row["run_dir"])):
             continue
         selected.append(row)
     # Page on the rows first, so that only the job.json files of one page are read.
@@ -406,19 +412,19 @@ def _only_api(row: dict, action: str) -> None:
 
 @router.get("/{job_id}/events")
 def events(request: Request, job_id: str, after: str | None = None, limit: int = Query(20)):
-    from openrft.training import read_events
+    from openrft.runs import read_events
 
     store = store_of(request)
     row = get_row(store, job_id)
     newest_first = list(reversed(read_events(Path(row["run_dir"]))))
     body = page(newest_first, after=after, limit=limit)
     if any(e.get("type") == "metrics" for e in body["data"]):
-        job = job_object(store, row)
+        job = ResolvedJob.load(Path(row["run_dir"]))
         body["data"] = [_with_grader_usage(e, job, Path(row["run_dir"])) for e in body["data"]]
     return body
 
 
-def _with_grader_usage(event: dict, job: dict, run_dir: Path) -> dict:
+def _with_grader_usage(event: dict, job: ResolvedJob, run_dir: Path) -> dict:
     """A metrics event with `usage.graders` filled: each grader's calls in the step (train and validation) and
     the tokens its judge model used (openrft.graders.usage).
 
@@ -431,19 +437,18 @@ def _with_grader_usage(event: dict, job: dict, run_dir: Path) -> dict:
     usage = data.get("usage")
     if event.get("type") != "metrics" or not isinstance(usage, dict):
         return event
-    rl = job["method"].get("reinforcement")
-    if rl is None:  # supervised and dpo jobs have no grader
+    if job.kind != "reinforcement":  # supervised and dpo jobs have no grader
         return event
-    hp = rl.get("hyperparameters") or {}
     step = int(data.get("step") or 0)
-    train_calls = hp.get("batch_size", 0) * (hp.get("resolved") or {}).get("group_size", 0) if step >= 1 else 0
+    train_calls = job.batch_size * job.group_size if step >= 1 else 0
     valid_calls: int | None = 0
     valid_usage = None
     step_dir = run_dir / "evals" / f"step-{step}"
     if "valid_reward_mean" in (data.get("scores") or {}) and (step_dir / "run.json").is_file():
         try:
-            valid_calls = json.loads((step_dir / "run.json").read_text())["result_counts"]["total"]
-        except (OSError, ValueError, KeyError, TypeError):
+            counts = EvalRunRecord.model_validate(read_json(step_dir / "run.json")).result_counts
+            valid_calls = counts.total if counts else None
+        except ValueError:  # an unreadable run.json (RunFileError), or not an eval run (ValidationError)
             valid_calls = None
         try:
             valid_usage = json.loads((step_dir / "summary.json").read_text())["grader_usage"][0]
@@ -452,7 +457,7 @@ def _with_grader_usage(event: dict, job: dict, run_dir: Path) -> dict:
     graders = usage.get("graders")
     recorded = graders if isinstance(graders, list) else []
     entries = []
-    for k, entry in enumerate(grader_usage_entries(rl["grader"], {"train": None, "valid": valid_usage})):
+    for k, entry in enumerate(grader_usage_entries(job.grader_spec, {"train": None, "valid": valid_usage})):
         given = recorded[k] if k < len(recorded) and isinstance(recorded[k], dict) else {}
         entry.update({key: value for key, value in given.items() if key.startswith("train_")})
         entry.setdefault("train_calls", train_calls)
@@ -463,10 +468,10 @@ def _with_grader_usage(event: dict, job: dict, run_dir: Path) -> dict:
 
 @router.get("/{job_id}/checkpoints")
 def checkpoints(request: Request, job_id: str, after: str | None = None, limit: int = Query(10)):
-    from openrft.training import list_checkpoints
+    from openrft.runs import list_checkpoints
 
     row = get_row(store_of(request), job_id)
-    found = sorted(list_checkpoints(Path(row["run_dir"])), key=lambda c: c.get("step_number", 0), reverse=True)
+    found = [record.to_dict() for record in list_checkpoints(Path(row["run_dir"]))]  # newest step first
     return page(found, after=after, limit=limit, extra_ids=True)
 
 

@@ -46,8 +46,9 @@ def run_training_job(store: Store, job_id: str, should_stop: ShouldStop) -> str:
     "queued" means the job was interrupted (SIGTERM / Ctrl-C) at a step boundary with its state saved.
     """
     from openrft.graders.sandbox import sandbox_caller
+    from openrft.runs import load_job
     from openrft.service.jobs import set_status
-    from openrft.training import load_job, run_job
+    from openrft.training import run_job
 
     job_row = store.get(jobs, job_id)
     assert job_row is not None  # the worker runs the rows it claimed
@@ -57,7 +58,7 @@ def run_training_job(store: Store, job_id: str, should_stop: ShouldStop) -> str:
             job = run_job(run_dir, should_stop=should_stop, progress=False)
     except Exception as exc:  # run_job marks the job failed before it re-raises; record it if it could not
         log.exception("job %s crashed", job_id)
-        if load_job(run_dir).get("status") != "failed":
+        if load_job(run_dir).status != "failed":
             set_status(run_dir, "failed", f"Fine-tuning job failed: {type(exc).__name__}: {exc}", level="error")
         return "failed"
     return job["status"]
@@ -80,8 +81,8 @@ def recover(store: Store, *, stale_after: float | None = None) -> list[tuple[str
     A job whose run directory already records its end (the worker died between writing it and telling the
     store) keeps that end instead.
     """
+    from openrft.runs import is_job_dir, load_job
     from openrft.service.jobs import TERMINAL, set_status
-    from openrft.training import load_job
 
     kwargs = {} if stale_after is None else {"stale_after": stale_after}
     found = []
@@ -90,7 +91,7 @@ def recover(store: Store, *, stale_after: float | None = None) -> list[tuple[str
             job_row = store.get(jobs, row_id)
             assert job_row is not None  # requeue_dead has just updated it
             run_dir = Path(job_row["run_dir"])
-            recorded = load_job(run_dir).get("status") if (run_dir / "job.json").is_file() else None
+            recorded = load_job(run_dir).status if is_job_dir(run_dir) else None
             if recorded in TERMINAL:
                 store.update(jobs, row_id, status=recorded, queue_order=None)
                 status = recorded

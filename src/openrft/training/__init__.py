@@ -1,11 +1,25 @@
 """The trainer: OpenAI's job spec and hyperparameters; grader-driven policy optimization (RFT, loop.py), supervised
-and DPO fine-tuning (offline.py, sft.py, dpo.py); checkpoints and resume."""
+and DPO fine-tuning (offline.py, sft.py, dpo.py); checkpoints and resume.
 
-from openrft.training.checkpoints import list_checkpoints
-from openrft.training.events import read_events
-from openrft.training.job import create_job, load_job
-from openrft.training.loop import run_job
-from openrft.training.spec import JobSpec, JobSpecError, parse_job
+The names below are imported on first use, so that `openrft.training.spec` (the job contract, which
+`openrft.runs` types the stored job with) loads without the trainer and torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_NAMES = {"JobSpec": "openrft.training.spec", "JobSpecError": "openrft.training.spec",
+          "parse_job": "openrft.training.spec", "create_job": "openrft.training.job",
+          "load_job": "openrft.training.job", "run_job": "openrft.training.loop",
+          "list_checkpoints": "openrft.training.job", "read_events": "openrft.training.job"}
 
 __all__ = ["JobSpec", "JobSpecError", "create_job", "list_checkpoints", "load_job", "parse_job", "read_events",
            "run_job"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _NAMES:
+        raise AttributeError(f"module 'openrft.training' has no attribute {name!r}")
+    return getattr(importlib.import_module(_NAMES[name]), name)

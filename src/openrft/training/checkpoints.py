@@ -5,8 +5,8 @@ leaves the previous checkpoint intact and never a half-written one. Replacing an
 to `.old` first, so at every instant either the directory or its `.old` copy is complete; deleting one renames
 it to `.deleted` first. `recover_interrupted_writes` (run by `load_state`, i.e. on every start or resume) puts
 a lone `.old` copy back and removes the other leftovers. Retention keeps the `keep` best checkpoints by
-validation reward (OpenAI keeps three) plus the last one. tests/reliability/test_kill_resume.py kills the
-trainer inside each of these writes (openrft.faults).
+validation score (OpenAI keeps three; the rule of `openrft.runs.best_checkpoint`) plus the last one.
+tests/reliability/test_kill_resume.py kills the trainer inside each of these writes (openrft.faults).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import re
 import shutil
 import time
 from contextlib import contextmanager
@@ -25,8 +24,9 @@ import torch
 
 from openrft import faults, ids
 from openrft.models import ADAPTER_BASE_FILE
+from openrft.runs import Checkpoint, checkpoint_dir, list_checkpoints, score, write_json
+from openrft.runs.checkpoints import write_record
 
-CHECKPOINT_DIR = re.compile(r"step-(\d+)")  # checkpoints/step-N; step-N.partial / .old / .deleted are not ones
 LEFTOVERS = (".partial", ".old", ".deleted")
 
 
@@ -82,53 +82,33 @@ def _save_model_files(model, tokenizer, folder: Path, base_model: str, *, merged
 
 
 def write_checkpoint(run_dir: Path, model, tokenizer, *, step: int, base_model: str, job_id: str,
-                     checkpoint_model: str, metrics: dict) -> dict:
+                     checkpoint_model: str, metrics: dict) -> Checkpoint:
     """checkpoints/step-N: the loadable model and its checkpoint.json record, renamed into place together."""
-    record = {"object": "fine_tuning.job.checkpoint", "id": ids.checkpoint_id(),
-              "created_at": int(time.time()), "fine_tuned_model_checkpoint": checkpoint_model,
-              "fine_tuning_job_id": job_id, "step_number": step, "metrics": metrics}
-    with _atomic_dir(run_dir / "checkpoints" / f"step-{step}") as tmp:
+    record = Checkpoint.model_validate({
+        "object": "fine_tuning.job.checkpoint", "id": ids.checkpoint_id(),
+        "created_at": int(time.time()), "fine_tuned_model_checkpoint": checkpoint_model,
+        "fine_tuning_job_id": job_id, "step_number": step, "metrics": metrics})
+    with _atomic_dir(checkpoint_dir(run_dir, step)) as tmp:
         _save_model_files(model, tokenizer, tmp, base_model)
         faults.maybe_fail("checkpoint")
-        _write_json(tmp / "checkpoint.json", record)
+        write_record(tmp, record)
     return record
 
 
-def list_checkpoints(run_dir: str | Path) -> list[dict]:
-    """Checkpoint objects of a run, newest step first (as OpenAI lists them)."""
-    records = []
-    for path in Path(run_dir).glob("checkpoints/step-*/checkpoint.json"):
-        if not CHECKPOINT_DIR.fullmatch(path.parent.name):  # a leftover of an interrupted write or delete
-            continue
-        try:
-            records.append(json.loads(path.read_text()))
-        except (OSError, json.JSONDecodeError):
-            continue
-    return sorted(records, key=lambda r: -r["step_number"])
-
-
-def reward_score(record: dict) -> float:
-    """How good an RFT checkpoint is: its full validation reward (higher is better)."""
-    value = record["metrics"].get("full_valid_mean_reward")
-    return float("-inf") if value is None else value
-
-
-def loss_score(record: dict) -> float:
-    """How good an SFT or DPO checkpoint is: minus its full validation loss (higher is better)."""
-    value = record["metrics"].get("full_valid_loss")
-    return float("-inf") if value is None else -value
-
-
-def apply_retention(run_dir: Path, keep: int, last_step: int, *, score=reward_score) -> list[int]:
-    """Delete checkpoints outside the best `keep` by `score` (validation reward by default) and the last;
-    returns the steps kept."""
+def apply_retention(run_dir: Path, keep: int, last_step: int) -> list[int]:
+    """Delete checkpoints outside the best `keep` (by `openrft.runs.score`: validation reward, or minus validation
+    loss) and the last; returns the steps kept. Ties keep the earlier step, as `best_checkpoint` does."""
     records = list_checkpoints(run_dir)
-    ranked = sorted(records, key=lambda r: -score(r))
-    kept = {r["step_number"] for r in ranked[:keep]} | {last_step}
+    ranked = sorted(records, key=lambda r: (-_or_lowest(score(r)), r.step_number))
+    kept = {r.step_number for r in ranked[:keep]} | {last_step}
     for record in records:
-        if record["step_number"] not in kept:
-            _remove_dir(run_dir / "checkpoints" / f"step-{record['step_number']}")
+        if record.step_number not in kept:
+            _remove_dir(checkpoint_dir(run_dir, record.step_number))
     return sorted(kept)
+
+
+def _or_lowest(value: float | None) -> float:
+    return float("-inf") if value is None else value
 
 
 def _remove_dir(path: Path) -> None:
@@ -179,7 +159,7 @@ def save_state(run_dir: Path, model, optimizer, state: dict) -> None:
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
         torch.save({"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
                    tmp / "rng.pt")
-        _write_json(tmp / "trainer_state.json", state)
+        write_json(tmp / "trainer_state.json", state)
 
 
 def load_state(run_dir: Path, model, optimizer) -> dict | None:
@@ -199,11 +179,3 @@ def load_state(run_dir: Path, model, optimizer) -> dict | None:
     np.random.set_state(rng["numpy"])
     random.setstate(rng["python"])
     return json.loads((path / "trainer_state.json").read_text())
-
-
-def _write_json(path: Path, data) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    with tmp.open("rb") as f:
-        os.fsync(f.fileno())
-    tmp.replace(path)

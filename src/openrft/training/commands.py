@@ -24,8 +24,8 @@ def train_command(
                                      "(then launch `torchrun … -m openrft.training.worker RUN_DIR` on each node)"),
 ):
     """Train: sample, grade, update; validate every eval_interval steps; checkpoint the best."""
+    from openrft.runs import load_job, save_job
     from openrft.training import run_job
-    from openrft.training.job import load_job, save_job
 
     if resume is None and job_file is None:
         raise typer.BadParameter("give a job file, or --resume RUN_DIR")
@@ -49,10 +49,10 @@ def train_command(
             print(run_dir)
             return
     if processes > 1 and "WORLD_SIZE" not in os.environ:
-        job = load_job(run_dir)
-        if job["status"] == "paused":
-            job["status"] = "queued"
-            save_job(run_dir, job)
+        record = load_job(run_dir)
+        if record.status == "paused":
+            record.status = "queued"
+            save_job(run_dir, record)
         cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={processes}", "--standalone",
                "-m", "openrft.training.worker", str(run_dir)]
         raise typer.Exit(subprocess.call(cmd))

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any, Callable
 
-from openrft import ids, paths
+from openrft import ids, paths, runs
+from openrft.runs import EventLog, Job, save_job, write_json
+from openrft.runs.jobs import job_from_dict
+from openrft.runs.models import SERVER_PATHS, TERMINAL
 from openrft.training import hyperparams
-from openrft.training.events import EventLog
 from openrft.training.spec import JobSpec, JobSpecError, parse_job
 
-TERMINAL = ("succeeded", "failed", "cancelled")
+__all__ = ["TERMINAL", "build_job", "create_job", "list_checkpoints", "load_job", "read_events"]
 
 
 def resolve_file(ref: str, file_resolver: Callable[[str], Path] | None, field: str) -> Path:
@@ -49,11 +50,26 @@ def create_job(body: dict | str | Path, *, run_dir: str | Path | None = None,
         if valid_rows and valid_path is not None:
             _check_grader_fields(rl.grader, valid_rows, valid_path)
     n_train = min(len(train_rows), spec.openrft.max_train_rows or len(train_rows))
-    resolved = hyperparams.resolve(spec, n_train)
-
     job_id = job_id or ids.job_id()
     run_dir = Path(run_dir or spec.openrft.output_dir or paths.runs_dir() / job_id)
+    job = build_job(spec, job_id=job_id, run_dir=run_dir, train_path=train_path, valid_path=valid_path,
+                    n_train=n_train)
     run_dir.mkdir(parents=True, exist_ok=True)
+    save_job(run_dir, job)
+    _register(run_dir, job_id)
+    write_json(run_dir / "job_spec.json", spec.model_dump(mode="json"))
+    EventLog(run_dir).emit("Created fine-tuning job")
+    EventLog(run_dir).emit(f"Validated training file: {len(train_rows)} rows"
+                           + (f"; validation file: {len(valid_rows)} rows" if valid_path else ""))
+    return job.to_dict()
+
+
+def build_job(spec: JobSpec, *, job_id: str, run_dir: Path | None, train_path: Path, valid_path: Path | None,
+              n_train: int) -> Job:
+    """The queued `fine_tuning.job` of a validated spec, its "auto" hyperparameters resolved for `n_train` rows
+    (what create_job writes; the doctor previews a job with it)."""
+    kind = spec.method.type
+    resolved = hyperparams.resolve(spec, n_train)
     seed = resolved["resolved"]["seed"]
     # the other methods' blocks are left out
     method: dict[str, Any] = {"type": kind, kind: spec.method.block.model_dump(mode="json")}
@@ -61,7 +77,7 @@ def create_job(body: dict | str | Path, *, run_dir: str | Path | None = None,
     integrations = [i.model_dump(mode="json") for i in spec.integrations or []]
     if any(i["type"] == "wandb" for i in integrations) and "wandb" not in spec.openrft.trackers:
         spec.openrft.trackers.append("wandb")  # a wandb integration starts the W&B tracker
-    job = {
+    return job_from_dict({
         "object": "fine_tuning.job", "id": job_id, "created_at": int(time.time()), "error": None,
         "fine_tuned_model": None, "finished_at": None, "hyperparameters": None, "model": spec.model,
         "organization_id": "org-openrft", "result_files": [], "status": "queued", "trained_tokens": None,
@@ -70,16 +86,9 @@ def create_job(body: dict | str | Path, *, run_dir: str | Path | None = None,
         "method": method, "suffix": spec.suffix, "user_provided_suffix": spec.suffix, "usage_metrics": None,
         "shared_with_openai": False,
         "eval_id": ids.job_eval_id(job_id) if kind == "reinforcement" else None,
-        "openrft": {**spec.openrft.model_dump(mode="json"), "run_dir": str(run_dir),
+        "openrft": {**spec.openrft.model_dump(mode="json"), "run_dir": str(run_dir) if run_dir else None,
                     "training_path": str(train_path), "validation_path": str(valid_path) if valid_path else None},
-    }
-    save_job(run_dir, job)
-    _register(run_dir, job_id)
-    (run_dir / "job_spec.json").write_text(json.dumps(spec.model_dump(mode="json"), indent=2))
-    EventLog(run_dir).emit("Created fine-tuning job")
-    EventLog(run_dir).emit(f"Validated training file: {len(train_rows)} rows"
-                           + (f"; validation file: {len(valid_rows)} rows" if valid_path else ""))
-    return job
+    })
 
 
 def check_start_model(model: str) -> None:
@@ -145,28 +154,29 @@ def _check_grader_fields(grader: dict, rows: list[dict], path: Path) -> None:
         raise JobSpecError(f"{len(missing)} grader field problem(s):\n{shown}")
 
 
-def save_job(run_dir: Path, job: dict) -> None:
-    tmp = Path(run_dir) / "job.json.tmp"
-    tmp.write_text(json.dumps(job, indent=2, default=str))
-    tmp.replace(Path(run_dir) / "job.json")
-
-
 def load_job(run_dir: str | Path) -> dict:
-    path = Path(run_dir) / "job.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{run_dir}: not a job run directory (no job.json)")
-    return json.loads(path.read_text())
+    """The `fine_tuning.job` object of a run directory, as JSON (typed: `openrft.runs.load_job`)."""
+    return runs.load_job(run_dir).to_dict()
+
+
+def list_checkpoints(run_dir: str | Path) -> list[dict]:
+    """The `fine_tuning.job.checkpoint` objects of a run, newest step first, as JSON (typed:
+    `openrft.runs.list_checkpoints`)."""
+    return [record.to_dict() for record in runs.list_checkpoints(run_dir)]
+
+
+def read_events(run_dir: str | Path) -> list[dict]:
+    """The `fine_tuning.job.event` objects of a run, oldest first, as JSON (`openrft.runs.read_events`)."""
+    return runs.read_events(run_dir)
 
 
 def spec_of(job: dict) -> JobSpec:
-    """Rebuild the JobSpec from a stored job (files as resolved paths)."""
+    """The JobSpec of a stored job (files as resolved paths). Kept only for openrft.demo until it asks
+    `openrft.runs.ResolvedJob` instead (issue #18); nothing else uses it."""
     kind = job["method"].get("type", "reinforcement")
     block = dict(job["method"][kind])
-    block["hyperparameters"] = {k: v for k, v in block["hyperparameters"].items() if k != "resolved"}
     body = {"model": job["model"], "training_file": job["openrft"]["training_path"],
             "validation_file": job["openrft"]["validation_path"], "suffix": job.get("suffix"), "seed": job["seed"],
-            "metadata": job.get("metadata"),
-            "method": {"type": kind, kind: block},
-            "openrft": {k: v for k, v in job["openrft"].items()
-                        if k not in ("run_dir", "training_path", "validation_path")}}
+            "metadata": job.get("metadata"), "method": {"type": kind, kind: block},
+            "openrft": {k: v for k, v in job["openrft"].items() if k not in SERVER_PATHS}}
     return JobSpec.model_validate(body)

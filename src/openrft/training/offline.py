@@ -10,9 +10,10 @@
         one metrics event per step with OpenAI's names (SFT: train_loss, train_mean_token_accuracy, valid_loss,
         valid_mean_token_accuracy, full_valid_loss, full_valid_mean_token_accuracy)
 
-Everything else is the RFT loop's (openrft.training.loop): the starting model, LoRA or full fine-tuning and the
-optimizer (`build_policy`), checkpoints and resume state, pause / cancel / Ctrl-C at step boundaries (`_stop`),
-the events log, the trackers, the final model and the report. One process only (no `--processes`).
+Everything else is shared with the RFT loop (openrft.training.loop): the job read once (`openrft.runs.ResolvedJob`),
+the starting model, LoRA or full fine-tuning and the optimizer (`openrft.training.policy`), checkpoints and resume
+state, pause / cancel / Ctrl-C at step boundaries (`openrft.training.lifecycle`), the events log, the trackers, the
+final model and the report. One process only (no `--processes`).
 """
 
 from __future__ import annotations
@@ -24,37 +25,19 @@ from pathlib import Path
 import torch
 
 from openrft import faults
-from openrft.ids import checkpoint_model_name, fine_tuned_model_name
-from openrft.training.checkpoints import (
-    apply_retention,
-    loss_score,
-    save_model,
-    save_state,
-    write_checkpoint,
-)
-from openrft.training.events import EventLog
-from openrft.training.job import save_job, spec_of
-from openrft.training.loop import (
-    JobFailed,
-    _Distributed,
-    _finish,
-    _report,
-    _stop,
-    _unwrap,
-    build_policy,
-    epoch_order,
-    resume,
-    set_seed,
-    subset,
-)
-from openrft.training.registry import checkpoint_base
+from openrft.runs import EventLog, Job, ResolvedJob, save_job
+from openrft.training.checkpoints import apply_retention, save_model, save_state, write_checkpoint
+from openrft.training.distributed import Distributed, SignalStop, unwrap
+from openrft.training.lifecycle import finish, report, resume, stop
+from openrft.training.loop import JobFailed
+from openrft.training.policy import build_policy, set_seed
 from openrft.training.trackers import Trackers
 
 
-def make_objective(spec, hp: dict, model):
+def make_objective(job: ResolvedJob, model):
     """The objective of a supervised or dpo job. DPO with full fine-tuning keeps a frozen copy of the starting
     model as its reference (with LoRA the reference is the policy with its adapters off)."""
-    if spec.method.type == "supervised":
+    if job.kind == "supervised":
         from openrft.training.sft import SupervisedObjective
 
         return SupervisedObjective()
@@ -63,10 +46,10 @@ def make_objective(spec, hp: dict, model):
 
     reference = None
     if not hasattr(model, "disable_adapter"):
-        reference, _ = load_start_model(spec.model, dtype=spec.openrft.precision, device=spec.openrft.device)
+        reference, _ = load_start_model(job.model, dtype=job.options.precision, device=job.options.device)
         reference.requires_grad_(False)
         reference.eval()
-    return DpoObjective(hp["beta"], reference)
+    return DpoObjective(job.beta, reference)
 
 
 def encode_rows(objective, tokenizer, numbered: list[tuple[int, dict]], path: str) -> list:
@@ -83,57 +66,33 @@ def encode_rows(objective, tokenizer, numbered: list[tuple[int, dict]], path: st
     return examples
 
 
-def numbered_rows(job: dict, ext, seed: int) -> tuple[list[tuple[int, dict]], list[tuple[int, dict]]]:
-    """(line, row) of the training rows (`max_train_rows`: a seeded subset) and of the validation subset
-    (whole groups of `group_key`, at most `max_valid_rows` rows), as the RFT loop chooses them."""
-    from openrft.data import load_rows
-    from openrft.data.splits import group_subset
-
-    method = job["method"]["type"]
-    numbered = list(enumerate(load_rows(job["openrft"]["training_path"], method=method), start=1))
-    train = subset(numbered, ext.max_train_rows, seed)
-    valid_path = job["openrft"]["validation_path"]
-    valid: list[tuple[int, dict]] = []
-    if valid_path:
-        rows = load_rows(valid_path, method=method)
-        line_of = {id(row): line for line, row in enumerate(rows, start=1)}
-        valid = [(line_of.get(id(row), 0), row) for row in group_subset(rows, ext.max_valid_rows, seed, ext.group_key)]
-    return train, valid
-
-
-def train_offline(run_dir: Path, job: dict, log: EventLog, should_stop, progress: bool, stop_signal) -> dict:
+def train_offline(run_dir: Path, job: ResolvedJob, log: EventLog, should_stop, progress: bool,
+                  stop_signal: SignalStop) -> Job:
     """Run or resume a supervised or dpo job (the loop in the module's docstring); the final job object."""
     from rich.console import Console
 
-    dist = _Distributed()
+    dist = Distributed()
     if dist.active:
         raise JobFailed("supervised and dpo jobs run in one process: start them without --processes / torchrun")
     console = Console(stderr=True, quiet=not progress)
-    spec = spec_of(job)
-    ext, kind = spec.openrft, spec.method.type
-    hp = job["method"][kind]["hyperparameters"]
-    res = hp["resolved"]
-    seed, total_steps, interval, batch_size = res["seed"], res["total_steps"], res["eval_interval"], hp["batch_size"]
-    set_seed(seed)
+    ext, kind, record = job.options, job.kind, job.job
+    total_steps, batch_size = job.total_steps, job.batch_size
+    set_seed(job.seed)
 
-    train_numbered, valid_numbered = numbered_rows(job, ext, seed)
-    model, tokenizer, optimizer = build_policy(spec, res["learning_rate"], dist)
-    objective = make_objective(spec, hp, model)
-    train_examples = encode_rows(objective, tokenizer, train_numbered, job["openrft"]["training_path"])
-    valid_examples = encode_rows(objective, tokenizer, valid_numbered, job["openrft"]["validation_path"])
-    order = epoch_order([row for _, row in train_numbered], n_epochs=hp["n_epochs"], seed=seed, balance=ext.balance,
-                        label_key=ext.label_key)
-    ft_name = fine_tuned_model_name(spec.model, spec.suffix, job["id"])
-    base_model = checkpoint_base(spec.model)
+    model, tokenizer, optimizer = build_policy(job.model, ext, job.learning_rate, dist)
+    objective = make_objective(job, model)
+    train_examples = encode_rows(objective, tokenizer, job.numbered_train_rows, job.training_path)
+    valid_examples = encode_rows(objective, tokenizer, job.numbered_valid_rows, str(job.validation_path))
+    order = job.epoch_order()
 
     state = resume(run_dir, model, optimizer, log)
     start_step = state["step"] if state else 0
-    trackers = Trackers(ext.trackers, run_dir, job["id"], job, log=console.print)
-    job.update(status="running", fine_tuned_model=None)
-    save_job(run_dir, job)
+    trackers = Trackers(ext.trackers, run_dir, job.id, record.to_dict(), log=console.print)
+    record.status, record.fine_tuned_model = "running", None
+    save_job(run_dir, record)
     if not state:
         log.emit(f"Fine-tuning job started: {total_steps} steps of {batch_size} rows ({kind}, {ext.finetune}, "
-                 f"lr {res['learning_rate']:g}" + (f", beta {hp['beta']:g}" if kind == "dpo" else "") + ")")
+                 f"lr {job.learning_rate:g}" + (f", beta {job.beta:g}" if kind == "dpo" else "") + ")")
     best = (state or {}).get("best_valid")
     trained_tokens = (state or {}).get("trained_tokens", 0)
 
@@ -153,8 +112,8 @@ def train_offline(run_dir: Path, job: dict, log: EventLog, should_stop, progress
         faults.set_step(step)  # fault-injection tests only (OPENRFT_FAULT)
         action = should_stop() or stop_signal.action
         if action:
-            return _stop(run_dir, job, log, action, model, tokenizer, optimizer, step - 1, best, trained_tokens,
-                         spec, ft_name, dist, trackers)
+            return stop(run_dir, job, log, action, model, tokenizer, optimizer, step - 1,
+                        {"best_valid": best, "trained_tokens": trained_tokens}, dist, trackers)
         t0 = time.perf_counter()
         batch = [train_examples[order[i % len(order)]] for i in range((step - 1) * batch_size, step * batch_size)]
         model.train()
@@ -169,7 +128,7 @@ def train_offline(run_dir: Path, job: dict, log: EventLog, should_stop, progress
         if valid_examples:
             start = (step - 1) * batch_size
             valid = evaluate([valid_examples[i % len(valid_examples)] for i in range(start, start + batch_size)])
-        is_checkpoint = step % interval == 0 or step == total_steps
+        is_checkpoint = job.is_validation_step(step)
         full = evaluate(valid_examples) if is_checkpoint else {}
         timing = {"training": t_training, "eval": time.perf_counter() - t1, "full_iteration": time.perf_counter() - t0}
         data = {"step": step, "total_steps": total_steps, **_named("train", train, objective),
@@ -183,22 +142,20 @@ def train_offline(run_dir: Path, job: dict, log: EventLog, should_stop, progress
         console.print(_message(step, total_steps, data) + f" | {timing['full_iteration']:.1f}s")
         if is_checkpoint:
             metrics = {k: v for k, v in data.items() if k not in ("total_steps", "timing", "train")}
-            write_checkpoint(run_dir, _unwrap(model), tokenizer, step=step, base_model=base_model, job_id=job["id"],
-                             checkpoint_model=checkpoint_model_name(ft_name, step), metrics=metrics)
+            write_checkpoint(run_dir, unwrap(model), tokenizer, step=step, base_model=job.base_model, job_id=job.id,
+                             checkpoint_model=job.checkpoint_model(step), metrics=metrics)
             if full and (best is None or full["loss"] < best["loss"]):
                 best = {"step": step, "loss": full["loss"]}
-            apply_retention(run_dir, ext.keep_checkpoints, step, score=loss_score)
+            apply_retention(run_dir, ext.keep_checkpoints, step)
             save_state(run_dir, model, optimizer, {"step": step, "best_valid": best, "trained_tokens": trained_tokens})
-    save_model(_unwrap(model), tokenizer, run_dir / "checkpoints" / "final", base_model)
-    job["trained_tokens"] = trained_tokens
-    job["fine_tuned_model"] = ft_name
-    job["result_files"] = []
-    log.emit(f"New fine-tuned model created: {ft_name}")
+    save_model(unwrap(model), tokenizer, run_dir / "checkpoints" / "final", job.base_model)
+    record.trained_tokens, record.fine_tuned_model, record.result_files = trained_tokens, job.fine_tuned_model, []
+    log.emit(f"New fine-tuned model created: {job.fine_tuned_model}")
     if best:
         log.emit(f"Best full validation loss {best['loss']:.4f} at step {best['step']}")
     trackers.close()
-    _report(run_dir, log)
-    return _finish(run_dir, job, log, "succeeded")
+    report(run_dir, log)
+    return finish(run_dir, record, log, "succeeded")
 
 
 def _optimizer_step(model, optimizer, loss: float, max_grad_norm: float) -> dict:

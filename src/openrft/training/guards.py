@@ -1,7 +1,7 @@
 """Reward-hacking guards: checks of the metrics history that the trainer runs after every step.
 
 `check_step(history, reference_label_freq=...)` reads the `data` of every metrics event so far (oldest
-first, the shape of `openrft.training.loop._metrics_event`) and returns warnings
+first, the shape of `openrft.training.metrics.metrics_event`) and returns warnings
 `{"check", "verdict": "warn"|"stop", "message", "step", "value"}`. The trainer emits each as a
 `level: "warn"` event with `data: {"guard": warning}` and the dashboard marks it. A warning is returned once,
 at the step where its guard starts to fire or escalates from warn to stop (or fires again after `QUIET_STEPS`
