@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from openrft.runs.files import RunFileError
 from openrft.runs.jobs import load_job
-from openrft.runs.names import checkpoint_base, checkpoint_name, model_name
 from openrft.runs.models import Job, OfflineHyperparameters, Resolved, RlBlock, RlHyperparameters, RunOptions
+from openrft.runs.names import checkpoint_base, checkpoint_name, model_name
 
 if TYPE_CHECKING:
     from openrft.engines.base import SamplingParams
