@@ -189,7 +189,10 @@ def test_leftovers_of_interrupted_writes_are_recovered(tmp_path):
     def folder(path: str, step: int | None = None) -> None:
         (tmp_path / path).mkdir(parents=True)
         if step is not None:
-            (tmp_path / path / "checkpoint.json").write_text(json.dumps({"step_number": step, "metrics": {}}))
+            (tmp_path / path / "checkpoint.json").write_text(json.dumps({
+                "object": "fine_tuning.job.checkpoint", "id": f"ftckpt-{step}", "created_at": 1, "metrics": {},
+                "fine_tuned_model_checkpoint": f"ft:default:openrft::x:ckpt-step-{step}",
+                "fine_tuning_job_id": "ftjob-x", "step_number": step}))
 
     folder("state.old")  # killed between the two renames of save_state: `state` is missing
     folder("state.partial")
