@@ -163,7 +163,7 @@ def test_two_processes_compute_the_gradient_of_one(home, tmp_path):
     script = tmp_path / "grads.py"
     script.write_text(GRADIENT_SCRIPT)
     env = {**os.environ, "OPENRFT_HOME": str(home), "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+           "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}  # this checkout's code, not the installed one
     one = subprocess.run([sys.executable, str(script), str(tmp_path / "one.pt")], env=env, capture_output=True,
                          text=True, timeout=600)
     assert one.returncode == 0, one.stderr[-3000:]
