@@ -37,6 +37,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from openrft import runs
 from openrft.paths import REPO_ROOT
 
 EXAMPLES = REPO_ROOT / "examples" / "eurovoc"
@@ -76,7 +77,7 @@ def run_demo(full: bool = False, long: bool = False, output_dir: Path | None = N
                                  console=console)
     if verdict["status"] == "succeeded" and held_out:
         verdict["held_out"] = held_out_comparison(run_dir, verdict["best_step"], rows=held_out, console=console)
-    (run_dir / "verdict.json").write_text(json.dumps(verdict, indent=2))
+    runs.write_json(run_dir / "verdict.json", verdict)
     return verdict
 
 
@@ -86,12 +87,12 @@ def train_one(*, full: bool, long: bool, output_dir: Path | None, max_steps: int
     from openrft.training import create_job, run_job
 
     body, job_file = demo_body(full=full, long=long, output_dir=output_dir, max_steps=max_steps, seed=seed)
-    job = create_job(body)
-    run_dir = Path(job["openrft"]["run_dir"])
-    console.rule(f"[bold]openrft demo[/]: {job['openrft'].get('task')} with {job['model']}, seed {job['seed']}")
-    console.print(f"job {job['id']}  run dir {run_dir}  ({job_file.name})")
-    job = run_job(run_dir)
-    verdict = {"seed": job["seed"], "run_dir": str(run_dir), **summarize_run(run_dir, console)}
+    run_dir = Path(create_job(body)["openrft"]["run_dir"])
+    job = runs.ResolvedJob.load(run_dir)
+    console.rule(f"[bold]openrft demo[/]: {job.options.task} with {job.model}, seed {job.seed}")
+    console.print(f"job {job.id}  run dir {run_dir}  ({job_file.name})")
+    run_job(run_dir)
+    verdict = {"seed": job.seed, "run_dir": str(run_dir), **summarize_run(run_dir, console)}
     return run_dir, verdict
 
 
@@ -135,14 +136,14 @@ def run_seeds(n_seeds: int, *, seed: int | None = None, full: bool = False, long
                                                       base_from=base_from)
             if verdict["held_out"] and base_from is None:
                 base_from = run_dir / "held_out" / "base"
-        (run_dir / "verdict.json").write_text(json.dumps(verdict, indent=2))
+        runs.write_json(run_dir / "verdict.json", verdict)
         verdicts.append(verdict)
     summary = aggregate_seeds(verdicts)
     summary["output_dir"] = str(parent)
-    (parent / "seeds.json").write_text(json.dumps(summary, indent=2))
+    runs.write_json(parent / "seeds.json", summary)
     if summary["n_seeds"]:
         summary["chart"] = str(seeds_chart(summary, parent / "seeds.png"))
-        (parent / "seeds.json").write_text(json.dumps(summary, indent=2))
+        runs.write_json(parent / "seeds.json", summary)
     print_seeds(summary, console)
     return summary
 
@@ -150,36 +151,38 @@ def run_seeds(n_seeds: int, *, seed: int | None = None, full: bool = False, long
 def summarize_run(run_dir: Path, console: Console | None = None) -> dict:
     """Base model (step 0) vs the best validation step vs baselines, from the run's own eval runs."""
     from openrft.evals import load_eval
-    from openrft.training import load_job
 
     console = console or Console()
-    job = load_job(run_dir)
-    group_key = job["openrft"].get("group_key")
+    job = runs.ResolvedJob.load(run_dir)
+    group_key = job.options.group_key
     evals = sorted((p for p in (run_dir / "evals").glob("step-*") if (p / "summary.json").exists()),
                    key=lambda p: int(p.name.split("-")[1]))
     if not evals:
         console.print("no validation runs were recorded")
-        return {"status": job["status"]}
+        return {"status": job.job.status}
     results = {int(p.name.split("-")[1]): load_eval(p) for p in evals}
     base_step = min(results)
-    best_step = max((s for s in results if s != base_step), key=lambda s: results[s].summary["reward"]["mean"],
-                    default=base_step)
+    # the best checkpoint (highest validation reward, the earliest on ties) among the validated steps after the
+    # first one, which is the base model's
+    best_record = runs.best_checkpoint([c for c in runs.list_checkpoints(run_dir)
+                                        if c.step_number != base_step and c.step_number in results])
+    best_step = best_record.step_number if best_record is not None else base_step
     base, best = results[base_step], results[best_step]
     groups = item_groups(base, group_key)
     where = records_of(len(groups), len(set(groups.values())), group_key)
     table = Table("validation", "reward ± run std", "micro P / R / F1", "macro P / R / F1", "cut / unparsed",
-                  title=f"{job['openrft'].get('task') or 'task'}: validation, {where} × "
+                  title=f"{job.options.task or 'task'}: validation, {where} × "
                         f"{base.summary.get('runs')} runs", caption="cut: finish_reason length; unparsed: parse error")
     table.add_row(f"base (step {base_step})", *_figures(base.summary))
     table.add_row(f"best (step {best_step})", *_figures(best.summary))
     for name, b in (base.summary.get("baselines") or {}).items():
         table.add_row(name.replace("_", "-"), *_figures(b))
     console.print(table)
-    verdict = {"status": job["status"], "base_step": base_step, "best_step": best_step,
+    verdict = {"status": job.job.status, "base_step": base_step, "best_step": best_step,
                "base_reward": base.summary["reward"]["mean"], "best_reward": best.summary["reward"]["mean"],
                **judge(base, best, group_key, f"validation ({where}, selection-biased)", console),
                "zero_signal_share_mean": _mean_train(run_dir, "zero_signal_share"),
-               "fine_tuned_model": job.get("fine_tuned_model")}
+               "fine_tuned_model": job.job.fine_tuned_model}
     report = run_dir / "report" / "report.html"
     if report.exists():
         console.print(f"report: {report}")
@@ -252,27 +255,21 @@ def judge(base_result, tuned_result, group_key: str | None, what: str, console: 
 
 
 def _mean_train(run_dir: Path, key: str) -> float | None:
-    from openrft.training import read_events
-
-    values = [e["data"]["train"][key] for e in read_events(run_dir)
-              if e.get("type") == "metrics" and "train" in (e.get("data") or {})]
+    values = [m.train[key] for m in runs.read_metrics(run_dir) if m.train and key in m.train]
     return sum(values) / len(values) if values else None
 
 
 def validation_groups(run_dir: Path) -> set[str]:
     """The groups of every row that the run's validations evaluated (read from their output items)."""
     from openrft.data.splits import group_of
-    from openrft.training import load_job
 
-    if not (run_dir / "job.json").is_file():
+    if not runs.is_job_dir(run_dir):
         return set()
-    group_key = load_job(run_dir)["openrft"].get("group_key")
+    group_key = runs.ResolvedJob.load(run_dir).options.group_key
     groups = set()
     for path in (run_dir / "evals").glob("step-*/output_items.jsonl"):
-        for line in path.read_text().splitlines():
-            if line.strip():
-                item = json.loads(line)
-                groups.add(group_of({**item["datasource_item"], "messages": item["sample"]["input"]}, group_key))
+        for item in runs.read_jsonl(path):
+            groups.add(group_of({**item["datasource_item"], "messages": item["sample"]["input"]}, group_key))
     return groups
 
 
@@ -293,21 +290,20 @@ def held_out_comparison(run_dir: Path, step: int, *, rows: int = HELD_OUT_ROWS, 
     the job's seed + 1). `base_from`: a base-model held-out eval of another seed's run, copied instead of
     evaluating the base model again when it covers the same rows with the same model and sampling settings."""
     from openrft.data import load_rows
+    from openrft.data.labels import label_set
     from openrft.data.splits import groups_in
     from openrft.engines.transformers import TransformersEngine
     from openrft.evals import compare, load_eval, run_eval
     from openrft.evals.compare import comparison_table
-    from openrft.training import load_job
-    from openrft.training.job import spec_of
-    from openrft.training.loop import eval_labels, reasoning_effort, sampling_params
 
     console = console or Console()
-    job = load_job(run_dir)
-    spec, hp = spec_of(job), job["method"]["reinforcement"]["hyperparameters"]
-    ext, rl, seed = spec.openrft, spec.rl, hp["resolved"]["seed"]
-    group_key = ext.group_key
-    valid = load_rows(job["openrft"]["validation_path"])
-    all_train_rows = load_rows(job["openrft"]["training_path"])  # the baselines' label statistics, as in training
+    job = runs.ResolvedJob.load(run_dir)
+    seed, group_key, runs_per_item = job.seed, job.options.group_key, job.eval_samples
+    if not job.validation_path:
+        console.print("the job has no validation file: no held-out comparison")
+        return {}
+    valid = load_rows(job.validation_path)
+    all_train_rows = job.all_train_rows  # the baselines' label statistics, as in training
     seen_groups = validation_groups(run_dir) | set(exclude_groups or ())
     seen = [r for r in valid if groups_in([r], group_key) <= seen_groups]
     unseen = held_out_rows(valid, all_train_rows, rows=rows, seed=seed + 1 if draw_seed is None else draw_seed,
@@ -317,36 +313,36 @@ def held_out_comparison(run_dir: Path, step: int, *, rows: int = HELD_OUT_ROWS, 
         return {}
     n_groups = len(groups_in(unseen, group_key))
     where = records_of(len(unseen), n_groups, group_key)
-    params = sampling_params(ext, rl.response_format, reasoning_effort(hp), 1, seed + 1)
-    labels = run_labels(run_dir) or eval_labels(ext, all_train_rows + seen)  # the run's validations' label set
-    checkpoint = run_dir / "checkpoints" / f"step-{step}"
+    params = job.sampling_params(1, seed + 1)
+    # the label set the run's validations scored
+    labels = run_labels(run_dir) or job.options.labels or label_set(all_train_rows + seen, job.options.label_key)
+    checkpoint = runs.checkpoint_dir(run_dir, step)
     results = []
-    for name, model in (("base model", spec.model), (f"checkpoint step {step}", str(checkpoint))):
-        if model == spec.model and base_from is not None and reusable(base_from, unseen, model, params):
+    for name, model in (("base model", job.model), (f"checkpoint step {step}", str(checkpoint))):
+        if model == job.model and base_from is not None and reusable(base_from, unseen, model, params):
             shutil.copytree(base_from, run_dir / "held_out" / "base", dirs_exist_ok=True)
             results.append(load_eval(run_dir / "held_out" / "base"))
             console.print(f"base model on the held-out rows: reusing {base_from}")
             continue
-        engine = TransformersEngine.from_name(model, device=ext.device)
-        results.append(run_eval(unseen, engine=engine, grader=rl.grader, runs=hp["eval_samples"], params=params,
-                                out_dir=run_dir / "held_out" / ("base" if model == spec.model else f"step-{step}"),
-                                name=name, train_rows=all_train_rows, labels=labels,
-                                label_key=ext.label_key or "labels",
+        engine = TransformersEngine.from_name(model, device=job.options.device)
+        results.append(run_eval(unseen, engine=engine, grader=job.grader_spec, runs=runs_per_item, params=params,
+                                out_dir=run_dir / "held_out" / ("base" if model == job.model else f"step-{step}"),
+                                name=name, train_rows=all_train_rows, labels=labels, label_key=job.label_key,
                                 seed=seed, group_key=group_key))
     console.print(comparison_table(compare(results)))
     base, tuned = results[0].summary, results[1].summary
     shares = {"base": _shares(base), "checkpoint": _shares(tuned)}
     table = Table("held out", "truncated (finish_reason length)", "unparseable (parse error)",
-                  title=f"answers cut or unparsed: {where} × {hp['eval_samples']} runs")
+                  title=f"answers cut or unparsed: {where} × {runs_per_item} runs")
     for key in ("base", "checkpoint"):
         table.add_row(key, f"{shares[key]['truncated']:.3f}", f"{shares[key]['parse_error']:.3f}")
     console.print(table)
-    verdict = {"rows": len(unseen), "groups": n_groups, "group_key": group_key, "runs": hp["eval_samples"],
+    verdict = {"rows": len(unseen), "groups": n_groups, "group_key": group_key, "runs": runs_per_item,
                "held_out_groups": sorted(groups_in(unseen, group_key)),
                "excluded_groups": {"validation": len(seen_groups),
                                    "training": len(groups_in(all_train_rows, group_key))},
                "base_reward": base["reward"]["mean"], "checkpoint_reward": tuned["reward"]["mean"],
-               **judge(results[0], results[1], group_key, f"held out ({where} × {hp['eval_samples']} runs)", console),
+               **judge(results[0], results[1], group_key, f"held out ({where} × {runs_per_item} runs)", console),
                "shares": shares, "f1": f1_figures(base, tuned)}
     for key, summary in (("base", base), ("checkpoint", tuned)):
         if "classification" in summary:
@@ -358,10 +354,9 @@ def held_out_comparison(run_dir: Path, step: int, *, rows: int = HELD_OUT_ROWS, 
 def reusable(eval_dir: Path, rows: list[dict], model: str, params) -> bool:
     """Does the eval run in `eval_dir` hold `model` on exactly `rows` (by id, in order) with `params`' sampling
     settings (its seed aside)?"""
-    path = eval_dir / "summary.json"
-    if not path.is_file():
+    summary = runs.read_json(eval_dir / "summary.json")
+    if summary is None:
         return False
-    summary = json.loads(path.read_text())
     wanted = {k: v for k, v in params.__dict__.items() if k not in ("n", "seed")}
     recorded = {k: v for k, v in (summary.get("sampling") or {}).items() if k != "seed"}
     ids = [row.get("id") for row in rows]
@@ -374,7 +369,7 @@ def run_labels(run_dir: Path) -> list[str] | None:
     evals = sorted((run_dir / "evals").glob("step-*/summary.json"), key=lambda p: int(p.parent.name.split("-")[1]))
     if not evals:
         return None
-    per_label = (json.loads(evals[0].read_text()).get("classification") or {}).get("per_label")
+    per_label = ((runs.read_json(evals[0]) or {}).get("classification") or {}).get("per_label")
     return list(per_label) if per_label else None
 
 

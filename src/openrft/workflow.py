@@ -174,9 +174,13 @@ def export_supervised(task: Task, out: Path, prompt: str) -> Path:
 
 
 def make_plan(task: Task, out: Path, budget: Budget, seeds: list[int], max_steps: int | None) -> Plan:
+    """The RFT job body of the budget on the task's default prompt, and the eval settings every stage shares: the
+    job's grader, runs per item (eval_samples), sampling parameters (seeded with the first seed + 1) and label set
+    (the job's labels, else every label of its training file), as `openrft.runs.ResolvedJob` answers them."""
     from openrft.data import load_rows
-    from openrft.training.hyperparams import resolve
-    from openrft.training.loop import eval_labels, reasoning_effort, sampling_params
+    from openrft.data.labels import label_set
+    from openrft.runs import ResolvedJob
+    from openrft.training.job import build_job
     from openrft.training.spec import load_job_body, parse_job
 
     data = export_prompts(task, out / "data")
@@ -198,13 +202,15 @@ def make_plan(task: Task, out: Path, budget: Budget, seeds: list[int], max_steps
                                                                                   budget.rft_eval_interval)
     ext["validate_at_start"] = budget.validate_at_start
     spec = parse_job(body)
-    train_rows = load_rows(body["training_file"])
-    hp = resolve(spec, len(train_rows))
-    params = sampling_params(spec.openrft, spec.rl.response_format, reasoning_effort(hp), 1, seeds[0] + 1)
+    train_rows = load_rows(body["training_file"])  # the whole file: the baselines' label statistics
+    job = ResolvedJob(build_job(spec, job_id="ftjob-workflow", run_dir=None, train_path=Path(body["training_file"]),
+                                valid_path=Path(body["validation_file"]), n_train=len(train_rows)),
+                      source=str(EXAMPLES / budget.rft_job))
     return Plan(task=task, out=out, budget=budget, seeds=seeds, max_steps=max_steps, data=data, rft_body=body,
-                runs=hp["eval_samples"], device=spec.openrft.device, grader=spec.rl.grader, params=params,
-                labels=eval_labels(spec.openrft, train_rows), label_key=spec.openrft.label_key or "labels",
-                group_key=spec.openrft.group_key, train_rows=train_rows)
+                runs=job.eval_samples, device=job.options.device, grader=job.grader_spec,
+                params=job.sampling_params(1, seeds[0] + 1),
+                labels=job.options.labels or label_set(train_rows, job.options.label_key), label_key=job.label_key,
+                group_key=job.options.group_key, train_rows=train_rows)
 
 
 def validation_subset(plan: Plan, seed: int, prompt: str) -> list[dict]:

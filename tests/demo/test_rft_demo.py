@@ -11,7 +11,7 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from tests.training.test_train import rows, write_job
+from tests.training.test_train import GRADER, rows, write_job
 
 
 def valid_rows() -> list[dict]:
@@ -214,3 +214,55 @@ def test_a_base_eval_is_reused_only_on_the_same_rows_model_and_sampling(tmp_path
     assert not reusable(tmp_path, rows_, "other-model", params)
     assert not reusable(tmp_path, rows_, "default", SamplingParams(**{**params.__dict__, "max_tokens": 64}))
     assert not reusable(tmp_path / "absent", rows_, "default", params)
+
+
+LABELS_FORMAT = {"type": "json_schema", "json_schema": {"name": "topics", "strict": True, "schema": {
+    "type": "object", "properties": {"labels": {"type": "array", "items": {"type": "string", "enum": ["a", "b"]}}},
+    "required": ["labels"], "additionalProperties": False}}}
+
+
+def test_the_held_out_evals_sample_and_score_as_the_job_validates(home, tmp_path, monkeypatch):
+    """The held-out comparison takes the job's sampling parameters (temperature, top_p, max_tokens,
+    response_format, reasoning effort; one sample per run, seeded with the job's seed + 1), its runs per item,
+    grader, label set, label field and group key, and the whole training file for the baselines."""
+    from dataclasses import replace
+
+    import openrft.evals as evals
+    from openrft.demo import held_out_comparison
+    from openrft.engines.base import SamplingParams
+    from openrft.engines.transformers import TransformersEngine
+    from openrft.runs import ResolvedJob
+    from openrft.training import create_job
+
+    body = write_job(tmp_path, hp={"reasoning_effort": "low", "eval_samples": 3},
+                     extra={"temperature": 0.7, "top_p": 0.9, "max_tokens": 300, "labels": ["a", "b"],
+                            "label_key": "topics", "group_key": "doc"})
+    body["method"]["reinforcement"]["response_format"] = LABELS_FORMAT
+    (tmp_path / "valid.jsonl").write_text("".join(json.dumps(r) + "\n" for r in valid_rows()))
+    create_job(body, run_dir=tmp_path / "run")
+
+    class Stop(Exception):
+        pass
+
+    calls = []
+
+    def run_eval(rows_, **kwargs):
+        calls.append({"rows": rows_, **kwargs})
+        raise Stop
+
+    monkeypatch.setattr(evals, "run_eval", run_eval)
+    monkeypatch.setattr(TransformersEngine, "from_name", classmethod(lambda cls, name, device="cpu": name))
+    with pytest.raises(Stop):
+        held_out_comparison(tmp_path / "run", 2, rows=3, console=Console(record=True, width=200))
+    call = calls[0]
+    stored = json.loads((tmp_path / "run" / "job.json").read_text())
+    seed = stored["method"]["reinforcement"]["hyperparameters"]["resolved"]["seed"]
+    assert seed == 7
+    assert call["params"] == SamplingParams(n=1, temperature=0.7, top_p=0.9, max_tokens=300, seed=seed + 1,
+                                            response_format=LABELS_FORMAT, reasoning_effort="low")
+    job = ResolvedJob.load(tmp_path / "run")
+    assert call["params"] == replace(job.valid_params(0), seed=seed + 1)  # the validations' settings, another seed
+    assert (call["runs"], call["grader"], call["labels"], call["label_key"], call["seed"], call["group_key"]) == \
+        (3, GRADER, ["a", "b"], "topics", seed, "doc")
+    assert call["train_rows"] == rows(4) and call["name"] == "base model"
+    assert {row["id"] for row in call["rows"]} <= {row["id"] for row in valid_rows()}

@@ -151,6 +151,21 @@ def test_every_stage_is_scored_on_the_same_held_out_rows_apart_from_training_and
     assert "SFT → RFT" in text and "baseline: most-frequent" in text and "target" in text and "NOT met" in text
 
 
+def test_every_stage_is_scored_with_the_rft_job_s_settings(home, tmp_path):
+    """The plan's eval settings are the RFT job's (examples/eurovoc/job.yaml on the task): its sampling parameters
+    (one sample per run, seeded with the first seed + 1), runs per item, grader, labels and label field."""
+    from openrft.engines.base import SamplingParams
+    from openrft.workflow import BUDGETS, make_plan
+
+    task = tiny_task()
+    plan = make_plan(task, tmp_path / "wf", BUDGETS["quick"], [5, 6], None)
+    assert plan.params == SamplingParams(n=1, temperature=1.0, top_p=1.0, max_tokens=48, seed=6,
+                                         response_format=task.response_format, reasoning_effort=None)
+    assert (plan.runs, plan.grader, plan.labels, plan.label_key, plan.group_key) == \
+        (3, task.grader, LABELS, "labels", "doc")
+    assert len(plan.train_rows) == 12 and plan.base_model == "default"
+
+
 def test_a_failed_sft_stage_skips_sft_rft_and_is_reported(stubbed, tmp_path, monkeypatch):
     import openrft.workflow as workflow
 

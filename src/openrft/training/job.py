@@ -9,7 +9,7 @@ from typing import Any, Callable
 from openrft import ids, paths, runs
 from openrft.runs import EventLog, Job, save_job, write_json
 from openrft.runs.jobs import job_from_dict
-from openrft.runs.models import SERVER_PATHS, TERMINAL
+from openrft.runs.models import TERMINAL
 from openrft.training import hyperparams
 from openrft.training.spec import JobSpec, JobSpecError, parse_job
 
@@ -169,14 +169,3 @@ def read_events(run_dir: str | Path) -> list[dict]:
     """The `fine_tuning.job.event` objects of a run, oldest first, as JSON (`openrft.runs.read_events`)."""
     return runs.read_events(run_dir)
 
-
-def spec_of(job: dict) -> JobSpec:
-    """The JobSpec of a stored job (files as resolved paths). Kept only for openrft.demo until it asks
-    `openrft.runs.ResolvedJob` instead (issue #18); nothing else uses it."""
-    kind = job["method"].get("type", "reinforcement")
-    block = dict(job["method"][kind])
-    body = {"model": job["model"], "training_file": job["openrft"]["training_path"],
-            "validation_file": job["openrft"]["validation_path"], "suffix": job.get("suffix"), "seed": job["seed"],
-            "metadata": job.get("metadata"), "method": {"type": kind, kind: block},
-            "openrft": {k: v for k, v in job["openrft"].items() if k not in SERVER_PATHS}}
-    return JobSpec.model_validate(body)

@@ -215,27 +215,3 @@ def _label_freq(rows: list[dict], key: str | None) -> dict | None:
     total = sum(counts.values()) if counts else 0
     return {label: c / total for label, c in counts.items()} if total else None
 
-
-# --- kept only for openrft.demo until it asks `openrft.runs.ResolvedJob` instead (issue #18); nothing else uses
-# them: ResolvedJob.labels, ResolvedJob.reasoning_effort and ResolvedJob.sampling_params answer the same ---
-
-def eval_labels(ext, rows: list[dict]) -> list[str] | None:
-    """The label set a run's evals score: the job's `labels`, else every label found in `rows`."""
-    from openrft.data.labels import label_set
-
-    return ext.labels or label_set(rows, ext.label_key)
-
-
-def reasoning_effort(hp: dict) -> str | None:
-    """The resolved hyperparameters' reasoning_effort for the engine: None for "default" (no think budget)."""
-    from openrft.engines.reasoning import effort_level
-
-    return effort_level(hp.get("reasoning_effort"))
-
-
-def sampling_params(ext, response_format, reasoning, n, seed):
-    """The trainer's sampling parameters from their parts."""
-    from openrft.engines.base import SamplingParams
-
-    return SamplingParams(n=n, temperature=ext.temperature, top_p=ext.top_p, max_tokens=ext.max_tokens, seed=seed,
-                          response_format=response_format, reasoning_effort=reasoning)
