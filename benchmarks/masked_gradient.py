@@ -1,6 +1,6 @@
 """Does the corrected (masked) gradient learn faster or slower than the old (unmasked) one, at equal steps and seed?
 
-    python benchmarks/masked_gradient.py --seeds-dir DIR            # DIR: the output of `openrft demo --rft-only --seeds N`
+    python benchmarks/masked_gradient.py --seeds-dir DIR      # DIR: the output of `openrft demo --rft-only --seeds N`
     python benchmarks/masked_gradient.py --seeds-dir DIR --seed 43
 
 It may start while the demo still runs: it trains, then stops until DIR/seeds.json exists; run it again then.
@@ -40,7 +40,8 @@ def validation_curve(run_dir: Path) -> dict[int, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seeds-dir", type=Path, required=True, help="the output folder of `openrft demo --rft-only --seeds N`")
+    parser.add_argument("--seeds-dir", type=Path, required=True,
+                        help="the output folder of `openrft demo --rft-only --seeds N`")
     parser.add_argument("--seed", type=int, default=None, help="which of its seeds to re-train (default: the first)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
@@ -67,7 +68,8 @@ def main() -> None:
             raise SystemExit(f"the unmasked run failed: {verdict}")
         (run_dir / "verdict.json").write_text(json.dumps(verdict, indent=2))
     if not (args.seeds_dir / "seeds.json").is_file():
-        raise SystemExit(f"trained {run_dir}; run this again once `openrft demo --rft-only --seeds` has written seeds.json")
+        raise SystemExit(f"trained {run_dir}; run this again once `openrft demo --rft-only --seeds` has written "
+                         "seeds.json")
     seeds = json.loads((args.seeds_dir / "seeds.json").read_text())
     masked = json.loads((masked_dir / "verdict.json").read_text())
     unmasked = json.loads((run_dir / "verdict.json").read_text())
