@@ -24,8 +24,9 @@ base evals (stages 1-2, the prompt choice) run once and are shared. What is prin
 also written after each seed (`"complete": false`), so that a run stopped later keeps the seeds it finished.
 
 The default budget (`BUDGETS["quick"]`) aims at about 15 minutes on an idle 2-core CPU: SFT 8 steps of 4 rows,
-RFT and SFT→RFT 8 steps of 4 prompts × 8 samples each with one validation at the end; every stage records its
-wall time and this process's CPU time, for training and for its held-out eval.
+RFT and SFT→RFT 8 steps of 4 prompts × 8 samples each with one validation at the end (measured: about 17 min
+for one seed at load 0.4-4.7, 45 min at load 4-10; README). Every stage records its wall time and this process's
+CPU time, for training and for its held-out eval.
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ class Budget:
 
 
 BUDGETS = {
-    # ~15 min on an idle 2-core CPU: SFT 8 × 4 rows; RFT 8 × 4 prompts × 8 samples, validated once at the end
+    # meant for ~15 min on an idle 2-core CPU (about 17 min measured at load 0.4-4.7): SFT 8 × 4 rows; RFT
+    # 8 × 4 prompts × 8 samples, validated once at the end
     "quick": Budget("quick", "job.yaml", sft_steps=8, sft_train_rows=96, rft_steps=8, rft_eval_interval=8,
                     validate_at_start=False),
     # one epoch over the 192 balanced training rows for both methods (48 steps each), validations as job_long.yaml
