@@ -113,3 +113,25 @@ def test_the_instruction_format_for_models_without_one(engine):
     assert render_prompt(engine.tokenizer, [{"role": "user", "content": "hi"}], "default")[1] is None
     assert split_completion("a plan</think> the answer", think) == ("a plan", "the answer")
     assert split_completion("a plan cut short", think) == ("a plan cut short", "")
+
+
+def test_a_ref_to_nothing_is_refused_at_the_door_and_never_crashes_a_parse():
+    """A `$ref` that names no part of the schema is refused by `response_schema` (found by the parser fuzz test:
+    it used to raise a referencing error from `parse_answer`); refs that resolve are accepted."""
+    from openrft.engines import EngineError
+    from openrft.engines.structured import parse_answer, response_schema
+
+    def format_of(schema):
+        return {"type": "json_schema", "json_schema": {"name": "a", "schema": schema, "strict": True}}
+
+    with pytest.raises(EngineError, match=r"\$ref '#/nowhere' points to nothing"):
+        response_schema(format_of({"$ref": "#/nowhere"}))
+    with pytest.raises(EngineError, match="points to nothing"):
+        response_schema(format_of({"type": "object", "properties": {"a": {"$ref": "#/$defs/missing"}}}))
+    schema = response_schema(format_of({"$defs": {"n": {"type": "integer"}}, "type": "object",
+                                        "properties": {"a": {"$ref": "#/$defs/n"}, "b": {"$ref": "#"}}}))
+    assert parse_answer('{"a": 3}', schema) == ({"a": 3}, None)
+    assert parse_answer('{"a": "x"}', schema)[1].startswith("does not match the schema at a")
+    assert response_schema(format_of({"$ref": "#nobody"})) == {"$ref": "#nobody"}  # an anchor: not checked there
+    value, error = parse_answer("null", {"$ref": "#nobody"})
+    assert value is None and error.startswith("cannot check against the schema")

@@ -21,6 +21,7 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
+from urllib.parse import unquote
 
 from openrft.engines.base import EngineError
 from openrft.engines.tools import ToolUse, calls_format
@@ -70,7 +71,40 @@ def response_schema(response_format: dict | None) -> dict | None:
         raise EngineError(f"response_format.json_schema.schema: invalid JSON schema at {path}: {exc.message}") from exc
     except RecursionError:
         raise EngineError("response_format.json_schema.schema: nested too deeply") from None
+    for ref in _local_refs(schema):
+        if not _resolves(schema, ref):
+            raise EngineError(f"response_format.json_schema.schema: $ref {ref!r} points to nothing in the schema")
     return schema
+
+
+def _local_refs(schema: Any) -> list[str]:
+    """Every `$ref` of the schema that is a JSON pointer into it ("#", "#/$defs/x"; not an anchor such as "#a"),
+    found iteratively (schemas may be deep)."""
+    refs, stack = [], [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and (ref == "#" or ref.startswith("#/")):
+                refs.append(ref)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return refs
+
+
+def _resolves(schema: dict, ref: str) -> bool:
+    """Whether a local `$ref` (a JSON pointer after "#", RFC 6901) names a part of the schema."""
+    node: Any = schema
+    for part in filter(None, ref[1:].split("/")):
+        part = unquote(part).replace("~1", "/").replace("~0", "~")
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return False
+    return True
 
 
 def check_grammar(schema: dict | None) -> None:
@@ -126,11 +160,14 @@ def parse_answer(text: str, schema: dict | None) -> tuple[Any, str | None]:
     except RecursionError:
         return None, "invalid JSON: nested too deeply"
     from jsonschema import Draft202012Validator
+    from referencing.exceptions import Unresolvable
 
     try:
         errors = sorted(Draft202012Validator(schema).iter_errors(value), key=lambda e: list(e.path))
     except RecursionError:
         return None, "does not match the schema: nested too deeply to check"
+    except Unresolvable as exc:  # a $ref that response_schema could not check (an anchor, another document)
+        return None, f"cannot check against the schema: {exc}"
     if errors:
         first = errors[0]
         where = "/".join(str(p) for p in first.path) or "(root)"
