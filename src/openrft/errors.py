@@ -7,7 +7,7 @@ Every exception class openrft defines derives from it, but one (the last paragra
     │                   a formula, a task option, a run directory. The message names the file, the line, the
     │                   field and the reason, so that the user fixes the input and runs again.
     │                   DatasetError, JobSpecError, GraderValidationError, TemplateError, FormulaError,
-    │                   SplitError, PreferenceError, TaskError, EncodingError, RunDirError, PlaygroundError
+    │                   SplitError, PreferenceError, TaskError, EncodingError, RunFileError, PlaygroundError
     ├── RuntimeFailure  something openrft needs failed or is missing: a model, an engine, the grading
     │                   sandbox, a job that failed while it ran.
     │                   ModelError, EngineError, SandboxUnavailable, JobFailed

@@ -28,7 +28,6 @@ import numpy as np
 from pydantic import ValidationError
 
 from openrft import runs
-from openrft.errors import InputError
 from openrft.runs import RunFileError, RunRef, discover, step_dirs
 from openrft.runs.discover import is_eval_dir
 from openrft.runs.jobs import is_job_dir
@@ -51,42 +50,30 @@ _ERROR_KEY = re.compile(r"^(train|valid)_(.+)_count$")
 __all__ = ["RunDirError", "RunRef", "discover", "is_eval_dir", "is_job_dir", "step_dirs"]
 
 
-class RunDirError(InputError, ValueError):
-    """A run directory that cannot be read: names the file, the line when there is one, and the reason."""
+RunDirError = RunFileError  # the dashboard's name for the one run-directory error (`openrft.runs.files`)
 
 
-# --- reading files (openrft.runs.files; its RunFileError is this module's RunDirError) ---------------------------
+# --- reading files (openrft.runs.files) ------------------------------------------------------------------------
 
 def read_json(path: Path) -> dict:
     """A JSON object file; `{}` when it is absent."""
-    try:
-        return runs.read_json(path) or {}
-    except RunFileError as exc:
-        raise RunDirError(str(exc)) from None
+    return runs.read_json(path) or {}
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    """The objects of a JSONL file, tolerating a last line that is still being written."""
-    try:
-        return runs.read_jsonl(path)
-    except RunFileError as exc:
-        raise RunDirError(str(exc)) from None
+read_jsonl = runs.read_jsonl  # the objects of a JSONL file, tolerating a last line that is still being written
 
 
 def read_job(ref: RunRef) -> Job:
     """The job of a job run directory, typed."""
     try:
         return runs.load_job(ref.path)
-    except (RunFileError, FileNotFoundError) as exc:
+    except FileNotFoundError as exc:
         raise RunDirError(str(exc)) from None
 
 
 def read_steps(ref: RunRef) -> list[MetricsData]:
     """The job's metrics, one per step (a step written twice, e.g. after a resume, keeps the last)."""
-    try:
-        return runs.metrics_steps(read_jsonl(ref.path / "events.jsonl"), source=str(ref.path / "events.jsonl"))
-    except RunFileError as exc:
-        raise RunDirError(str(exc)) from None
+    return runs.metrics_steps(read_jsonl(ref.path / "events.jsonl"), source=str(ref.path / "events.jsonl"))
 
 
 def signature(path: Path) -> str:
