@@ -3,15 +3,15 @@
     python benchmarks/shared_instructions.py               # writes benchmarks/results/shared_instructions.json
     python benchmarks/shared_instructions.py --repeats 1   # a quick run
 
-An RL step of the EuroVoc demo on the embedded model (LoRA r = 16 on every linear layer, float32, CPU): 4 acts
+An RL step of the EuroVoc demo on the embedded model (LoRA r = 16 on every linear layer, float32, CPU): 4 rows
 × 8 samples drawn under the task's response_format (at most 48 new tokens, temperature 1), then the update's
 log-probabilities and one backward pass over the 4 groups (fixed advantages; the constraint masks are not
-replayed, that cost is the same in every configuration). Four configurations, on the same 4 acts (real EuroVoc
-acts from ../shared/data, else the offline task) and the same seed:
+replayed, that cost is the same in every configuration). Four configurations, on the same 4 rows (the training file's
+first 4: real EuroVoc acts from ../shared/data, else the offline task) and the same seed:
 
 - `short`: the task's default prompt (its instructions, ~60 tokens with the chat header, then the act);
 - `described`: the prompt variant whose instructions describe each of the 21 domains with its own EuroVoc
-  terms (~330 tokens shared, then the act; the act is cut to fit 640 prompt tokens);
+  terms (~530 tokens shared with the chat header, then the act; the act is cut to fit 640 prompt tokens);
 
 each with the instructions `shared` (the engine prefills the prompts' common leading tokens once per call,
 `kv.Instructions`; the update runs them once per pass, `algorithm.SharedInstructions`) and `apart` (every
