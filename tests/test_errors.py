@@ -52,8 +52,8 @@ def test_errors_are_grouped_by_what_the_user_can_do_and_keep_their_old_bases():
     from openrft.graders.sandbox import SandboxUnavailable
     from openrft.graders.templating import TemplateError
     from openrft.models import ModelError
+    from openrft.spec import JobSpecError
     from openrft.tasks import TaskError
-    from openrft.training import JobSpecError
     from openrft.training.loop import JobFailed
 
     for cls in (DatasetError, JobSpecError, GraderValidationError, TemplateError, FormulaError, SplitError,

@@ -16,15 +16,13 @@ from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperGroup
 
-from openrft.errors import OpenRFTError
-
-ERROR_EXIT_CODE = 2  # an OpenRFTError that reaches the command line (click's usage errors exit with 2 as well)
+from openrft.errors import EXIT_BAD_INPUT, EXIT_FAILED, OpenRFTError
 
 
 def exit_with_error(exc: OpenRFTError) -> NoReturn:
     """Print `error: <message>` on stderr (the message as it is: no markup, no wrapping) and exit with status 2."""
     Console(stderr=True, soft_wrap=True, highlight=False).print(f"[red]error[/]: {escape(str(exc))}")
-    raise typer.Exit(ERROR_EXIT_CODE)
+    raise typer.Exit(EXIT_BAD_INPUT)
 
 
 class OpenRFTGroup(TyperGroup):
@@ -118,14 +116,14 @@ def demo(full: bool = typer.Option(False, "--full", help="every training row (SF
             summary = run_seeds(seeds, seed=seed, full=full, long=long, output_dir=output_dir, max_steps=max_steps,
                                 held_out=held_out)
             if summary["failed_seeds"] or not summary["n_seeds"]:
-                raise typer.Exit(1)
+                raise typer.Exit(EXIT_FAILED)
             return
         verdict = run_demo(full=full, long=long, output_dir=output_dir, max_steps=max_steps, held_out=held_out,
                            seed=seed)
         if verdict.get("status") != "succeeded":
-            raise typer.Exit(1)
+            raise typer.Exit(EXIT_FAILED)
         return
-    from openrft.training.spec import load_job_body
+    from openrft.spec import load_job_body
     from openrft.workflow import BUDGETS, EXAMPLES, run_workflow
 
     budget = "full" if full else "long" if long else "quick"
@@ -133,7 +131,7 @@ def demo(full: bool = typer.Option(False, "--full", help="every training row (SF
     summary = run_workflow(budget=budget, seeds=[first + i for i in range(seeds)], output_dir=output_dir,
                            held_out=held_out, max_steps=max_steps)
     if summary["verdict"]["failed"]:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FAILED)
 
 
 from openrft.graders.commands import grade_command  # noqa: E402

@@ -43,7 +43,7 @@ from openrft.paths import REPO_ROOT
 EXAMPLES = REPO_ROOT / "examples" / "eurovoc"
 HELD_OUT_ROWS = 48  # records of unseen groups for the final comparison (EuroVoc: one record of each of 48 acts)
 GROUP_NOUNS = {"celex_id": "acts"}  # how a figure names the task's groups ("48 records of 27 acts")
-MODELS = ("base", "checkpoint", "most_frequent", "random")  # the rows of the F1 tables and seeds.json
+MODELS = ("base", "checkpoint", "most_frequent", "random", "every_label")  # the rows of the F1 tables, seeds.json
 
 
 def records_of(n_records: int, n_groups: int, group_key: str | None) -> str:
@@ -55,7 +55,7 @@ def records_of(n_records: int, n_groups: int, group_key: str | None) -> str:
 def demo_body(*, full: bool = False, long: bool = False, output_dir: Path | None = None,
               max_steps: int | None = None, seed: int | None = None) -> tuple[dict, Path]:
     """The demo's job body (and its job file): the example job with the given overrides."""
-    from openrft.training.spec import load_job_body
+    from openrft.spec import load_job_body
 
     job_file = EXAMPLES / ("job_full.yaml" if full else "job_long.yaml" if long else "job.yaml")
     body = load_job_body(job_file)
@@ -84,6 +84,7 @@ def run_demo(full: bool = False, long: bool = False, output_dir: Path | None = N
 def train_one(*, full: bool, long: bool, output_dir: Path | None, max_steps: int | None, seed: int | None,
               console: Console) -> tuple[Path, dict]:
     """Create and run the demo job for one seed; returns its run dir and its validation verdict."""
+    from openrft.dashboard import report_finished_job
     from openrft.training import create_job, run_job
 
     body, job_file = demo_body(full=full, long=long, output_dir=output_dir, max_steps=max_steps, seed=seed)
@@ -91,7 +92,7 @@ def train_one(*, full: bool, long: bool, output_dir: Path | None, max_steps: int
     job = runs.ResolvedJob.load(run_dir)
     console.rule(f"[bold]openrft demo[/]: {job.options.task} with {job.model}, seed {job.seed}")
     console.print(f"job {job.id}  run dir {run_dir}  ({job_file.name})")
-    run_job(run_dir)
+    report_finished_job(run_dir, run_job(run_dir)["status"])
     verdict = {"seed": job.seed, "run_dir": str(run_dir), **summarize_run(run_dir, console)}
     return run_dir, verdict
 
@@ -379,7 +380,7 @@ def _shares(summary: dict) -> dict:
 
 
 def f1_figures(base: dict, tuned: dict) -> dict:
-    """Micro and macro P/R/F1 of the base model, the checkpoint and the base run's two baselines (same rows)."""
+    """Micro and macro P/R/F1 of the base model, the checkpoint and the base run's baselines (same rows)."""
     sources = {"base": base.get("classification"), "checkpoint": tuned.get("classification"),
                **{name: b.get("classification") for name, b in (base.get("baselines") or {}).items()}}
     return {name: {avg: {k: c[avg][k] for k in ("precision", "recall", "f1")} for avg in ("micro", "macro")}

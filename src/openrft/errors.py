@@ -22,11 +22,19 @@ error flags set (`openrft.graders.grade.ERROR_FLAGS`) instead of raising. An Ope
 command; the command line catches it in one place (`openrft.cli`), prints one `error: <message>` line and
 exits with status 2.
 
+Exit statuses of the command line, one meaning each:
+    0  done;
+    1  done, and the answer is no: a job or demo that failed, a doctor that says stop;
+    2  nothing done: bad input or a bad option (an OpenRFTError, a command's own refusal, click's usage errors).
+
 One exception of openrft is not an OpenRFTError, on purpose: `graders.sandbox_worker.GradeTimeout` derives
 from BaseException, so that a grader's own `except Exception` cannot swallow its time limit.
 """
 
 from __future__ import annotations
+
+EXIT_FAILED = 1  # the command ran and its result is negative
+EXIT_BAD_INPUT = 2  # nothing was done: the input or an option cannot be used
 
 
 class OpenRFTError(Exception):

@@ -18,8 +18,8 @@ job's final model (no checkpoint is picked on validation, so no selection flatte
 Every stage is scored by the same grader, response_format, sampling settings and runs per item on the same
 held-out records: validation-file rows of acts (`celex_id`) that share no act with the training file or with any
 job's validation rows, the prompt choice's included; the model-free baselines (most-frequent labels, random
-labels) are graded on the same rows. `--seeds N` repeats the training stages (3-5) for seeds seed … seed+N-1; the
-base evals (stages 1-2, the prompt choice) run once and are shared. What is printed and written
+labels, every label) are graded on the same rows. `--seeds N` repeats the training stages (3-5) for seeds seed …
+seed+N-1; the base evals (stages 1-2, the prompt choice) run once and are shared. What is printed and written
 (`workflow.json`, `workflow.png`) is built in `openrft.workflow_verdict`; with several seeds `workflow.json` is
 also written after each seed (`"complete": false`), so that a run stopped later keeps the seeds it finished.
 
@@ -182,8 +182,8 @@ def make_plan(task: Task, out: Path, budget: Budget, seeds: list[int], max_steps
     from openrft.data import load_rows
     from openrft.data.labels import label_set
     from openrft.runs import ResolvedJob
+    from openrft.spec import load_job_body, parse_job
     from openrft.training.job import build_job
-    from openrft.training.spec import load_job_body, parse_job
 
     data = export_prompts(task, out / "data")
     default = next(iter(data))
@@ -282,17 +282,20 @@ def choose_prompt(plan: Plan, console: Console) -> tuple[str, dict[str, float]]:
 
 def train(body: dict, console: Console) -> tuple[Path, dict]:
     """Create and run one job (`openrft train`); its run directory and final job object."""
+    from openrft.dashboard import report_finished_job
     from openrft.training import create_job, run_job
 
     job = create_job(body)
     run_dir = Path(job["openrft"]["run_dir"])
     console.print(f"job {job['id']} ({body['method']['type']}, model {body['model']}): run dir {run_dir}")
-    return run_dir, run_job(run_dir)
+    finished = run_job(run_dir)
+    report_finished_job(run_dir, finished["status"])
+    return run_dir, finished
 
 
 def sft_body(plan: Plan, folder: Path, seed: int, out: Path) -> dict:
     """`examples/eurovoc/sft.yaml` on the SFT rows in `folder`, with the budget's steps and rows."""
-    from openrft.training.spec import load_job_body
+    from openrft.spec import load_job_body
 
     body = load_job_body(EXAMPLES / "sft.yaml")
     ext = body.setdefault("openrft", {})
@@ -366,8 +369,8 @@ def run_workflow(*, budget: str = "quick", seeds: list[int] | None = None, outpu
     """Run the five stages (the training ones for every seed) and judge them on the same held-out rows;
     `workflow.json` and `workflow.png` are written in the output folder and the summary is returned."""
     from openrft import paths
+    from openrft.spec import load_job_body
     from openrft.tasks import default_task
-    from openrft.training.spec import load_job_body
     from openrft.workflow_verdict import print_summary, summarize, workflow_chart, write_summary
 
     console = console or Console()

@@ -53,6 +53,23 @@ def test_report_command(runs_root, tmp_path):
 
     (tmp_path / "empty").mkdir()
     result = CliRunner().invoke(app, ["report", str(tmp_path / "empty")])
-    assert result.exit_code == 1 and "not a run directory" in " ".join(result.output.split())
+    assert result.exit_code == 2 and "not a run directory" in " ".join(result.output.split())
     with pytest.raises(RunDirError, match="not a run directory"):
         build_report(tmp_path / "empty")
+
+
+def test_a_finished_job_gets_its_report_and_a_failing_report_fails_nothing(runs_root, tmp_path):
+    from openrft.dashboard import report_finished_job
+    from openrft.runs import read_events
+
+    run = shutil.copytree(runs_root / "runs" / "ftjob-done", tmp_path / "ftjob-done")
+    assert report_finished_job(run, "failed") is None and not (run / "report").exists()
+    page = report_finished_job(run, "succeeded")
+    assert page == run / "report" / "report.html" and page.is_file()
+    assert read_events(run)[-1]["message"] == f"Report written: {page}"
+
+    shutil.rmtree(run / "report")
+    (run / "report").write_text("a file where the report folder goes")  # the report cannot be written
+    assert report_finished_job(run, "succeeded") is None
+    last = read_events(run)[-1]
+    assert last["level"] == "warn" and last["message"].startswith("Report could not be written:")

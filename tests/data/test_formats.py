@@ -98,7 +98,7 @@ def test_data_check_detects_the_method_or_takes_it(tmp_path):
     result = runner.invoke(app, ["data", "check", str(bad)])
     assert result.exit_code == 2
     assert f"{bad}:2: preferred_output: missing" in result.output and "checked as dpo rows" in result.output
-    assert runner.invoke(app, ["data", "check", str(bad), "--method", "sft"]).exit_code == 1
+    assert runner.invoke(app, ["data", "check", str(bad), "--method", "sft"]).exit_code == 2
 
 
 def test_an_upload_of_sft_or_dpo_rows_is_checked_in_its_own_format(tmp_path):
@@ -161,4 +161,4 @@ def test_preferences_pair_each_items_best_and_worst_sample(tmp_path):
     assert rows[0]["celex_id"] == "c0"
     assert "1 pairs from 4 items" in result.output
     empty = CliRunner().invoke(app, ["data", "preferences", str(tmp_path), "--out", str(out)])
-    assert empty.exit_code == 1 and "not an eval run directory" in empty.output
+    assert empty.exit_code == 2 and "not an eval run directory" in empty.output

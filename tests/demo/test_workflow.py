@@ -59,7 +59,7 @@ def fake_result(rows, level):
 def stubbed(monkeypatch, home):
     """run_workflow with stub training and evaluation; records every job body and every eval."""
     import openrft.workflow as workflow
-    from openrft.training.spec import parse_job
+    from openrft.spec import parse_job
 
     calls = {"bodies": [], "evals": []}
 

@@ -72,3 +72,15 @@ def test_a_failed_stage_is_listed_and_a_missing_final_stage_fails_the_target():
     assert v["failed"] == {"sft+rft": [1]} and not v["target_met"]
     assert v["best_stage"] == "rft" and "has no held-out eval" in "\n".join(v["text"])
     assert verdict(by_stage([]), BASELINES)["best_stage"] is None
+
+
+def test_the_every_label_baseline_is_put_beside_the_macro_f1_target():
+    from openrft.workflow_verdict import by_stage, verdict
+
+    every = {"reward": 0.29, "micro": {"precision": 0.17, "recall": 1.0, "f1": 0.29},
+             "macro": {"precision": 0.17, "recall": 1.0, "f1": 0.27}}
+    v = verdict(by_stage(figures(final_macro=0.2)), {**BASELINES, "every_label": every})
+    assert v["target_met"] and v["target"]["beats_every_label_macro_f1"] is False  # met, and still below it
+    assert "naming every label scores macro-F1 0.270" in "\n".join(v["text"])
+    assert "+0.120 vs the most-frequent baseline" in "\n".join(v["text"]) and "is -0.070 from it" in "\n".join(v["text"])
+    assert "beats_every_label_macro_f1" not in verdict(by_stage(figures()), BASELINES)["target"]

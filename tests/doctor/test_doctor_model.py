@@ -109,4 +109,4 @@ def test_doctor_names_a_bad_job_file(tmp_path):
     path = tmp_path / "job.yaml"
     path.write_text("model: default\nmethod: {type: reinforcement}\n")
     result = doctor(str(path))
-    assert result.exit_code == 1 and "job.yaml" in result.output
+    assert result.exit_code == 2 and "job.yaml" in result.output

@@ -99,7 +99,7 @@ def frequent_share(counts: dict) -> float:
 
 def train_and_check(tmp_path: Path, seed: int, config: dict) -> list[dict]:
     """Run the job and check its guard events as described above; returns the guard warnings emitted."""
-    from openrft.dashboard import rundata
+    from openrft.dashboard import report_finished_job, rundata
     from openrft.training import create_job, read_events, run_job
     from openrft.training.guards import check_step
 
@@ -107,6 +107,7 @@ def train_and_check(tmp_path: Path, seed: int, config: dict) -> list[dict]:
     create_job(write_job(tmp_path, seed, config), run_dir=run)
     job = run_job(run, progress=False)
     assert job["status"] == "succeeded", job.get("error")
+    page = report_finished_job(run, job["status"])  # as `openrft train` and the service's worker do
     events = read_events(run)
     history = [e["data"] for e in events if e["type"] == "metrics"]
     train_steps = [d for d in history if "predicted_label_counts" in d.get("train", {})]
@@ -154,7 +155,8 @@ def train_and_check(tmp_path: Path, seed: int, config: dict) -> list[dict]:
     assert [(g["step"], g["check"], g["verdict"], g["message"]) for g in view["guards"]] == \
         [(w["step"], w["check"], w["verdict"], w["message"]) for w in replayed]
     assert all(g["step"] in view["series"]["step"] for g in view["guards"])
-    report = (run / "report" / "report.html").read_text()
+    assert page == run / "report" / "report.html" and read_events(run)[-1]["message"] == f"Report written: {page}"
+    report = page.read_text()
     assert "Guard warnings" in report and "label_drift_train" in report
     return replayed
 

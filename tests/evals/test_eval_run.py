@@ -48,7 +48,9 @@ def test_eval_run_writes_openai_objects_and_figures(home, tmp_path, monkeypatch)
             assert sample.parse_error is None or sample.finish_reason == "length"
     assert s["errors"]["sample_parse_error_rate"] <= s["tokens"]["truncated_share"]
     assert set(s["classification"]["per_label"]) == set(LABELS)
-    assert set(s["baselines"]) == {"most_frequent", "random"}
+    assert set(s["baselines"]) == {"most_frequent", "random", "every_label"}  # the rows are multi-label
+    every = s["baselines"]["every_label"]["classification"]
+    assert every["micro"]["recall"] == 1.0 and every["macro"]["recall"] == 1.0
     assert s["baselines"]["most_frequent"]["example"] == ["AGRICULTURE"]  # k = round(4/3) = 1
     for name in ("variance.png", "reward_hist.png", "precision_recall.png"):
         assert (tmp_path / "ev" / "plots" / name).stat().st_size > 1000
@@ -58,7 +60,7 @@ def test_eval_run_writes_openai_objects_and_figures(home, tmp_path, monkeypatch)
     assert again.summary["reward"]["mean"] == s["reward"]["mean"]
     rows_ = compare([again, again])
     assert rows_[1]["vs_first_diff"] == 0.0 and rows_[1]["vs_first_significant"] is False
-    assert [r["name"] for r in rows_][-2:] == ["baseline:most_frequent", "baseline:random"]
+    assert [r["name"] for r in rows_][-3:] == ["baseline:most_frequent", "baseline:random", "baseline:every_label"]
 
     from openrft.cli import app
     from openrft.evals import commands

@@ -41,6 +41,21 @@ def test_baselines_follow_training_frequencies_and_cardinality():
     assert preds["_k"] == 2  # mean cardinality 1.75 rounds to 2
     assert all(p == ["a", "b"] for item in preds["most_frequent"] for p in item)
     assert all(len(p) in (1, 2) and set(p) <= {"a", "b", "c", "d"} for item in preds["random"] for p in item)
+    assert all(p == ["a", "b", "c", "d"] for item in preds["every_label"] for p in item)
+    single = metrics.baseline_predictions([{"labels": ["a"]}, {"labels": ["b"]}], n_items=2, runs=1, labels=["a", "b"])
+    assert "every_label" not in single  # naming every label is no answer to a single-label task
+
+
+def test_every_label_scores_a_high_macro_f1_without_skill():
+    # Each class c, always predicted, has precision f_c (its frequency), recall 1, F1 2f_c/(1+f_c): the macro-F1
+    # that beats the most-frequent baseline's without telling one act from another.
+    truth = [{"a", "b"}, {"a"}, {"a", "c"}, {"b", "d"}]
+    labels = ["a", "b", "c", "d"]
+    every = metrics.classification_metrics([(set(labels), t) for t in truth], labels)
+    freq = {"a": 3 / 4, "b": 2 / 4, "c": 1 / 4, "d": 1 / 4}
+    assert every["macro"]["f1"] == pytest.approx(sum(2 * f / (1 + f) for f in freq.values()) / 4)
+    top = metrics.classification_metrics([({"a", "b"}, t) for t in truth], labels)  # the 2 most frequent
+    assert every["macro"]["f1"] > top["macro"]["f1"] and every["micro"]["f1"] < top["micro"]["f1"]
 
 
 def test_difference_vs_noise():

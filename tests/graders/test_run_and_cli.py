@@ -88,7 +88,7 @@ def test_cli_validate(tmp_path):
     result = runner.invoke(app, ["grade", "--validate", str(good)])
     assert result.exit_code == 0 and json.loads(result.output) == {"grader": GRADER}
     result = runner.invoke(app, ["grade", "--validate", str(bad)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     error = json.loads(result.output)["error"]
     assert error["param"] == "grader.operation" and "neq" in error["message"]
 

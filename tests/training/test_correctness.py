@@ -55,7 +55,8 @@ def test_infrastructure_failures_are_counted_in_a_real_run(home, tmp_path):
      "method.reinforcement.response_format"),
 ])
 def test_jobs_that_would_fail_later_are_refused_at_create(tmp_path, extra, hp, rl, field):
-    from openrft.training import JobSpecError, create_job
+    from openrft.spec import JobSpecError
+    from openrft.training import create_job
 
     body = write_job(tmp_path, extra=extra, hp=hp)
     body["method"]["reinforcement"].update(rl)
@@ -125,7 +126,7 @@ from openrft.graders.grade import Grade
 from openrft.models import add_lora, load_model
 from openrft.training.distributed import Distributed
 from openrft.training.update import policy_update
-from openrft.training.spec import OpenrftOptions
+from openrft.spec import OpenrftOptions
 
 out = sys.argv[1]
 torch.manual_seed(0)

@@ -216,7 +216,8 @@ def test_sft_rows_without_a_target_are_refused_at_create_time_naming_line_and_fi
     ({"type": "supervised", "supervised": {"hyperparameters": {"beta": 0.1}}}, "beta"),
 ])
 def test_a_method_block_that_does_not_match_the_type_is_refused(tmp_path, method, param):
-    from openrft.training import JobSpecError, create_job
+    from openrft.spec import JobSpecError
+    from openrft.training import create_job
 
     body = sft_job(tmp_path)
     body["method"] = method
@@ -227,7 +228,8 @@ def test_a_method_block_that_does_not_match_the_type_is_refused(tmp_path, method
 
 
 def test_a_missing_fine_tuned_model_is_refused_naming_the_field(home, tmp_path):
-    from openrft.training import JobSpecError, create_job
+    from openrft.spec import JobSpecError
+    from openrft.training import create_job
 
     with pytest.raises(JobSpecError, match=r"^model: fine-tuned model 'ft:default:openrft:x:deadbeef' not found") as c:
         create_job(sft_job(tmp_path, model="ft:default:openrft:x:deadbeef"), run_dir=tmp_path / "run")
@@ -276,8 +278,8 @@ def test_a_job_starts_from_a_fine_tuned_model_merged_into_its_base(home, tmp_pat
 
 @pytest.mark.parametrize("n_train, batch_size, n_epochs", [(10, 1, 10), (1000, 2, 3), (20000, 40, 1), (3, 1, 25)])
 def test_auto_hyperparameters_follow_openais_rules(n_train, batch_size, n_epochs):
+    from openrft.spec import parse_job
     from openrft.training import hyperparams
-    from openrft.training.spec import parse_job
 
     for kind in ("supervised", "dpo"):
         spec = parse_job({"model": "default", "training_file": "t.jsonl", "method": {"type": kind}})
@@ -291,7 +293,7 @@ def test_auto_hyperparameters_follow_openais_rules(n_train, batch_size, n_epochs
 def test_the_example_job_files_are_valid(home):
     """examples/eurovoc/sft.yaml takes SFT rows made from the task's references; dpo.yaml reads a preferences file."""
     from openrft.data import load_rows
-    from openrft.training.spec import parse_job
+    from openrft.spec import parse_job
 
     examples = Path(__file__).resolve().parents[2] / "examples" / "eurovoc"
     spec = parse_job(examples / "sft.yaml")

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from openrft.spec import JobSpecError, parse_job
 from openrft.training import hyperparams
-from openrft.training.spec import JobSpecError, parse_job
 
 GRADER = {"type": "string_check", "name": "g", "input": "{{ sample.output_text }}", "reference": "{{ item.answer }}",
           "operation": "eq"}
@@ -71,7 +71,7 @@ def test_the_demo_job_files_are_valid(name):
 
 def test_vllm_rollouts_are_refused_rather_than_ignored():
     """Training samples with the transformers engine; a job asking for vLLM rollouts is told so at create time."""
-    from openrft.training.spec import JobSpecError, parse_job
+    from openrft.spec import JobSpecError, parse_job
 
     with pytest.raises(JobSpecError, match="openrft.engine"):
         parse_job({**body(), "openrft": {"engine": "vllm"}})

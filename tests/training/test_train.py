@@ -104,7 +104,8 @@ def test_grader_errors_beyond_the_share_fail_the_job(home, tmp_path):
 
 
 def test_missing_grader_field_is_refused_before_any_model_is_loaded(tmp_path):
-    from openrft.training import JobSpecError, create_job
+    from openrft.spec import JobSpecError
+    from openrft.training import create_job
 
     body = write_job(tmp_path)
     body["method"]["reinforcement"]["grader"] = {"type": "string_check", "name": "g", "input": "{{ item.nothere }}",

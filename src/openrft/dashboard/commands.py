@@ -12,6 +12,8 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from openrft.errors import EXIT_BAD_INPUT
+
 console = Console()
 
 
@@ -32,7 +34,7 @@ def dashboard(
     for root in roots:
         if not root.exists():
             console.print(f"[red]error[/]: {root}: no such directory")
-            raise typer.Exit(1)
+            raise typer.Exit(EXIT_BAD_INPUT)
     found = rundata.discover(roots or [paths.runs_dir(), paths.evals_dir()])
     jobs = sum(1 for ref in found.values() if ref.kind == "job")
     console.print(f"openrft dashboard: {jobs} job(s), {len(found) - jobs} eval run(s) "
@@ -46,17 +48,12 @@ def report(
 ):
     """Write a run's charts as PNG files and one self-contained HTML file."""
     from openrft.dashboard import build_report
-    from openrft.dashboard.rundata import RunDirError
 
     if not run_dir.is_dir():
         console.print(f"[red]error[/]: {run_dir}: no such directory")
-        raise typer.Exit(1)
-    try:
-        with console.status(f"drawing the charts of {run_dir}"):
-            page = build_report(run_dir, out)
-    except RunDirError as exc:
-        console.print(f"[red]error[/]: {exc}")
-        raise typer.Exit(1) from None
+        raise typer.Exit(EXIT_BAD_INPUT)
+    with console.status(f"drawing the charts of {run_dir}"):
+        page = build_report(run_dir, out)
     pngs = sorted(page.parent.glob("*.png"))
     console.print(f"report: [bold]{page}[/] ({len(pngs)} charts: {', '.join(p.name for p in pngs)})")
 

@@ -10,6 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from openrft.errors import EXIT_BAD_INPUT
+
 data_app = typer.Typer(no_args_is_help=True, add_completion=False,
                        help="Check, split, balance, describe and export RFT datasets (OpenAI JSONL).")
 console = Console(soft_wrap=True)  # long paths and reasons stay on one line (greppable)
@@ -18,7 +20,7 @@ errors = Console(stderr=True, soft_wrap=True)
 
 def _fail(message: str) -> NoReturn:
     errors.print(f"[red]error[/]: {message}", highlight=False)
-    raise typer.Exit(1)
+    raise typer.Exit(EXIT_BAD_INPUT)
 
 
 def _print_problems(problems) -> None:
@@ -58,7 +60,7 @@ def check(file: Path = typer.Argument(..., help="the JSONL file to check"),
     if problems:
         _print_problems(problems)
         errors.print(f"[red]{len(problems)} problem(s)[/] in {file} (checked as {method} rows)", highlight=False)
-        raise typer.Exit(2)
+        raise typer.Exit(EXIT_BAD_INPUT)
     console.print(f"[green]ok[/]: {file}: {len(rows)} rows, no problems (checked as {method} rows)", highlight=False)
 
 

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from openrft.doctor.checks import duration
+from openrft.errors import EXIT_FAILED
 
 console = Console()
 COLOURS = {"ok": "green", "warn": "yellow", "stop": "bold red"}
@@ -23,18 +24,12 @@ def doctor_command(
 ):
     """Check a job before training: reward signal, grader, labels, errors, and its time on this machine.
 
-    Exit code 0 when no check says stop, 1 otherwise.
+    Exit status 0 when no check says stop, 1 when one does, 2 when the job or its data cannot be used.
     """
-    from openrft.data import DatasetError
     from openrft.doctor.report import diagnose
-    from openrft.training.spec import JobSpecError
 
     status = Console(stderr=True, quiet=as_json)
-    try:
-        report = diagnose(job, rows=rows, progress=not as_json, log=lambda m: status.print(f"[dim]doctor:[/] {m}"))
-    except (JobSpecError, DatasetError) as exc:
-        Console(stderr=True).print(f"[red]error[/]: {exc}")
-        raise typer.Exit(1) from None
+    report = diagnose(job, rows=rows, progress=not as_json, log=lambda m: status.print(f"[dim]doctor:[/] {m}"))
     if as_json:
         print(json.dumps(report, indent=2, default=str))
     else:
@@ -44,7 +39,7 @@ def doctor_command(
         verdict = report["verdict"]
         console.print(f"verdict: [{COLOURS[verdict]}]{verdict}[/] ({duration(report['elapsed_s'])})")
     if report["verdict"] == "stop":
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FAILED)
 
 
 def report_table(report: dict) -> Table:

@@ -29,18 +29,18 @@ def diagnose(job: str | Path | dict, *, rows: int = DEFAULT_ROWS, progress: bool
              file_resolver: Callable[[str], Path] | None = None, log: Callable[[str], None] | None = None) -> dict:
     """Run every check on a job file or body; returns the report (see `openrft doctor --json`).
 
-    Raises `openrft.training.JobSpecError` when the job itself does not validate.
+    Raises `openrft.spec.JobSpecError` when the job itself does not validate.
     """
     from openrft.data import check_file, dataset_stats, read_jsonl
     from openrft.data.validate import grader_item_fields
+    from openrft.spec import parse_job
     from openrft.training.job import resolve_file
-    from openrft.training.spec import parse_job
 
     say = log or (lambda _message: None)
     began = time.perf_counter()
     spec = parse_job(job) if isinstance(job, dict) else parse_job(Path(job))
     if spec.method.type != "reinforcement":
-        from openrft.training.spec import JobSpecError
+        from openrft.spec import JobSpecError
 
         raise JobSpecError(f"method.type: openrft doctor checks reinforcement jobs (sampling, grading, reward "
                            f"signal); a {spec.method.type} job has no grader to check: use `openrft data check` on "

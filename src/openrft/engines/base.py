@@ -9,13 +9,20 @@ finish reason and timing.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
 from openrft.errors import RuntimeFailure
 
 Messages = list[dict[str, Any]]  # one chat prompt: [{"role": ..., "content": ...}, ...]
 
-REASONING_EFFORTS = ("low", "medium", "high")
+REASONING_EFFORTS = ("low", "medium", "high")  # the engine's levels, each with its token budget (reasoning.py)
+# OpenAI's reasoning_effort values (jobs, chat completions, responses, graders) as the engine's levels: the one
+# table that reads them (`reasoning.effort_level`). default / none: no reasoning segment; minimal: low; xhigh and
+# max: high, the largest budget.
+ReasoningEffort = Literal["default", "none", "minimal", "low", "medium", "high", "xhigh", "max"]
+EFFORT_LEVELS: dict[str, str | None] = {"default": None, "none": None, "minimal": "low", "low": "low",
+                                        "medium": "medium", "high": "high", "xhigh": "high", "max": "high"}
+assert set(get_args(ReasoningEffort)) == set(EFFORT_LEVELS)
 
 
 @dataclass
@@ -26,7 +33,7 @@ class SamplingParams:
     max_tokens: int = 256  # new tokens per sample, reasoning included
     seed: int | None = None
     response_format: dict | None = None  # OpenAI's {"type": "json_schema", "json_schema": {...}} or None
-    reasoning_effort: str | None = None  # None / "default" (no reasoning segment) or low / medium / high
+    reasoning_effort: str | None = None  # None (no reasoning segment) or one of OpenAI's values (EFFORT_LEVELS)
     min_tokens: int = 0  # end-of-sequence is suppressed before this many new tokens (as vLLM's min_tokens;
     # benchmarks use it to fix the length; ignored when a grammar constrains the completion)
     # OpenAI function tools offered to every prompt of the call, and how they may be used (engines/tools.py):

@@ -1,7 +1,8 @@
 """Reasoning effort: a think-then-answer format with a token budget per level.
 
-`reasoning_effort` None or "default" means no reasoning segment. "low", "medium" and "high" give the
-model a `<think>…</think>` segment of at most `BUDGETS[level]` tokens before its answer:
+`reasoning_effort` None, "default" or "none" means no reasoning segment. "low", "medium" and "high" (and OpenAI's
+"minimal", "xhigh", "max", read as low, high, high: `effort_level`) give the model a `<think>…</think>` segment
+of at most `BUDGETS[level]` tokens before its answer:
 
 - models with a native thinking format (their chat template knows `enable_thinking`, and `<think>`
   and `</think>` are tokens of their vocabulary, as in Qwen3) use theirs: the template is rendered
@@ -16,7 +17,7 @@ may follow. The reasoning text is kept apart from the answer: `split_completion`
 
 from __future__ import annotations
 
-from openrft.engines.base import REASONING_EFFORTS, EngineError, Messages
+from openrft.engines.base import EFFORT_LEVELS, EngineError, Messages
 from openrft.engines.structured import ThinkFormat
 from openrft.engines.tools import ToolUse, prompt_messages
 
@@ -28,12 +29,13 @@ INSTRUCTION = ("Think step by step before answering. Write your reasoning betwee
 
 
 def effort_level(effort: str | None) -> str | None:
-    """The reasoning level a `reasoning_effort` value asks for (None: no reasoning segment)."""
-    if effort is None or effort == "default":
+    """The engine's level (low, medium, high) for one of OpenAI's `reasoning_effort` values (None: no reasoning
+    segment)."""
+    if effort is None:
         return None
-    if effort not in REASONING_EFFORTS:
-        raise EngineError(f"reasoning_effort: expected one of default, {', '.join(REASONING_EFFORTS)}, got {effort!r}")
-    return effort
+    if effort not in EFFORT_LEVELS:
+        raise EngineError(f"reasoning_effort: expected one of {', '.join(EFFORT_LEVELS)}, got {effort!r}")
+    return EFFORT_LEVELS[effort]
 
 
 def _template_text(tokenizer) -> str:

@@ -117,8 +117,11 @@ def baseline_predictions(train_rows: list[dict], n_items: int, runs: int, *, lab
     """Model-free predictors: predictions[name][item][run] is a label list (and `_k` the most_frequent k).
 
     - `most_frequent`: always the k most frequent training labels, k = the rounded mean label cardinality;
-    - `random`: k labels drawn uniformly, k drawn from the training cardinality distribution.
-    Both reveal reward hacking: a model that only beats them by predicting frequent labels has learnt little.
+    - `random`: k labels drawn uniformly, k drawn from the training cardinality distribution;
+    - `every_label` (multi-label rows only): always every label. Recall 1 for every class makes its macro-F1 high
+      (each class scores 2f/(1+f) for its frequency f), so a model that beats the others on macro-F1 only by
+      naming more labels has learnt nothing.
+    They reveal reward hacking: a model that only beats them by predicting frequent labels has learnt little.
     """
     frequencies = label_frequencies(train_rows, label_key)
     cardinalities = [len(row.get(label_key) or []) for row in train_rows] or [1]
@@ -127,8 +130,11 @@ def baseline_predictions(train_rows: list[dict], n_items: int, runs: int, *, lab
     rng = random.Random(seed)
     random_preds = [[rng.sample(labels, min(len(labels), rng.choice(cardinalities))) for _ in range(runs)]
                     for _ in range(n_items)]
-    return {"most_frequent": [[list(top) for _ in range(runs)] for _ in range(n_items)], "random": random_preds,
-            "_k": k}
+    predictions: dict[str, Any] = {"most_frequent": [[list(top) for _ in range(runs)] for _ in range(n_items)],
+                                   "random": random_preds, "_k": k}
+    if max(cardinalities) > 1:
+        predictions["every_label"] = [[list(labels) for _ in range(runs)] for _ in range(n_items)]
+    return predictions
 
 
 def baseline_sample(predicted: list[str]) -> dict:

@@ -3,8 +3,8 @@
 `run_eval` samples every row `runs` times with the same prompts, response_format and grader as training,
 grades each sample, and aggregates: reward mean with a 95% interval and the run-to-run noise, per-item
 mean/max/min/std, pass rate, errors by kind, tokens and latency, and for label tasks micro/macro
-precision/recall/F1 with the two model-free baselines graded by the same grader. The trainer's validation
-step calls this function; so does `openrft eval`, and the API's eval runs.
+precision/recall/F1 with the model-free baselines (`metrics.baseline_predictions`) graded by the same grader.
+The trainer's validation step calls this function; so does `openrft eval`, and the API's eval runs.
 """
 
 from __future__ import annotations
@@ -177,7 +177,9 @@ def _baselines(rollouts: list[Rollout], grader, train_rows: list[dict], labels: 
     predictions = metrics.baseline_predictions(train_rows, len(rollouts), runs, labels=labels, label_key=label_key,
                                                seed=seed)
     out = {}
-    for name in ("most_frequent", "random"):
+    for name in ("most_frequent", "random", "every_label"):
+        if name not in predictions:
+            continue
         preds = predictions[name]
         pairs = [(metrics.baseline_sample(preds[i][k]), grader_item(r.row))
                  for i, r in enumerate(rollouts) for k in range(runs)]

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import typer
 
+from openrft.errors import EXIT_BAD_INPUT
+
 
 def _read_json(source: str) -> object:
     try:
@@ -35,7 +37,7 @@ def _fail(exc) -> None:
     error = {"error": {"message": str(exc), "type": "invalid_request_error", "param": exc.field or None,
                        "code": "invalid_grader"}}
     typer.echo(json.dumps(error, indent=2))
-    raise typer.Exit(1)
+    raise typer.Exit(EXIT_BAD_INPUT)
 
 
 def grade_command(

@@ -29,7 +29,7 @@ from openai.types.fine_tuning.reinforcement_hyperparameters import Reinforcement
 from openai.types.fine_tuning.supervised_hyperparameters import SupervisedHyperparameters
 from pydantic import BaseModel, ConfigDict
 
-from openrft.training.spec import OpenrftOptions
+from openrft.spec import OpenrftOptions
 
 Number = Union[int, float]  # an int stays an int when the file is written back
 JobStatus = Literal["validating_files", "queued", "running", "paused", "succeeded", "failed", "cancelled"]

@@ -31,6 +31,8 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from openrft.engines import Sample, SamplingParams
+from openrft.engines.base import ReasoningEffort
+from openrft.engines.reasoning import effort_level
 from openrft.ids import chat_completion_id
 from openrft.service.app import store_of
 from openrft.service.errors import APIError, bad_request
@@ -44,10 +46,6 @@ REQUEST_PARAMS = {"n", "temperature", "top_p", "max_tokens", "seed", "response_f
 # Accepted and without effect here: they tag, route or bill a request on OpenAI's side.
 IGNORED_PARAMS = {"user", "safety_identifier", "prompt_cache_key", "prompt_cache_retention", "service_tier",
                   "metadata"}
-# OpenAI's reasoning_effort values as the engine's levels (None: no reasoning segment).
-REASONING_EFFORTS = {None: None, "default": None, "none": None, "minimal": "low", "low": "low",
-                     "medium": "medium", "high": "high", "xhigh": "high", "max": "high"}
-ReasoningEffort = Literal["default", "none", "minimal", "low", "medium", "high", "xhigh", "max"]
 
 
 class ChatMessage(BaseModel):
@@ -262,22 +260,13 @@ def tool_calls_of(calls: Any, param: str) -> list[dict]:
     return out
 
 
-def reasoning_effort_of(value: str | None) -> str | None:
-    """OpenAI's reasoning_effort as the engine's level: none/default -> no reasoning, minimal -> low, xhigh and
-    max -> high (the engine's largest reasoning budget)."""
-    if value not in REASONING_EFFORTS:
-        raise bad_request(f"Invalid value for 'reasoning_effort': {value!r} (expected one of "
-                          f"{', '.join(k for k in REASONING_EFFORTS if k)}).", param="reasoning_effort")
-    return REASONING_EFFORTS[value]
-
-
 def engine_params(*, n: int = 1, temperature: float | None, top_p: float | None, max_tokens: int | None,
                   seed: int | None, response_format: dict | None, reasoning_effort: str | None,
                   tools: list[dict] | None = None, tool_choice: str | dict | None = None,
                   parallel_tool_calls: bool | None = None) -> SamplingParams:
     """The engine's SamplingParams for a request; `top_p` 0 (only the most likely token) is greedy decoding."""
     params = SamplingParams(n=n, seed=seed, response_format=response_format,
-                            reasoning_effort=reasoning_effort_of(reasoning_effort), tools=tools or None,
+                            reasoning_effort=effort_level(reasoning_effort), tools=tools or None,
                             tool_choice=tool_choice, parallel_tool_calls=parallel_tool_calls)
     if temperature is not None:
         params.temperature = temperature

@@ -47,7 +47,7 @@ PARTIAL_ITEMS = "output_items.partial.jsonl"
 def _criterion(criterion: Any, index: int) -> dict:
     """A testing criterion as the eval keeps it, with a new `id` (one it was sent with, as returned, is dropped)."""
     from openrft.service.graders import parse
-    from openrft.training.spec import clean_grader
+    from openrft.spec import clean_grader
 
     param = f"testing_criteria[{index}]"
     if not isinstance(criterion, dict):

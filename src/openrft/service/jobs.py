@@ -49,7 +49,7 @@ from openrft.service.errors import APIError, bad_request, not_found
 from openrft.service.files import resolve
 from openrft.service.pagination import page
 from openrft.service.store import Store, files, jobs
-from openrft.training.spec import METHOD_TYPES
+from openrft.spec import METHOD_TYPES
 
 router = APIRouter(prefix="/fine_tuning/jobs")
 permissions = APIRouter(prefix="/fine_tuning/checkpoints")
@@ -299,7 +299,7 @@ def _refusal(exc: BaseException, body: dict, store: Store) -> APIError | None:
 
     from openrft.data import DatasetError
     from openrft.graders import GraderValidationError
-    from openrft.training import JobSpecError
+    from openrft.spec import JobSpecError
 
     if isinstance(exc, APIError):
         return exc

@@ -27,9 +27,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from openrft import ids
 from openrft.engines import Sample
+from openrft.engines.base import ReasoningEffort
 from openrft.service.chat import (
     IGNORED_PARAMS,
-    ReasoningEffort,
     check_tools,
     content_text,
     engine_params,

@@ -45,6 +45,7 @@ def run_training_job(store: Store, job_id: str, should_stop: ShouldStop) -> str:
 
     "queued" means the job was interrupted (SIGTERM / Ctrl-C) at a step boundary with its state saved.
     """
+    from openrft.dashboard import report_finished_job
     from openrft.graders.sandbox import sandbox_caller
     from openrft.runs import load_job
     from openrft.service.jobs import set_status
@@ -56,6 +57,7 @@ def run_training_job(store: Store, job_id: str, should_stop: ShouldStop) -> str:
     try:
         with sandbox_caller(f"job:{job_id}"):  # the job's python grades share one caller's share of the pool
             job = run_job(run_dir, should_stop=should_stop, progress=False)
+        report_finished_job(run_dir, job["status"])
     except Exception as exc:  # run_job marks the job failed before it re-raises; record it if it could not
         log.exception("job %s crashed", job_id)
         if load_job(run_dir).status != "failed":

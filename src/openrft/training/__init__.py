@@ -1,8 +1,9 @@
-"""The trainer: OpenAI's job spec and hyperparameters; grader-driven policy optimization (RFT, loop.py), supervised
-and DPO fine-tuning (offline.py, sft.py, dpo.py); checkpoints and resume.
+"""The trainer: the resolved hyperparameters; grader-driven policy optimization (RFT, loop.py), supervised
+and DPO fine-tuning (offline.py, sft.py, dpo.py); checkpoints and resume. The job body they run is
+`openrft.spec`'s.
 
-The names below are imported on first use, so that `openrft.training.spec` (the job contract, which
-`openrft.runs` types the stored job with) loads without the trainer and torch.
+The names below are imported on first use, so that a light module of the package (hyperparams, guards) loads
+without the trainer and torch.
 """
 
 from __future__ import annotations
@@ -10,13 +11,11 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_NAMES = {"JobSpec": "openrft.training.spec", "JobSpecError": "openrft.training.spec",
-          "parse_job": "openrft.training.spec", "create_job": "openrft.training.job",
+_NAMES = {"create_job": "openrft.training.job",
           "load_job": "openrft.training.job", "run_job": "openrft.training.loop",
           "list_checkpoints": "openrft.training.job", "read_events": "openrft.training.job"}
 
-__all__ = ["JobSpec", "JobSpecError", "create_job", "list_checkpoints", "load_job", "parse_job", "read_events",
-           "run_job"]
+__all__ = ["create_job", "list_checkpoints", "load_job", "read_events", "run_job"]
 
 
 def __getattr__(name: str) -> Any:

@@ -11,6 +11,8 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from openrft.errors import EXIT_BAD_INPUT, EXIT_FAILED
+
 console = Console()
 
 
@@ -24,6 +26,7 @@ def train_command(
                                      "(then launch `torchrun … -m openrft.training.worker RUN_DIR` on each node)"),
 ):
     """Train: sample, grade, update; validate every eval_interval steps; checkpoint the best."""
+    from openrft.dashboard import report_finished_job
     from openrft.runs import load_job, save_job
     from openrft.training import run_job
 
@@ -34,7 +37,7 @@ def train_command(
             raise typer.BadParameter(f"{resume}: not a job run directory (no job.json)", param_hint="--resume")
         run_dir = resume
     else:
-        from openrft.training.spec import load_job_body
+        from openrft.spec import load_job_body
 
         assert job_file is not None  # checked above
         body = load_job_body(job_file)
@@ -57,24 +60,26 @@ def train_command(
                "-m", "openrft.training.worker", str(run_dir)]
         raise typer.Exit(subprocess.call(cmd))
     job = run_job(run_dir)
+    report_finished_job(run_dir, job["status"])
     _print_outcome(job, run_dir)
     if job["status"] == "failed":
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FAILED)
 
 
 def _create(body, job_file):
     from openrft.data import DatasetError
     from openrft.graders import GraderValidationError
-    from openrft.training import JobSpecError, create_job
+    from openrft.spec import JobSpecError
+    from openrft.training import create_job
 
     try:
         return create_job(body)
     except (JobSpecError, GraderValidationError) as exc:
         console.print(f"[red]error[/] in {job_file}: {exc}")
-        raise typer.Exit(2) from None
+        raise typer.Exit(EXIT_BAD_INPUT) from None
     except DatasetError as exc:
         console.print(f"[red]error[/]: the data has problems; nothing was trained:\n{exc}")
-        raise typer.Exit(2) from None
+        raise typer.Exit(EXIT_BAD_INPUT) from None
 
 
 def _print_outcome(job: dict, run_dir: Path) -> None:

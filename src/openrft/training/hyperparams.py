@@ -32,7 +32,7 @@ import math
 import random
 from typing import Any
 
-from openrft.training.spec import DpoHyperparameters, JobSpec
+from openrft.spec import DpoHyperparameters, JobSpec
 
 GROUP_SIZE_BASE = 8
 

@@ -10,8 +10,8 @@ from openrft import ids, paths, runs
 from openrft.runs import EventLog, Job, save_job, write_json
 from openrft.runs.jobs import job_from_dict
 from openrft.runs.models import TERMINAL
+from openrft.spec import JobSpec, JobSpecError, parse_job
 from openrft.training import hyperparams
-from openrft.training.spec import JobSpec, JobSpecError, parse_job
 
 __all__ = ["TERMINAL", "build_job", "create_job", "list_checkpoints", "load_job", "read_events"]
 

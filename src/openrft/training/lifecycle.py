@@ -57,7 +57,7 @@ def stop(run_dir: Path, job, log: EventLog, action: str, model, tokenizer, optim
     return finish(run_dir, record, log, "cancelled")
 
 
-__all__ = ["JobError", "finish", "report", "resume", "stop"]
+__all__ = ["JobError", "finish", "resume", "stop"]
 
 
 def finish(run_dir: Path, job: Job, log: EventLog, status: JobStatus, error: JobError | None = None) -> Job:
@@ -73,15 +73,3 @@ def finish(run_dir: Path, job: Job, log: EventLog, status: JobStatus, error: Job
     save_job(run_dir, job)
     return job
 
-
-def report(run_dir: Path, log: EventLog) -> None:
-    """The finished job's static report (openrft.dashboard), when the dashboard is installed; never fails the job."""
-    try:
-        from openrft.dashboard import build_report
-    except ImportError:
-        return
-    try:
-        path = build_report(run_dir)
-        log.emit(f"Report written: {path}")
-    except Exception as exc:  # a report is a convenience; it never fails a finished job
-        log.emit(f"Report could not be written: {exc}", level="warn")

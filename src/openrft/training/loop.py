@@ -37,7 +37,7 @@ from openrft.runs import TERMINAL, EventLog, Job, ResolvedJob, load_job, save_jo
 from openrft.training.checkpoints import apply_retention, save_model, save_state, write_checkpoint
 from openrft.training.distributed import Distributed, SignalStop, unwrap
 from openrft.training.guards import check_step
-from openrft.training.lifecycle import finish, report, resume, stop
+from openrft.training.lifecycle import finish, resume, stop
 from openrft.training.metrics import metrics_event, step_message
 from openrft.training.policy import build_policy, set_seed
 from openrft.training.trackers import Trackers
@@ -177,7 +177,6 @@ def train_rft(run_dir: Path, job: ResolvedJob, log: EventLog, should_stop, progr
         log.emit(f"Best validation reward {best['reward']:.4f} at step {best['step']}")
     if trackers:
         trackers.close()
-    report(run_dir, log)
     return finish(run_dir, record, log, "succeeded")
 
 

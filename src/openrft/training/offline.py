@@ -12,8 +12,8 @@
 
 Everything else is shared with the RFT loop (openrft.training.loop): the job read once (`openrft.runs.ResolvedJob`),
 the starting model, LoRA or full fine-tuning and the optimizer (`openrft.training.policy`), checkpoints and resume
-state, pause / cancel / Ctrl-C at step boundaries (`openrft.training.lifecycle`), the events log, the trackers, the
-final model and the report. One process only (no `--processes`).
+state, pause / cancel / Ctrl-C at step boundaries (`openrft.training.lifecycle`), the events log, the trackers and the
+final model. One process only (no `--processes`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from openrft import faults
 from openrft.runs import EventLog, Job, ResolvedJob, save_job
 from openrft.training.checkpoints import apply_retention, save_model, save_state, write_checkpoint
 from openrft.training.distributed import Distributed, SignalStop, unwrap
-from openrft.training.lifecycle import finish, report, resume, stop
+from openrft.training.lifecycle import finish, resume, stop
 from openrft.training.loop import JobFailed
 from openrft.training.policy import build_policy, set_seed
 from openrft.training.trackers import Trackers
@@ -154,7 +154,6 @@ def train_offline(run_dir: Path, job: ResolvedJob, log: EventLog, should_stop, p
     if best:
         log.emit(f"Best full validation loss {best['loss']:.4f} at step {best['step']}")
     trackers.close()
-    report(run_dir, log)
     return finish(run_dir, record, log, "succeeded")
 
 

@@ -8,8 +8,8 @@ import random
 import numpy as np
 import torch
 
+from openrft.spec import OpenrftOptions
 from openrft.training.distributed import Distributed
-from openrft.training.spec import OpenrftOptions
 
 
 def set_seed(seed: int) -> None:
