@@ -210,10 +210,8 @@ def item_groups(result, group_key: str | None) -> dict[tuple, str]:
     item's row in the run's output items (whatever group key the eval recorded), else the summary's `group`."""
     from openrft.data.splits import group_of
 
-    rows = {}
-    for item in result.output_items:
-        rows[item["datasource_item_id"]] = {**item.get("datasource_item", {}),
-                                            "messages": item.get("sample", {}).get("input")}
+    rows = {item.datasource_item_id: {**item.datasource_item, "messages": item.sample.input}
+            for item in result.output_items}
     groups = {}
     for item in result.summary["items"]:
         key = (item.get("index"), item.get("id"))
@@ -269,8 +267,8 @@ def validation_groups(run_dir: Path) -> set[str]:
     group_key = runs.ResolvedJob.load(run_dir).options.group_key
     groups = set()
     for path in (run_dir / "evals").glob("step-*/output_items.jsonl"):
-        for item in runs.read_jsonl(path):
-            groups.add(group_of({**item["datasource_item"], "messages": item["sample"]["input"]}, group_key))
+        for item in runs.read_output_items(path.parent):
+            groups.add(group_of({**item.datasource_item, "messages": item.sample.input}, group_key))
     return groups
 
 

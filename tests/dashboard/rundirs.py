@@ -15,6 +15,7 @@ from pathlib import Path
 
 from openrft.evals import metrics
 from openrft.evals.run import EvalResult, write_eval
+from openrft.runs import EvalRun, OutputItem
 
 LABELS = ["tax", "trade", "health", "energy"]
 GRADERS = [("f1", "multi"), ("precision", "python"), ("recall", "python")]
@@ -85,7 +86,8 @@ def write_eval_run(path: Path, *, skill: float, n_items: int = 6, runs: int = 3,
                              "passed": sum(1 for it in items if it["status"] == "pass"),
                              "failed": sum(1 for it in items if it["status"] == "fail")},
            "per_model_usage": [], "per_testing_criteria_results": [], "data_source": {}, "metadata": {}, "error": None}
-    write_eval(EvalResult(run, summary, items), path, plots=False)
+    write_eval(EvalResult(EvalRun.model_validate(run), summary, [OutputItem.model_validate(i) for i in items]), path,
+               plots=False)
     return path
 
 

@@ -135,11 +135,17 @@ def test_a_label_task_exports_its_canonical_answer_as_the_assistant_message(tmp_
 
 
 def eval_item(index: int, run: int, output: str, score: float | None, status: str = "fail") -> dict:
+    """An output item as `openrft eval` writes it (`openrft.runs.OutputItem`)."""
     results = [] if score is None else [{"name": "f1", "score": score, "passed": score >= 0.5}]
-    return {"object": "eval.run.output_item", "datasource_item_id": index, "status": status,
+    return {"object": "eval.run.output_item", "id": f"outputitem_{index}_{run}", "run_id": "evalrun_x",
+            "eval_id": "eval_x", "created_at": 1, "datasource_item_id": index, "status": status,
             "datasource_item": {"labels": ["law"], "celex_id": f"c{index}"}, "results": results,
             "sample": {"input": [{"role": "user", "content": f"Act {index}"}],
-                       "output": [{"role": "assistant", "content": output}], "run": run}}
+                       "output": [{"role": "assistant", "content": output}], "finish_reason": "stop",
+                       "model": "m", "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2,
+                                               "cached_tokens": 0},
+                       "error": None, "temperature": 1.0, "max_completion_tokens": 8, "top_p": 1.0, "seed": 0,
+                       "run": run}}
 
 
 def test_preferences_pair_each_items_best_and_worst_sample(tmp_path):

@@ -33,11 +33,11 @@ def test_eval_run_writes_openai_objects_and_figures(home, tmp_path, monkeypatch)
     params = SamplingParams(max_tokens=24, temperature=1.0, seed=3, response_format=FORMAT)
     result = run_eval(rows(), engine=engine, grader=F1, params=params, runs=3, out_dir=tmp_path / "ev",
                       labels=LABELS, train_rows=rows(), progress=False)
-    assert result.run["object"] == "eval.run" and result.run["result_counts"]["total"] == 9
+    assert result.run.object == "eval.run" and result.run.result_counts.total == 9
     assert len(result.output_items) == 9
     item = result.output_items[0]
-    assert item["object"] == "eval.run.output_item" and item["results"][0]["name"] == "f1"
-    assert item["sample"]["output_json"] is not None  # the schema was enforced
+    assert item.object == "eval.run.output_item" and item.results[0].name == "f1"
+    assert item.sample.output_json is not None  # the schema was enforced
     s = result.summary
     assert s["reward"]["runs"] == 3 and len(s["items"]) == 3
     for it in s["items"]:
@@ -71,7 +71,7 @@ def test_eval_run_writes_openai_objects_and_figures(home, tmp_path, monkeypatch)
     assert out.exit_code == 0, out.output
     assert "comparison" in out.output and "baseline:most_frequent" in out.output
     lines = (tmp_path / "ev" / "output_items.jsonl").read_text().splitlines()
-    assert json.loads(lines[0])["run_id"] == result.run["id"]
+    assert json.loads(lines[0])["run_id"] == result.run.id
 
 
 def test_eval_folders_of_model_paths_are_never_hidden():

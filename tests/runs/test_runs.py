@@ -1,6 +1,6 @@
 """openrft.runs: the typed run directory. `old_run/` is a real run directory written before openrft.runs existed
-(job.json, the first events, three checkpoint records of a 16-step EuroVoc RFT job): it must load and be written
-back unchanged."""
+(job.json, the first events, three checkpoint records of a 16-step EuroVoc RFT job, and its step-16 validation run:
+run.json and three of its output items, their prompts cut short): it must load and be written back unchanged."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from openrft import runs
-from openrft.runs import Checkpoint, EventLog, MetricsData, ResolvedJob, RunFileError
+from openrft.runs import Checkpoint, EvalRun, EventLog, MetricsData, OutputItem, ResolvedJob, RunFileError
 
 OLD_RUN = Path(__file__).parent / "old_run"
 
@@ -137,3 +137,84 @@ def test_metrics_data_keeps_the_flat_keys_of_supervised_steps():
                                        "timing": {"training": 0.1, "eval": 0.2, "full_iteration": 0.3}})
     assert data.flat("train_loss") == 1.5 and data.flat("full_valid_loss") == 1.25 and data.valid_reward is None
     assert data.to_dict()["timing"] == {"training": 0.1, "eval": 0.2, "full_iteration": 0.3}
+
+
+def test_an_old_eval_run_and_its_output_items_load_typed_and_are_written_back_unchanged(tmp_path):
+    from openrft.runs.files import write_json, write_jsonl
+
+    step = OLD_RUN / "evals" / "step-16"
+    raw_run = json.loads((step / "run.json").read_text())
+    raw_items = [json.loads(line) for line in (step / "output_items.jsonl").read_text().splitlines()]
+    run, items = runs.read_eval_run(step), runs.read_output_items(step)
+    assert (run.status, run.result_counts.total, run.per_model_usage[0].run_model_name) == ("completed", 72, "default")
+    assert [item.datasource_item_id for item in items] == [0, 0, 0] and [i.sample.run for i in items] == [0, 1, 2]
+    assert items[0].reward == raw_items[0]["results"][0]["score"] and items[0].sample.error is None
+    assert items[0].results[0].sub_rewards == raw_items[0]["results"][0]["sub_rewards"]
+    assert run.to_dict() == raw_run and [item.to_dict() for item in items] == raw_items
+    # keys this openrft does not know (a newer one's, or a grader's) are kept, and an int stays an int
+    raw_run["future"] = {"kept": True}
+    raw_items[0]["sample"]["logprobs"] = [-0.5]
+    raw_items[0]["results"][0]["score"] = 1
+    raw_items[0]["results"][0]["future"] = "kept"
+    write_json(tmp_path / "run.json", raw_run)
+    write_jsonl(tmp_path / "output_items.jsonl", raw_items)
+    write_json(tmp_path / "run.json", runs.read_eval_run(tmp_path).to_dict())
+    write_jsonl(tmp_path / "output_items.jsonl", [item.to_dict() for item in runs.read_output_items(tmp_path)])
+    assert json.loads((tmp_path / "run.json").read_text()) == raw_run
+    written = [json.loads(line) for line in (tmp_path / "output_items.jsonl").read_text().splitlines()]
+    assert written == raw_items and isinstance(written[0]["results"][0]["score"], int)
+
+
+def test_an_eval_run_s_files_round_trip_through_the_typed_models_with_no_new_keys(tmp_path):
+    """What `run_eval` writes is what it built: the typed run and items, key for key (no null it did not write)."""
+    from openrft.engines import SamplingParams
+    from openrft.engines.given import GivenSamples, given_sample
+    from openrft.evals import load_eval, run_eval
+
+    rows = [{"messages": [{"role": "user", "content": f"Is {i} even?"}], "answer": "yes" if i % 2 == 0 else "no"}
+            for i in range(3)]
+    call = {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    given = [given_sample(0, {"output_text": '{"answer": "yes"}'}), given_sample(1, {"output_text": "not json"}),
+             given_sample(2, {"output_text": "", "output_tools": [call]})]
+    grader = {"type": "string_check", "name": "exact", "input": "{{sample.output_json.answer}}",
+              "reference": "{{item.answer}}", "operation": "eq"}
+    result = run_eval(rows, engine=GivenSamples(given), grader=grader, out_dir=tmp_path, progress=False, plots=False,
+                      params=SamplingParams(temperature=1, seed=None, response_format={"type": "json_object"}))
+    raw_run = json.loads((tmp_path / "run.json").read_text())
+    raw_items = [json.loads(line) for line in (tmp_path / "output_items.jsonl").read_text().splitlines()]
+    assert raw_run == result.run.to_dict() and EvalRun.model_validate(raw_run).to_dict() == raw_run
+    assert raw_items == [item.to_dict() for item in result.output_items]
+    assert [OutputItem.model_validate(raw).to_dict() for raw in raw_items] == raw_items
+    again = load_eval(tmp_path)
+    assert again.run == result.run and again.output_items == result.output_items
+    assert set(raw_run) == {"object", "id", "eval_id", "status", "model", "name", "created_at", "report_url",
+                            "result_counts", "per_model_usage", "per_testing_criteria_results", "data_source",
+                            "metadata", "error"}
+    assert raw_run["error"] is None and raw_run["data_source"]["source"] == {"type": "file_content", "count": 3}
+    assert {key for raw in raw_items for key in raw} == {
+        "object", "id", "run_id", "eval_id", "created_at", "status", "datasource_item_id", "datasource_item",
+        "results", "sample"}
+    assert {key for raw in raw_items for key in raw["sample"]} == {
+        "input", "output", "output_json", "reasoning", "finish_reason", "model", "usage", "error", "temperature",
+        "max_completion_tokens", "top_p", "seed", "latency_s", "run"}
+    assert [raw["status"] for raw in raw_items] == ["pass", "fail", "fail"]
+    assert raw_items[0]["sample"]["temperature"] == 1 and isinstance(raw_items[0]["sample"]["temperature"], int)
+    assert raw_items[2]["sample"]["output"] == [{"role": "assistant", "content": "", "tool_calls": [call]}]
+    assert raw_items[0]["results"][0] == {"name": "exact", "type": "string_check", "score": 1.0, "passed": True,
+                                          "sub_rewards": {}, "error_kind": None, "errors": {}}
+
+
+def test_an_output_item_that_is_not_one_is_refused_naming_the_file_the_line_and_the_field(tmp_path):
+    step = OLD_RUN / "evals" / "step-16"
+    lines = (step / "output_items.jsonl").read_text().splitlines()
+    broken = json.loads(lines[1])
+    del broken["sample"]["usage"]
+    (tmp_path / "output_items.jsonl").write_text(lines[0] + "\n" + json.dumps(broken) + "\n")
+    with pytest.raises(RunFileError, match=r"output_items\.jsonl: line 2: not an output item: sample\.usage: Field"):
+        runs.read_output_items(tmp_path)
+    assert runs.read_output_items(tmp_path / "elsewhere") == []
+    (tmp_path / "run.json").write_text(json.dumps({**json.loads((step / "run.json").read_text()), "status": None}))
+    with pytest.raises(RunFileError, match=r"run\.json: not an eval run: status: Input should be a valid string"):
+        runs.read_eval_run(tmp_path)
+    with pytest.raises(FileNotFoundError, match="no run.json"):
+        runs.read_eval_run(tmp_path / "elsewhere")

@@ -86,7 +86,7 @@ def test_an_eval_run_lists_the_judge_models_usage():
     grader, judges = built_multi()
     result = run_eval(ROWS, engine=Policy(), grader=MULTI, graders=[grader], params=SamplingParams(), runs=2,
                       progress=False, plots=False)
-    usage = {u["model_name"]: u for u in result.run["per_model_usage"]}
+    usage = {u["model_name"]: u for u in result.run.to_dict()["per_model_usage"]}
     assert usage["policy"]["invocation_count"] == 4 and usage["policy"]["prompt_tokens"] == 36
     assert usage["judge-a"] == {"model_name": "judge-a", "invocation_count": 4, "prompt_tokens": 120,
                                 "completion_tokens": 16, "total_tokens": 136, "cached_tokens": 0}

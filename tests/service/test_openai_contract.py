@@ -338,6 +338,54 @@ def test_eval_runs_cancel_and_show_output_items_while_they_progress(client, stor
     assert listed[0].sample.error.message == "not JSON: Expecting value"
 
 
+def sdk_problems(model, body: dict) -> set[tuple]:
+    """Where `body` fails the SDK's own validation of `model` (the SDK's client parses without validating)."""
+    from pydantic import ValidationError
+
+    try:
+        model.model_validate(body)
+    except ValidationError as exc:
+        return {tuple(error["loc"]) for error in exc.errors()}
+    return set()
+
+
+def test_queued_and_completed_eval_runs_and_their_items_are_the_sdk_s_objects(app, store, monkeypatch):
+    """The eval.run of a queued and of a completed run, and an output item, validate as the SDK's types, but for
+    the nulls openrft returns where the SDK's types say a value (no error, no report, no usage yet)."""
+    from openai.types.evals.run_retrieve_response import RunRetrieveResponse
+    from openai.types.evals.runs.output_item_retrieve_response import OutputItemRetrieveResponse
+
+    import openrft.service.engine_cache as engine_cache
+    from openrft.runs import EvalRun, OutputItem
+
+    monkeypatch.setattr(engine_cache, "load_engine", lambda model: FakeEngine(parse_error="not JSON"))
+    http = TestClient(app, headers={"Authorization": f"Bearer {KEY}"})
+    evaluation = http.post("/v1/evals", json={"data_source_config": {"type": "custom", "item_schema": {}},
+                                              "testing_criteria": [GRADER]}).json()
+    source = {"type": "completions", "model": "default",
+              "source": {"type": "file_content", "content": [{"item": {"q": "snow?", "answer": "yes"}}]},
+              "input_messages": {"type": "template", "template": [{"role": "user", "content": "{{item.q}}"}]},
+              "sampling_params": {"max_completion_tokens": 9, "seed": 5}}
+    runs = f"/v1/evals/{evaluation['id']}/runs"
+    queued = http.post(runs, json={"name": "r", "data_source": source}).json()
+    assert queued["status"] == "queued" and EvalRun.model_validate(queued).to_dict() == queued
+    assert sdk_problems(RunRetrieveResponse, queued) == {
+        ("error",), ("report_url",), ("per_model_usage",), ("per_testing_criteria_results",)}
+    assert (queued["error"], queued["report_url"], queued["per_model_usage"]) == (None, None, None)
+    assert Worker(store).run_once() == ("eval_run", queued["id"], "completed")
+    done = http.get(f"{runs}/{queued['id']}").json()
+    assert done["status"] == "completed" and EvalRun.model_validate(done).to_dict() == done
+    assert sdk_problems(RunRetrieveResponse, done) == {("error",), ("report_url",)}
+    assert done["per_testing_criteria_results"] == [
+        {"testing_criteria": evaluation["testing_criteria"][0]["id"], "passed": 0, "failed": 1}]
+    assert done["data_source"] == source and done["per_model_usage"][0]["model_name"] == "fake"
+    [item] = http.get(f"{runs}/{queued['id']}/output_items").json()["data"]
+    assert sdk_problems(OutputItemRetrieveResponse, item) == set()
+    assert item["sample"]["error"] == {"code": "sample_parse_error", "message": "not JSON"}
+    assert OutputItem.model_validate({**item, "sample": {**item["sample"], "error": "not JSON"}}).to_dict() == \
+        {**item, "sample": {**item["sample"], "error": "not JSON"}}  # the file's item, error as text
+
+
 def test_the_responses_data_source_is_sampled_as_the_responses_api(client, store, monkeypatch):
     import openrft.service.engine_cache as engine_cache
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from openrft.dashboard import rundata
+from openrft.runs import read_output_items
 
 COLORS = ["#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#4b5563"]
 NOT_REPORTED = "not reported by this run"
@@ -222,8 +223,7 @@ def eval_charts(ref: rundata.RunRef, out: Path) -> list[tuple[str, Path | str | 
     from openrft.evals.plots import histogram_plot, pr_points, precision_recall_plot, variance_plot
 
     summary = rundata.read_json(ref.path / "summary.json")
-    rewards = [r for r in (rundata.item_reward(i) for i in rundata.read_jsonl(ref.path / "output_items.jsonl"))
-               if r is not None]
+    rewards = [r for r in (rundata.item_reward(i) for i in read_output_items(ref.path)) if r is not None]
     has_summary = bool(summary.get("items")) and rundata.reward_stats(summary).get("mean") is not None
     points = pr_points(summary) if summary else []
     return [

@@ -25,13 +25,12 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
-from pydantic import ValidationError
 
 from openrft import runs
 from openrft.runs import RunFileError, RunRef, discover, step_dirs
 from openrft.runs.discover import is_eval_dir
 from openrft.runs.jobs import is_job_dir
-from openrft.runs.models import EvalRunRecord, GraderFigures, Job, MetricsData
+from openrft.runs.models import GraderFigures, Job, MetricsData, OutputItem
 
 # Statuses in which a run may still change: the page keeps polling these.
 ACTIVE_STATUSES = {"validating_files", "queued", "running", "in_progress"}
@@ -347,24 +346,24 @@ def job_step_evals(ref: RunRef) -> list[dict]:
 # --- eval runs (summary.json as written by openrft.evals) --------------------------------------------------
 
 def eval_summary(ref: RunRef) -> dict:
-    """One row of the run list for an eval run."""
-    try:
-        run = EvalRunRecord.model_validate(read_json(ref.path / "run.json"))
-    except ValidationError as exc:
-        raise RunDirError(f"{ref.path / 'run.json'}: not an eval run: {exc.errors()[0]['msg']}") from None
+    """One row of the run list for an eval run (a folder without its run.json: what its summary tells)."""
     summary = read_json(ref.path / "summary.json")
+    try:
+        run = runs.read_eval_run(ref.path)
+    except FileNotFoundError:
+        run = None
     return {
         "key": ref.key,
         "kind": "eval",
-        "id": run.id or ref.path.name,
-        "name": run.name or summary.get("name"),
-        "status": run.status or ("completed" if summary else None),
-        "model": run.model or summary.get("model"),
-        "task": (run.metadata or {}).get("task"),
-        "created_at": run.created_at,
+        "id": run.id if run else ref.path.name,
+        "name": run.name if run else summary.get("name"),
+        "status": run.status if run else ("completed" if summary else None),
+        "model": run.model if run else summary.get("model"),
+        "task": (run.metadata or {}).get("task") if run else None,
+        "created_at": run.created_at if run else None,
         "reward_mean": reward_stats(summary).get("mean"),
         "runs": summary.get("runs"),
-        "result_counts": run.result_counts.to_dict() if run.result_counts else None,
+        "result_counts": run.result_counts.to_dict() if run else None,
         "parent": ref.parent,
         "path": str(ref.path),
     }
@@ -373,7 +372,7 @@ def eval_summary(ref: RunRef) -> dict:
 def eval_view(ref: RunRef) -> dict:
     """Everything the eval page draws: variance study, reward histogram, precision/recall, headline figures."""
     summary = read_json(ref.path / "summary.json")
-    items = read_jsonl(ref.path / "output_items.jsonl")
+    items = runs.read_output_items(ref.path)
     head = eval_summary(ref)
     return _finite({
         **head,
@@ -395,10 +394,9 @@ def reward_stats(summary: dict) -> dict:
     return reward if isinstance(reward, dict) else {}
 
 
-def item_reward(item: dict) -> float | None:
-    """The reward of one output item: the first result's score (the RFT grader's when there is one)."""
-    results = item.get("results") or []
-    return _num(results[0].get("score")) if results and isinstance(results[0], dict) else None
+def item_reward(item: OutputItem) -> float | None:
+    """The reward of one output item (its first criterion's score), None when it is not a finite number."""
+    return _num(item.reward)
 
 
 def variance_study(summary: dict) -> dict:
@@ -488,36 +486,35 @@ def headline_figures(summary: dict) -> list[tuple[str, Any]]:
 def output_items(ref: RunRef, *, offset: int = 0, limit: int = 20, status: str | None = None,
                  order: str = "item", query: str | None = None) -> dict:
     """A page of output items, slimmed for display; filter by status or text, order by item or reward."""
-    items = list(read_jsonl(ref.path / "output_items.jsonl"))
+    items = runs.read_output_items(ref.path)
     if status:
-        items = [item for item in items if item.get("status") == status]
+        items = [item for item in items if item.status == status]
     if query:
         needle = query.lower()
-        items = [item for item in items if needle in json.dumps(item, ensure_ascii=False).lower()]
+        items = [item for item in items if needle in json.dumps(item.to_dict(), ensure_ascii=False).lower()]
     if order in ("reward_asc", "reward_desc"):
         items.sort(key=lambda item: _or(item_reward(item), -math.inf), reverse=order == "reward_desc")
     page = items[offset:offset + limit]
     return _finite({"total": len(items), "offset": offset, "limit": limit, "items": [slim_item(item) for item in page]})
 
 
-def slim_item(item: dict) -> dict:
+def slim_item(item: OutputItem) -> dict:
     """An output item as the page shows it: prompt, answer, reasoning, reference fields and each grade."""
-    sample = item.get("sample") or {}
-    output = sample.get("output") or []
+    sample = item.sample
     return {
-        "id": item.get("id"),
-        "datasource_item_id": item.get("datasource_item_id"),
-        "status": item.get("status"),
+        "id": item.id,
+        "datasource_item_id": item.datasource_item_id,
+        "status": item.status,
         "reward": item_reward(item),
-        "run": sample.get("run"),
-        "input": [_message(m) for m in sample.get("input") or []],
-        "output": "\n".join(_message(m)["content"] for m in output),
-        "reasoning": sample.get("reasoning") or "",
-        "error": sample.get("error"),
-        "finish_reason": sample.get("finish_reason"),
-        "usage": sample.get("usage"),
-        "reference": item.get("datasource_item") or {},
-        "results": item.get("results") or [],
+        "run": sample.run,
+        "input": [_message(m) for m in sample.input],
+        "output": "\n".join(m.content or "" for m in sample.output),
+        "reasoning": sample.reasoning or "",
+        "error": sample.error,
+        "finish_reason": sample.finish_reason,
+        "usage": sample.usage.to_dict(),
+        "reference": item.datasource_item,
+        "results": [r.to_dict() for r in item.results],
     }
 
 

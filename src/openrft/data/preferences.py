@@ -10,41 +10,38 @@ the pair (training ignores them; a group key such as `celex_id` still splits by 
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from pathlib import Path
 
 from openrft.errors import InputError
+from openrft.runs import OutputItem, RunFileError, read_output_items
+from openrft.runs.evals import OUTPUT_ITEMS
 
 
 class PreferenceError(InputError, ValueError):
     """An eval run that cannot be read; the message names the file."""
 
 
-def _grade(item: dict) -> float | None:
-    scores = [r.get("score") for r in item.get("results") or [] if isinstance(r.get("score"), (int, float))]
+def _grade(item: OutputItem) -> float | None:
+    scores = [r.score for r in item.results]
     return sum(scores) / len(scores) if scores else None
 
 
 def preference_rows(eval_run: str | Path, *, min_gap: float = 0.0) -> tuple[list[dict], dict]:
     """(DPO rows, a summary: items, pairs, ties, single, mean_gap) from the eval run directory `eval_run`."""
-    path = Path(eval_run) / "output_items.jsonl"
-    if not path.is_file():
-        raise PreferenceError(f"{eval_run}: not an eval run directory (no output_items.jsonl)")
-    by_item: dict[int, list[dict]] = defaultdict(list)
-    for line, text in enumerate(path.read_text().splitlines(), start=1):
-        if not text.strip():
-            continue
-        try:
-            item = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise PreferenceError(f"{path}:{line}: not valid JSON: {exc.msg}") from None
-        if item.get("status") == "error" or _grade(item) is None:
-            continue
-        by_item[item.get("datasource_item_id")].append(item)
+    if not (Path(eval_run) / OUTPUT_ITEMS).is_file():
+        raise PreferenceError(f"{eval_run}: not an eval run directory (no {OUTPUT_ITEMS})")
+    try:
+        items = read_output_items(eval_run)
+    except RunFileError as exc:
+        raise PreferenceError(str(exc)) from None
+    by_item: dict[int, list[OutputItem]] = defaultdict(list)
+    for item in items:
+        if item.status != "error" and _grade(item) is not None:
+            by_item[item.datasource_item_id].append(item)
     rows, gaps = [], []
     ties = single = 0
-    for key in sorted(by_item, key=lambda k: (k is None, k)):
+    for key in sorted(by_item):
         samples = by_item[key]
         if len(samples) < 2:
             single += 1
@@ -53,18 +50,18 @@ def preference_rows(eval_run: str | Path, *, min_gap: float = 0.0) -> tuple[list
         ranked = sorted(graded, key=lambda pair: pair[0])  # stable: among equal grades the earlier sample is kept
         (low, worst), (high, best) = ranked[0], ranked[-1]
         gap = high - low
-        if gap <= min_gap or best["sample"]["output"] == worst["sample"]["output"]:
+        if gap <= min_gap or best.sample.output == worst.sample.output:
             ties += 1
             continue
         gaps.append(gap)
-        rows.append({"input": {"messages": best["sample"]["input"]},
+        rows.append({"input": {"messages": best.sample.input},
                      "preferred_output": _assistant(best), "non_preferred_output": _assistant(worst),
-                     **{k: v for k, v in (best.get("datasource_item") or {}).items()
+                     **{k: v for k, v in best.datasource_item.items()
                         if k not in ("input", "preferred_output", "non_preferred_output", "messages")}})
     summary = {"items": len(by_item), "pairs": len(rows), "ties": ties, "single": single,
                "mean_gap": sum(gaps) / len(gaps) if gaps else 0.0}
     return rows, summary
 
 
-def _assistant(item: dict) -> list[dict]:
-    return [{"role": "assistant", "content": m.get("content") or ""} for m in item["sample"]["output"]]
+def _assistant(item: OutputItem) -> list[dict]:
+    return [{"role": "assistant", "content": m.content or ""} for m in item.sample.output]

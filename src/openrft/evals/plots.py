@@ -75,7 +75,7 @@ def write_eval_plots(result, out_dir: Path) -> list[Path]:
     written = []
     if summary["items"]:
         written.append(variance_plot([summary], plots / "variance.png"))
-        rewards = [r["score"] for item in result.output_items for r in item["results"][:1]]
+        rewards = [item.reward for item in result.output_items if item.reward is not None]
         written.append(histogram_plot(summary, rewards, plots / "reward_hist.png"))
     points = pr_points(summary)
     if points:
@@ -105,8 +105,8 @@ def write_html(result, out_dir: Path, images: list[Path]) -> Path:
         f'<img src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}" style="max-width:48%">'
         for p in images)
     items = "".join(
-        f"<tr><td>{it['datasource_item_id']}</td><td>{it['status']}</td><td>{_fmt(it['results'][0]['score'])}</td>"
-        f"<td><code>{html.escape(str(it['sample']['output'][0]['content'])[:300])}</code></td></tr>"
+        f"<tr><td>{it.datasource_item_id}</td><td>{it.status}</td><td>{_fmt(it.reward)}</td>"
+        f"<td><code>{html.escape(str(it.sample.output[0].content)[:300])}</code></td></tr>"
         for it in result.output_items[:200])
     page = (f"<!doctype html><meta charset=utf-8><title>eval {html.escape(s.get('name', ''))}</title>"
             f"<style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:2px 8px;text-align:left}}</style>"

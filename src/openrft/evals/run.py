@@ -13,7 +13,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import mean
+from typing import Any
 
+from openai.types.evals.run_retrieve_response import PerModelUsage, PerTestingCriteriaResult, ResultCounts
+from openai.types.evals.runs.output_item_retrieve_response import SampleOutput, SampleUsage
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from openrft import ids
@@ -21,15 +24,17 @@ from openrft.data.splits import group_of
 from openrft.engines.base import Engine, SamplingParams
 from openrft.evals import metrics
 from openrft.evals.rollout import Rollout, generate_and_grade, grader_item
+from openrft.runs.evals import OUTPUT_ITEMS, RUN_FILE, read_eval_run, read_output_items
+from openrft.runs.models import EvalRun, OutputItem, Result, Sample
 
 DEFAULT_PASS_THRESHOLD = 0.5
 
 
 @dataclass
 class EvalResult:
-    run: dict  # the eval.run object
+    run: EvalRun
     summary: dict
-    output_items: list[dict] = field(default_factory=list)
+    output_items: list[OutputItem] = field(default_factory=list)
     rollouts: list[Rollout] = field(default_factory=list)  # in memory only (not reloaded)
     out_dir: Path | None = None
 
@@ -78,31 +83,39 @@ def run_eval(rows: list[dict], *, engine: Engine, grader, params: SamplingParams
                         label_key=label_key, seed=seed, group_key=group_key)
     summary.update({"model": engine.model_name, "runs": runs, "name": name or engine.model_name,
                     "sampling": {k: v for k, v in params.__dict__.items() if k != "n"}})
-    passed = sum(1 for item in output_items if item["status"] == "pass")
-    errored = sum(1 for item in output_items if item["status"] == "error")
-    run = {
-        "object": "eval.run", "id": run_id, "eval_id": eval_id, "status": "completed", "model": engine.model_name,
-        "name": name or engine.model_name, "created_at": created, "report_url": None,
-        "result_counts": {"total": len(output_items), "errored": errored,
-                          "failed": len(output_items) - passed - errored, "passed": passed},
-        "per_model_usage": [{"model_name": engine.model_name, "invocation_count": len(output_items),
-                             "prompt_tokens": sum(s.prompt_tokens for r in rollouts for s in r.samples),
-                             "completion_tokens": sum(s.completion_tokens for r in rollouts for s in r.samples),
-                             "total_tokens": sum(s.prompt_tokens + s.completion_tokens
-                                                 for r in rollouts for s in r.samples),
-                             "cached_tokens": 0}] + judge_usage(summary["grader_usage"]),
-        "per_testing_criteria_results": [
-            {"testing_criteria": criterion.get("name", f"criterion-{c}"),
-             "passed": sum(1 for r in rollouts for g in r.grades[c] if g.reward >= pass_threshold(criterion)),
-             "failed": sum(1 for r in rollouts for g in r.grades[c] if g.reward < pass_threshold(criterion))}
-            for c, criterion in enumerate(criteria)],
-        "data_source": {"type": "jsonl", "source": {"type": "file_content", "count": len(rows)}},
-        "metadata": {}, "error": None,
-    }
+    run = eval_run(rollouts, output_items, criteria, summary, run_id=run_id, eval_id=eval_id,
+                   name=name or engine.model_name, model=engine.model_name, created=created)
     result = EvalResult(run, summary, output_items, rollouts)
     if out_dir is not None:
         write_eval(result, Path(out_dir), plots=plots)
     return result
+
+
+def eval_run(rollouts: list[Rollout], output_items: list[OutputItem], criteria: list[dict], summary: dict, *,
+             run_id: str, eval_id: str, name: str, model: str, created: int) -> EvalRun:
+    """The completed `eval.run` of graded rollouts and their output items: counts, usage (the model's, then the
+    judges' of model graders) and each criterion's passes."""
+    samples = [s for r in rollouts for s in r.samples]
+    passed = sum(1 for item in output_items if item.status == "pass")
+    errored = sum(1 for item in output_items if item.status == "error")
+    usage = PerModelUsage(model_name=model, invocation_count=len(output_items),
+                          prompt_tokens=sum(s.prompt_tokens for s in samples),
+                          completion_tokens=sum(s.completion_tokens for s in samples),
+                          total_tokens=sum(s.prompt_tokens + s.completion_tokens for s in samples), cached_tokens=0)
+    return EvalRun(
+        object="eval.run", id=run_id, eval_id=eval_id, status="completed", model=model, name=name,
+        created_at=created, report_url=None,
+        result_counts=ResultCounts(total=len(output_items), errored=errored,
+                                   failed=len(output_items) - passed - errored, passed=passed),
+        per_model_usage=[usage, *judge_usage(summary["grader_usage"])],
+        per_testing_criteria_results=[
+            PerTestingCriteriaResult(
+                testing_criteria=criterion.get("name", f"criterion-{c}"),
+                passed=sum(1 for r in rollouts for g in r.grades[c] if g.reward >= pass_threshold(criterion)),
+                failed=sum(1 for r in rollouts for g in r.grades[c] if g.reward < pass_threshold(criterion)))
+            for c, criterion in enumerate(criteria)],
+        data_source={"type": "jsonl", "source": {"type": "file_content", "count": len(rollouts)}},
+        metadata={}, error=None)
 
 
 def summarize(rollouts: list[Rollout], criteria: list[dict], built: list, *, timing: dict,
@@ -153,7 +166,7 @@ def summarize(rollouts: list[Rollout], criteria: list[dict], built: list, *, tim
     return summary
 
 
-def judge_usage(grader_usage: list[dict]) -> list[dict]:
+def judge_usage(grader_usage: list[dict]) -> list[PerModelUsage]:
     """The judge models of the run's model graders as `per_model_usage` entries (their calls and tokens)."""
     totals: dict[str, dict[str, int]] = {}
     for criterion in grader_usage:
@@ -163,7 +176,7 @@ def judge_usage(grader_usage: list[dict]) -> list[dict]:
             entry["invocation_count"] += usage["calls"]
             for key in ("prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens"):
                 entry[key] += usage[key]
-    return [{"model_name": model, **usage} for model, usage in totals.items()]
+    return [PerModelUsage(model_name=model, **usage) for model, usage in totals.items()]
 
 
 def _sub_reward_means(grades) -> dict[str, float]:
@@ -196,44 +209,44 @@ def _baselines(rollouts: list[Rollout], grader, train_rows: list[dict], labels: 
 
 
 def _output_item(rollout: Rollout, s: int, criteria: list[dict], run_id: str, eval_id: str, created: int,
-                 params: SamplingParams) -> dict:
+                 params: SamplingParams) -> OutputItem:
     sample = rollout.samples[s]
     results = []
     for c, criterion in enumerate(criteria):
         grade = rollout.grades[c][s]
-        results.append({"name": criterion.get("name", f"criterion-{c}"), "type": criterion.get("type"),
-                        "score": grade.reward, "passed": grade.reward >= pass_threshold(criterion),
-                        "sub_rewards": grade.sub_rewards or {}, "error_kind": grade.error_kind,
-                        "errors": {k: v for k, v in (grade.errors or {}).items() if v}})
+        results.append(Result(name=criterion.get("name", f"criterion-{c}"), type=criterion.get("type"),
+                              score=grade.reward, passed=grade.reward >= pass_threshold(criterion),
+                              sub_rewards=grade.sub_rewards or {}, error_kind=grade.error_kind,
+                              errors={k: v for k, v in (grade.errors or {}).items() if v}))
     if sample.error:
         status = "error"
     else:
-        status = "pass" if all(r["passed"] for r in results) else "fail"
-    return {
-        "object": "eval.run.output_item", "id": ids.output_item_id(), "run_id": run_id,
-        "eval_id": eval_id, "created_at": created, "status": status, "datasource_item_id": rollout.index,
-        "datasource_item": grader_item(rollout.row), "results": results,
-        "sample": {"input": rollout.row["messages"],
-                   "output": [{"role": "assistant", "content": sample.output_text,
-                               **({"tool_calls": sample.output_tools} if sample.output_tools else {})}],
-                   "output_json": sample.output_json, "reasoning": sample.reasoning_text,
-                   "finish_reason": sample.finish_reason, "model": sample.model,
-                   "usage": {"prompt_tokens": sample.prompt_tokens, "completion_tokens": sample.completion_tokens,
-                             "total_tokens": sample.prompt_tokens + sample.completion_tokens, "cached_tokens": 0,
-                             "reasoning_tokens": sample.reasoning_tokens},
-                   "error": sample.error or sample.parse_error, "temperature": params.temperature,
-                   "max_completion_tokens": params.max_tokens, "top_p": params.top_p, "seed": params.seed,
-                   "latency_s": sample.latency_s, "run": s},
-    }
+        status = "pass" if all(r.passed for r in results) else "fail"
+    answer: dict[str, Any] = {"role": "assistant", "content": sample.output_text}
+    if sample.output_tools:
+        answer["tool_calls"] = sample.output_tools
+    return OutputItem(
+        object="eval.run.output_item", id=ids.output_item_id(), run_id=run_id, eval_id=eval_id, created_at=created,
+        status=status, datasource_item_id=rollout.index, datasource_item=grader_item(rollout.row), results=results,
+        sample=Sample(input=rollout.row["messages"], output=[SampleOutput.model_validate(answer)],
+                      output_json=sample.output_json, reasoning=sample.reasoning_text,
+                      finish_reason=sample.finish_reason, model=sample.model,
+                      usage=SampleUsage.model_validate({
+                          "prompt_tokens": sample.prompt_tokens, "completion_tokens": sample.completion_tokens,
+                          "total_tokens": sample.prompt_tokens + sample.completion_tokens, "cached_tokens": 0,
+                          "reasoning_tokens": sample.reasoning_tokens}),
+                      error=sample.error or sample.parse_error, temperature=params.temperature,
+                      max_completion_tokens=params.max_tokens, top_p=params.top_p, seed=params.seed,
+                      latency_s=sample.latency_s, run=s))
 
 
 def write_eval(result: EvalResult, out_dir: Path, *, plots: bool = True) -> Path:
     from openrft.runs.files import write_json, write_jsonl
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_json(out_dir / "run.json", result.run)
+    write_json(out_dir / RUN_FILE, result.run.to_dict())
     write_json(out_dir / "summary.json", result.summary)
-    write_jsonl(out_dir / "output_items.jsonl", result.output_items)
+    write_jsonl(out_dir / OUTPUT_ITEMS, [item.to_dict() for item in result.output_items])
     if plots:
         from openrft.evals.plots import write_eval_plots
 
@@ -243,13 +256,12 @@ def write_eval(result: EvalResult, out_dir: Path, *, plots: bool = True) -> Path
 
 
 def load_eval(path: str | Path) -> EvalResult:
-    from openrft.runs.files import read_json, read_jsonl
+    """The eval run written in `path`. FileNotFoundError without its summary.json or run.json; RunFileError
+    naming the file when one is not what openrft writes."""
+    from openrft.runs.files import read_json
 
     path = Path(path)
     summary = read_json(path / "summary.json")
     if summary is None:
         raise FileNotFoundError(f"{path}: not an eval run directory (no summary.json)")
-    run = read_json(path / "run.json")
-    if run is None:
-        raise FileNotFoundError(f"{path}: not an eval run directory (no run.json)")
-    return EvalResult(run, summary, list(read_jsonl(path / "output_items.jsonl")), [], path)
+    return EvalResult(read_eval_run(path), summary, read_output_items(path), [], path)

@@ -10,10 +10,11 @@ from typing import Iterable
 
 from openrft import paths
 from openrft.runs.checkpoints import checkpoint_dir, final_dir, list_checkpoints
+from openrft.runs.evals import OUTPUT_ITEMS, RUN_FILE
 from openrft.runs.files import RunFileError
 from openrft.runs.jobs import JOB_FILE, is_job_dir, load_job
 
-EVAL_FILES = ("run.json", "summary.json", "output_items.jsonl")
+EVAL_FILES = (RUN_FILE, "summary.json", OUTPUT_ITEMS)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from openrft.errors import InputError
 
 
@@ -107,6 +109,11 @@ def _read_jsonl_cached(path: str, mtime_ns: int, size: int) -> tuple[dict, ...]:
             raise RunFileError(f"{path}: line {number}: expected a JSON object, got {type(row).__name__}")
         rows.append(row)
     return tuple(rows)
+
+
+def problems(exc: ValidationError) -> str:
+    """A file's validation errors as `field.path: reason`, the first five."""
+    return "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()[:5])
 
 
 def plain(value: Any) -> Any:

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from openrft.runs.files import RunFileError, read_json, write_json
+from openrft.runs.files import RunFileError, problems, read_json, write_json
 from openrft.runs.models import Job
 
 JOB_FILE = "job.json"
@@ -31,13 +31,9 @@ def job_from_dict(raw: dict[str, Any], *, source: str = JOB_FILE) -> Job:
     try:
         return Job.model_validate(raw)
     except ValidationError as exc:
-        raise RunFileError(f"{source}: not a fine-tuning job: {_problems(exc)}") from None
+        raise RunFileError(f"{source}: not a fine-tuning job: {problems(exc)}") from None
 
 
 def save_job(run_dir: str | Path, job: Job) -> None:
     """Write `job` to run_dir/job.json atomically."""
     write_json(Path(run_dir) / JOB_FILE, job.to_dict())
-
-
-def _problems(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()[:5])

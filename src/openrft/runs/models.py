@@ -5,11 +5,15 @@
 | `job.json` | `Job` (the hyperparameters with their `resolved` block; the `openrft` block) | `FineTuningJob` |
 | `checkpoints/step-N/checkpoint.json` | `Checkpoint` | `FineTuningJobCheckpoint` |
 | `events.jsonl` | `Event`; a metrics event's `data` is `MetricsData` | `FineTuningJobEvent` |
-| `evals/step-N/run.json`, eval runs | `EvalRunRecord` (the fields readers use; the rest is kept) | — |
+| `run.json` of an eval run (`evals/step-N/`, `openrft eval`, the API's) | `EvalRun` | `RunRetrieveResponse` |
+| `output_items.jsonl` of an eval run | `OutputItem`, its `Sample` and `Result`s | `OutputItemRetrieveResponse` |
 
 Where openrft stores more than the SDK types (a `paused` status, the `openrft` block, the resolved
-hyperparameters, our checkpoint metrics) a subclass adds the fields; every model keeps unknown keys
-(`extra="allow"`), so a file written by a newer or older openrft loads and is written back unchanged.
+hyperparameters, our checkpoint metrics, a sample's parsed answer, reasoning, latency and run, a result's
+sub-rewards and error kind) a subclass adds the fields, and where it writes other values than the SDK's types say
+(nulls, a data source that records only its item count, a sample's error as text) it overrides them. Every model
+keeps unknown keys (`extra="allow"`), so a file written by a newer or older openrft loads and is written back
+unchanged.
 The grader stays the JSON it was given (`dict`): `openrft.graders` parses it, once, in `ResolvedJob`.
 
 Models are dumped with `to_dict()` (the SDK's, with `exclude_unset=True`): a file holds the keys it was created
@@ -21,6 +25,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
+from openai.types.evals.eval_api_error import EvalAPIError
+from openai.types.evals.run_retrieve_response import (
+    PerModelUsage,
+    PerTestingCriteriaResult,
+    RunRetrieveResponse,
+)
+from openai.types.evals.runs.output_item_retrieve_response import OutputItemRetrieveResponse
+from openai.types.evals.runs.output_item_retrieve_response import Result as SdkResult
+from openai.types.evals.runs.output_item_retrieve_response import Sample as SdkSample
 from openai.types.fine_tuning import FineTuningJob, FineTuningJobEvent
 from openai.types.fine_tuning.dpo_hyperparameters import DpoHyperparameters
 from openai.types.fine_tuning.jobs.fine_tuning_job_checkpoint import FineTuningJobCheckpoint
@@ -279,25 +292,57 @@ class Event(FineTuningJobEvent):
         return MetricsData.model_validate(self.data)
 
 
-# --- eval runs --------------------------------------------------------------------------------------------
+# --- eval runs: run.json, output_items.jsonl ----------------------------------------------------------------
 
-class ResultCounts(_Record):
-    total: int = 0
-    errored: int = 0
-    failed: int = 0
-    passed: int = 0
+class EvalRun(RunRetrieveResponse):
+    """`run.json` and the API's `eval.run`: OpenAI's eval run, built by `openrft.evals.run.eval_run` (the API's
+    object is a queued run's, given the counts and usage of its run.json: `openrft.service.evals.run_object`)."""
+
+    model_config = ConfigDict(extra="allow")
+    # run.json's data source is the item count (`{"type": "jsonl", "source": {"type": "file_content", "count": N}}`,
+    # no content) and the API's is the request's as given: JSON, not the SDK's request types
+    data_source: dict[str, Any]  # type: ignore[assignment]
+    error: Optional[EvalAPIError]  # type: ignore[assignment]  # null unless the run failed
+    report_url: Optional[str]  # type: ignore[assignment]  # null: no hosted report
+    per_model_usage: Optional[list[PerModelUsage]]  # type: ignore[assignment]  # null while queued
+    per_testing_criteria_results: Optional[list[PerTestingCriteriaResult]]  # type: ignore[assignment]
 
 
-class EvalRunRecord(_Record):
-    """`run.json`: OpenAI's `eval.run` as openrft writes it (`openrft.evals.run`); the fields readers use are
-    typed, the rest (data_source, per_model_usage, per_testing_criteria_results…) kept as written."""
+class Result(SdkResult):
+    """One criterion's grade of a sample, with the grader's sub-rewards, error kind and error flags."""
 
-    object: str = "eval.run"
-    id: Optional[str] = None
-    eval_id: Optional[str] = None
-    name: Optional[str] = None
-    model: Optional[str] = None
-    status: Optional[str] = None
-    created_at: Optional[int] = None
-    result_counts: Optional[ResultCounts] = None
-    metadata: Optional[dict[str, Any]] = None
+    model_config = ConfigDict(extra="allow")
+    score: Number  # an int reward stays an int when the file is written back
+    sub_rewards: Optional[dict[str, Any]] = None
+    error_kind: Optional[str] = None
+    errors: Optional[dict[str, Any]] = None
+
+
+class Sample(SdkSample):
+    """The graded sample: OpenAI's, with the parsed answer, the reasoning, the latency and which run it was."""
+
+    model_config = ConfigDict(extra="allow")
+    input: list[dict[str, Any]]  # type: ignore[assignment]  # the row's messages as given (tool calls, null content)
+    # the engine's or the answer's parse error as text, or null; the API returns {code, message}
+    error: Optional[str]  # type: ignore[assignment]
+    seed: Optional[int]  # type: ignore[assignment]  # null: unseeded (given samples)
+    temperature: Number  # as given: an int stays an int
+    top_p: Number
+    output_json: Any = None
+    reasoning: Optional[str] = None
+    latency_s: Optional[float] = None
+    run: Optional[int] = None  # which of the `runs` samples of the item this is
+
+
+class OutputItem(OutputItemRetrieveResponse):
+    """A line of `output_items.jsonl`: OpenAI's `eval.run.output_item`, one graded sample; status pass, fail or
+    error (the engine failed)."""
+
+    model_config = ConfigDict(extra="allow")
+    results: list[Result]  # type: ignore[assignment]  # list is invariant
+    sample: Sample
+
+    @property
+    def reward(self) -> float | None:
+        """The first criterion's score (the RFT grader's when there is one)."""
+        return self.results[0].score if self.results else None

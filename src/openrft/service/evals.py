@@ -26,11 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Body, Query, Request
+from openai.types.evals.run_retrieve_response import ResultCounts
 
 from openrft import ids, paths
 from openrft.engines import Engine, SamplingParams
 from openrft.engines.given import GivenSamples, given_sample
-from openrft.runs import is_job_dir, load_job
+from openrft.runs import EvalRun, OutputItem, is_job_dir, load_job, read_eval_run, read_output_items
+from openrft.runs.evals import OUTPUT_ITEMS, RUN_FILE
 from openrft.service.app import store_of
 from openrft.service.errors import APIError, bad_request, not_found
 from openrft.service.pagination import page
@@ -134,8 +136,6 @@ def register_job_runs(store: Store, eval_id: str) -> None:
     """One completed run per validation step the job has written (`evals/step-N` with its run.json)."""
     from sqlalchemy.exc import IntegrityError
 
-    from openrft.evals import load_eval
-
     job_row = job_of_eval(store, eval_id)
     if job_row is None:
         return
@@ -148,12 +148,12 @@ def register_job_runs(store: Store, eval_id: str) -> None:
         if digits.isdigit() and str(run_file.parent) not in known and (run_file.parent / "summary.json").is_file():
             steps.append((int(digits), run_file.parent))
     for step, folder in sorted(steps):
-        run = load_eval(folder).run
-        source = {"type": "completions", "model": run.get("model") or job.model,
+        run = read_eval_run(folder)
+        source = {"type": "completions", "model": run.model or job.model,
                   "source": {"type": "file_id", "id": job.validation_file}}
         try:
-            store.insert(eval_runs, id=run["id"], eval_id=eval_id, created_at=run["created_at"],
-                         sort_key=run["created_at"] * 1_000_000_000 + step, run_dir=str(folder),
+            store.insert(eval_runs, id=run.id, eval_id=eval_id, created_at=run.created_at,
+                         sort_key=run.created_at * 1_000_000_000 + step, run_dir=str(folder),
                          request={"name": f"step-{step}", "metadata": {"step": str(step)}, "data_source": source},
                          status="completed", attempts=0)
         except IntegrityError:  # registered by a concurrent request
@@ -282,27 +282,26 @@ def get_run(store: Store, eval_id: str, run_id: str) -> dict:
 
 
 def run_object(store: Store, row: dict) -> dict:
-    """The `eval.run` object: run.json of a finished run (with this API's ids), or the queued record."""
+    """The `eval.run` object of a run row: the run as it was requested, with the counts, usage and criteria
+    results of its run.json once it is completed (each criterion named by this API's id)."""
     request = row["request"]
     source = request["data_source"]
-    base = {"object": "eval.run", "id": row["id"], "eval_id": row["eval_id"], "status": row["status"],
-            "model": source.get("model") or "(given samples)", "name": request.get("name") or row["id"],
-            "created_at": row["created_at"], "report_url": None,
-            "result_counts": {"total": 0, "errored": 0, "failed": 0, "passed": 0}, "per_model_usage": None,
-            "per_testing_criteria_results": None, "data_source": source,
-            "metadata": request.get("metadata") or {}, "error": row["error"]}
-    run_file = Path(row["run_dir"]) / "run.json"
-    if row["status"] == "completed" and run_file.is_file():
-        from openrft.evals import load_eval
-
-        done = load_eval(Path(row["run_dir"])).run
+    run = EvalRun(object="eval.run", id=row["id"], eval_id=row["eval_id"], status=row["status"],
+                  model=source.get("model") or "(given samples)", name=request.get("name") or row["id"],
+                  created_at=row["created_at"], report_url=None,
+                  result_counts=ResultCounts(total=0, errored=0, failed=0, passed=0), per_model_usage=None,
+                  per_testing_criteria_results=None, data_source=source, metadata=request.get("metadata") or {},
+                  error=row["error"])
+    if row["status"] == "completed" and (Path(row["run_dir"]) / RUN_FILE).is_file():
+        done = read_eval_run(row["run_dir"])
         criteria_ids = {c["name"]: c["id"] for c in get_eval(store, row["eval_id"])["testing_criteria"]}
         only = next(iter(criteria_ids.values())) if len(criteria_ids) == 1 else None  # a job's one grader
-        results = [{**r, "testing_criteria": criteria_ids.get(r["testing_criteria"], only or r["testing_criteria"])}
-                   for r in done.get("per_testing_criteria_results") or []]
-        base.update({"result_counts": done.get("result_counts"), "per_model_usage": done.get("per_model_usage"),
-                     "per_testing_criteria_results": results})
-    return base
+        run.result_counts = done.result_counts
+        run.per_model_usage = done.per_model_usage
+        run.per_testing_criteria_results = [
+            r.model_copy(update={"testing_criteria": criteria_ids.get(r.testing_criteria, only or r.testing_criteria)})
+            for r in done.per_testing_criteria_results or []]
+    return run.to_dict()
 
 
 @router.post("/{eval_id}/runs")
@@ -368,29 +367,17 @@ def delete_run(request: Request, eval_id: str, run_id: str):
 def _output_items(row: dict) -> list[dict]:
     """The output items of a run: all of a completed run, the chunks graded so far of a running or canceled one."""
     run_dir = Path(row["run_dir"])
-    if row["status"] == "completed" and (run_dir / "run.json").is_file():
-        from openrft.evals import load_eval
-
-        items = load_eval(run_dir).output_items
-    elif (run_dir / PARTIAL_ITEMS).is_file():
-        lines = (run_dir / PARTIAL_ITEMS).read_text(encoding="utf-8").splitlines()
-        items = [json.loads(line) for line in lines if line.endswith("}")]  # a line being written is skipped
-    else:
-        return []
+    completed = row["status"] == "completed" and (run_dir / RUN_FILE).is_file()
+    items = read_output_items(run_dir, OUTPUT_ITEMS if completed else PARTIAL_ITEMS)
     return [output_item(item, row) for item in items]
 
 
-def output_item(item: dict, row: dict) -> dict:
+def output_item(item: OutputItem, row: dict) -> dict:
     """An output item as the API returns it: this run's ids, and `sample.error` as `{code, message}` or null."""
-    sample = dict(item.get("sample") or {})
-    error = sample.get("error")
-    if isinstance(error, str) and error:
-        code = "engine_error" if item.get("status") == "error" or sample.get("finish_reason") == "error" \
-            else "sample_parse_error"
-        sample["error"] = {"code": code, "message": error}
-    elif not error:
-        sample["error"] = None
-    return {**item, "run_id": row["id"], "eval_id": row["eval_id"], "sample": sample}
+    error = item.sample.error
+    code = "engine_error" if item.status == "error" or item.sample.finish_reason == "error" else "sample_parse_error"
+    sample = {**item.sample.to_dict(), "error": {"code": code, "message": error} if error else None}
+    return {**item.to_dict(), "run_id": row["id"], "eval_id": row["eval_id"], "sample": sample}
 
 
 @router.get("/{eval_id}/runs/{run_id}/output_items")
@@ -554,21 +541,22 @@ def execute_run(store: Store, run_id: str, should_stop) -> str:
                          params=params, name=name, eval_id=row["eval_id"], progress=False)
         chunk.rollouts = [replace(r, index=r.index + start) for r in chunk.rollouts]
         for item in chunk.output_items:
-            item.update(run_id=run_id, datasource_item_id=item["datasource_item_id"] + start)
+            item.run_id = run_id
+            item.datasource_item_id += start
         with partial.open("a", encoding="utf-8") as f:
-            f.write("".join(json.dumps(item, default=str) + "\n" for item in chunk.output_items))
+            f.write("".join(json.dumps(item.to_dict(), default=str) + "\n" for item in chunk.output_items))
         chunks.append(chunk)
     if should_stop() == "cancel":
         return "canceled"
-    _write_result(out_dir, run_id, row["eval_id"], name, criteria, built, chunks)
+    _write_result(out_dir, run_id, row["eval_id"], name, engine.model_name, criteria, built, chunks)
     partial.unlink(missing_ok=True)
     return "completed"
 
 
-def _write_result(out_dir: Path, run_id: str, eval_id: str, name: str, criteria: list[dict], built: list,
-                  chunks: list) -> None:
+def _write_result(out_dir: Path, run_id: str, eval_id: str, name: str, model: str, criteria: list[dict],
+                  built: list, chunks: list) -> None:
     """The run directory of the whole run (run.json, summary.json, output_items.jsonl) from its chunks."""
-    from openrft.evals.run import EvalResult, judge_usage, summarize, write_eval
+    from openrft.evals.run import EvalResult, eval_run, summarize, write_eval
 
     rollouts = [r for chunk in chunks for r in chunk.rollouts]
     items = [item for chunk in chunks for item in chunk.output_items]
@@ -579,24 +567,7 @@ def _write_result(out_dir: Path, run_id: str, eval_id: str, name: str, criteria:
                         seed=0)
     first = chunks[0].summary if chunks else {}
     summary.update({key: first.get(key) for key in ("model", "runs", "sampling")}, name=name)
-    runs = [chunk.run for chunk in chunks]
-
-    def total(get) -> int:
-        return sum(get(run) for run in runs)
-
-    run = {**(runs[0] if runs else {"object": "eval.run", "created_at": int(time.time()), "model": None,
-                                     "report_url": None, "metadata": {}, "error": None}),
-           "id": run_id, "eval_id": eval_id, "name": name, "status": "completed",
-           "result_counts": {key: total(lambda r, key=key: r["result_counts"][key])
-                             for key in ("total", "errored", "failed", "passed")},
-           "per_model_usage": [{**runs[0]["per_model_usage"][0], **{
-               key: total(lambda r, key=key: r["per_model_usage"][0][key])
-               for key in ("invocation_count", "prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens")}}]
-           + judge_usage(summary["grader_usage"]) if runs else None,  # then the judges of model graders
-           "per_testing_criteria_results": [
-               {"testing_criteria": c.get("name", f"criterion-{i}"),
-                "passed": total(lambda r, i=i: r["per_testing_criteria_results"][i]["passed"]),
-                "failed": total(lambda r, i=i: r["per_testing_criteria_results"][i]["failed"])}
-               for i, c in enumerate(criteria)],
-           "data_source": {"type": "jsonl", "source": {"type": "file_content", "count": len(rollouts)}}}
+    created = chunks[0].run.created_at if chunks else int(time.time())
+    run = eval_run(rollouts, items, criteria, summary, run_id=run_id, eval_id=eval_id, name=name, model=model,
+                   created=created)
     write_eval(EvalResult(run, summary, items, rollouts), out_dir)

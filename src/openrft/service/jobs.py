@@ -40,10 +40,10 @@ from openrft.runs import (
     is_job_dir,
     job_dirs,
     load_job,
-    read_json,
+    read_eval_run,
     save_job,
 )
-from openrft.runs.models import SERVER_PATHS, SUPERVISED_HYPERPARAMETERS, EvalRunRecord
+from openrft.runs.models import SERVER_PATHS, SUPERVISED_HYPERPARAMETERS
 from openrft.service.app import store_of
 from openrft.service.errors import APIError, bad_request, not_found
 from openrft.service.files import resolve
@@ -446,9 +446,8 @@ def _with_grader_usage(event: dict, job: ResolvedJob, run_dir: Path) -> dict:
     step_dir = run_dir / "evals" / f"step-{step}"
     if "valid_reward_mean" in (data.get("scores") or {}) and (step_dir / "run.json").is_file():
         try:
-            counts = EvalRunRecord.model_validate(read_json(step_dir / "run.json")).result_counts
-            valid_calls = counts.total if counts else None
-        except ValueError:  # an unreadable run.json (RunFileError), or not an eval run (ValidationError)
+            valid_calls = read_eval_run(step_dir).result_counts.total
+        except ValueError:  # an unreadable run.json, or not an eval run (RunFileError)
             valid_calls = None
         try:
             valid_usage = json.loads((step_dir / "summary.json").read_text())["grader_usage"][0]
