@@ -66,7 +66,7 @@ class Budget:
 BUDGETS = {
     # meant for ~15 min on an idle 2-core CPU (about 17 min measured at load 0.4-4.7): SFT 8 × 4 rows; RFT
     # 8 × 4 prompts × 8 samples, validated once at the end
-    "quick": Budget("quick", "job.yaml", sft_steps=8, sft_train_rows=96, rft_steps=8, rft_eval_interval=8,
+    "quick": Budget("quick", "job.yaml", sft_steps=24, sft_train_rows=96, rft_steps=8, rft_eval_interval=8,
                     validate_at_start=False),
     # one epoch over the 192 balanced training rows for both methods (48 steps each), validations as job_long.yaml
     "long": Budget("long", "job_long.yaml", sft_steps=48, sft_train_rows=192, rft_steps=None, rft_eval_interval=None,
