@@ -128,7 +128,7 @@ def test_every_stage_is_scored_on_the_same_held_out_rows_apart_from_training_and
     assert first["messages"][-1]["role"] == "assistant" and json.loads(first["messages"][-1]["content"])["labels"]
     assert rft["training_file"].endswith("data/described/train.jsonl") and rft["model"] == "default"
     assert sft_rft["model"] == str(tmp_path / "wf" / "seed-3" / "sft" / "checkpoints" / "final")
-    assert sft["openrft"]["max_steps"] == 8 and rft["openrft"]["max_steps"] == 8
+    assert sft["openrft"]["max_steps"] == 24 and rft["openrft"]["max_steps"] == 8
     assert rft["openrft"]["validate_at_start"] is False
     assert rft["method"]["reinforcement"]["hyperparameters"]["eval_interval"] == 8
 

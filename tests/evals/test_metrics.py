@@ -64,3 +64,27 @@ def test_difference_vs_noise():
     assert metrics.difference_vs_noise(a, b)["significant"]
     b2 = {**b, "mean": 0.31}
     assert not metrics.difference_vs_noise(a, b2)["significant"]
+
+
+def test_macro_f1_difference_matches_classification_metrics_and_clusters_by_group():
+    import random
+
+    rng = random.Random(0)
+    labels = ["a", "b", "c", "d", "e"]
+    acts = [set(rng.sample(labels, rng.randint(1, 3))) for _ in range(20)]
+    answers = [set(rng.sample(labels, 2)) | ({sorted(t)[0]} if i % 2 else set()) for i, t in enumerate(acts)]
+    truth = [t for t in acts for _ in range(3)]  # each act sampled 3 times, its runs alike: they move together
+    model = [a for a in answers for _ in range(3)]
+    top = [{"a", "b"} for _ in truth]
+    groups = [i // 3 for i in range(60)]
+    d = metrics.macro_f1_difference(list(zip(model, truth)), list(zip(top, truth)), groups, labels)
+    expected = (metrics.classification_metrics(list(zip(model, truth)), labels)["macro"]["f1"]
+                - metrics.classification_metrics(list(zip(top, truth)), labels)["macro"]["f1"])
+    assert d["diff"] == pytest.approx(expected) and d["n_groups"] == 20 and d["n_samples"] == 60
+    assert d["ci95"][0] < d["diff"] < d["ci95"][1]
+    # Treating the 3 alike runs of an act as 3 independent samples would narrow the interval.
+    loose = metrics.macro_f1_difference(list(zip(model, truth)), list(zip(top, truth)), list(range(60)), labels)
+    assert loose["ci95"][1] - loose["ci95"][0] < d["ci95"][1] - d["ci95"][0]
+    assert metrics.macro_f1_difference(list(zip(top, truth)), list(zip(top, truth)), groups, labels)["ci95"] == [0, 0]
+    with pytest.raises(ValueError, match="same samples"):
+        metrics.macro_f1_difference([({"a"}, {"a"})], [({"a"}, {"b"})], [0], labels)

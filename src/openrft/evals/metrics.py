@@ -157,6 +157,56 @@ def difference_vs_noise(a: dict, b: dict) -> dict:
     return {"diff": diff, "noise": noise, "significant": not overlap, "rule": "95% intervals do not overlap"}
 
 
+LabelPairs = list[tuple[set[str] | None, set[str]]]  # (predicted, true) label sets, one per sample
+
+
+def macro_f1_difference(a_pairs: LabelPairs, b_pairs: LabelPairs, groups: list, labels: list[str], *,
+                        n_boot: int = 2000, seed: int = 0) -> dict:
+    """Macro-F1 of predictions `a` minus that of `b` on the same samples, with a 95% bootstrap CI clustered by group.
+
+    `a_pairs[i]` and `b_pairs[i]` are sample i's (predicted, true) label sets under each predictor (the same true
+    set) and `groups[i]` its group. Each macro-F1 is `classification_metrics`' (over the labels that occur in the
+    references or in that predictor's answers). Macro-F1 is not a mean over samples, so every bootstrap draw
+    recomputes both from the label counts of the resampled groups. Returns `diff`, `ci95`, `n_samples`,
+    `n_groups`, `n_boot`, `seed`.
+    """
+    if not a_pairs or len(a_pairs) != len(b_pairs) or len(groups) != len(a_pairs):
+        raise ValueError(f"macro_f1_difference needs equal, non-empty inputs, got {len(a_pairs)}, {len(b_pairs)} "
+                         f"pairs and {len(groups)} groups")
+    if any(ta != tb for (_, ta), (_, tb) in zip(a_pairs, b_pairs)):
+        raise ValueError("macro_f1_difference: the two predictors were not scored on the same samples")
+    column = {label: j for j, label in enumerate(labels)}
+
+    def matrix(sets) -> np.ndarray:
+        m = np.zeros((len(sets), len(labels)))
+        for i, labels_of_sample in enumerate(sets):
+            for label in labels_of_sample or ():
+                if label in column:
+                    m[i, column[label]] = 1.0
+        return m
+
+    truth = matrix([t for _, t in a_pairs])
+    _, codes = np.unique(np.asarray([str(g) for g in groups]), return_inverse=True)
+    n_groups = int(codes.max()) + 1
+    draws = np.random.default_rng(seed).integers(0, n_groups, size=(n_boot, n_groups))
+    counts = np.stack([np.bincount(row, minlength=n_groups) for row in draws])
+    weights = np.vstack([np.ones(n_groups), counts])[:, codes]  # row 0: the samples as they are
+
+    def macro_f1(predicted: np.ndarray) -> np.ndarray:
+        tp, fp, fn = (weights @ (predicted * truth), weights @ (predicted * (1 - truth)),
+                      weights @ ((1 - predicted) * truth))
+        p = np.divide(tp, tp + fp, out=np.zeros_like(tp), where=tp + fp > 0)
+        r = np.divide(tp, tp + fn, out=np.zeros_like(tp), where=tp + fn > 0)
+        f1 = np.divide(2 * p * r, p + r, out=np.zeros_like(tp), where=p + r > 0)
+        present = (tp + fp + fn) > 0
+        return (f1 * present).sum(axis=1) / np.maximum(present.sum(axis=1), 1)
+
+    diffs = macro_f1(matrix([p for p, _ in a_pairs])) - macro_f1(matrix([p for p, _ in b_pairs]))
+    low, high = (float(x) for x in np.percentile(diffs[1:], [2.5, 97.5]))
+    return {"diff": float(diffs[0]), "ci95": [low, high], "n_samples": len(a_pairs), "n_groups": n_groups,
+            "n_boot": n_boot, "seed": seed}
+
+
 def paired_difference(base_item_rewards, tuned_item_rewards, groups, *, n_boot: int = 2000, seed: int = 0) -> dict:
     """The mean of `tuned - base` over the same items, with a 95% bootstrap CI clustered by group.
 
