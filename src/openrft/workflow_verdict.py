@@ -107,6 +107,7 @@ def stage_score(run, base_result, group_key: str | None, records: str, console: 
 def macro_f1_vs_most_frequent(result, base_result, group_key: str | None, label_key: str) -> dict | None:
     """`result`'s macro-F1 minus the most-frequent baseline's (its labels as the base run graded them) on the same
     samples, with the CI clustered by group (`metrics.macro_f1_difference`); None without label figures."""
+    from openrft.data.labels import labels_of
     from openrft.data.splits import group_of
     from openrft.evals.metrics import macro_f1_difference, predicted_labels
 
@@ -115,7 +116,7 @@ def macro_f1_vs_most_frequent(result, base_result, group_key: str | None, label_
     if not baseline.get("example") or not labels or not result.output_items:
         return None
     top = set(baseline["example"])
-    truth = [set(item.datasource_item.get(label_key) or []) for item in result.output_items]
+    truth = [set(labels_of(item.datasource_item, label_key)) for item in result.output_items]
     answers = [predicted_labels(item.sample.output_json) for item in result.output_items]
     groups = [group_of({**item.datasource_item, "messages": item.sample.input}, group_key)
               for item in result.output_items]

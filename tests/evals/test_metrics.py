@@ -88,3 +88,10 @@ def test_macro_f1_difference_matches_classification_metrics_and_clusters_by_grou
     assert metrics.macro_f1_difference(list(zip(top, truth)), list(zip(top, truth)), groups, labels)["ci95"] == [0, 0]
     with pytest.raises(ValueError, match="same samples"):
         metrics.macro_f1_difference([({"a"}, {"a"})], [({"a"}, {"b"})], [0], labels)
+
+
+def test_a_single_label_field_is_read_as_one_label_not_as_characters():
+    train = [{"labels": "unfair"}, {"labels": "unfair"}, {"labels": "fair"}, {"other": 1}]
+    assert metrics.label_frequencies(train) == {"unfair": 2, "fair": 1}  # a row without the field: unlabelled
+    preds = metrics.baseline_predictions(train, n_items=2, runs=1, labels=["fair", "unfair"])
+    assert preds["_k"] == 1 and preds["most_frequent"] == [[["unfair"]], [["unfair"]]]

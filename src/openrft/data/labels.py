@@ -23,6 +23,12 @@ def row_labels(row: dict, label_key: str, *, where: str = "row") -> list[str]:
     return [str(value)]
 
 
+def labels_of(row: dict, label_key: str) -> list[str]:
+    """`row_labels` for readers that take a row without the field as unlabelled (an eval's rows, a baseline's
+    training rows): its labels, or [] when it has none."""
+    return row_labels(row, label_key) if label_key in row else []
+
+
 def label_set(rows: list[dict], label_key: str | None) -> list[str] | None:
     """Every label the rows name under `label_key`, sorted; None unless every row has a list there."""
     if not label_key or not rows or not all(isinstance(r.get(label_key), list) for r in rows):

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from openrft.data.labels import labels_of
+
 Z95 = 1.96
 
 
@@ -109,7 +111,7 @@ def _f1(p: float, r: float) -> float:
 
 
 def label_frequencies(rows: list[dict], label_key: str = "labels") -> Counter:
-    return Counter(label for row in rows for label in row.get(label_key) or [])
+    return Counter(label for row in rows for label in labels_of(row, label_key))
 
 
 def baseline_predictions(train_rows: list[dict], n_items: int, runs: int, *, labels: list[str],
@@ -124,7 +126,7 @@ def baseline_predictions(train_rows: list[dict], n_items: int, runs: int, *, lab
     They reveal reward hacking: a model that only beats them by predicting frequent labels has learnt little.
     """
     frequencies = label_frequencies(train_rows, label_key)
-    cardinalities = [len(row.get(label_key) or []) for row in train_rows] or [1]
+    cardinalities = [len(labels_of(row, label_key)) for row in train_rows] or [1]
     k = max(1, round(mean(cardinalities)))
     top = [label for label, _ in frequencies.most_common(k)]
     rng = random.Random(seed)

@@ -20,6 +20,7 @@ from openai.types.evals.runs.output_item_retrieve_response import SampleOutput, 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from openrft import ids
+from openrft.data.labels import labels_of
 from openrft.data.splits import group_of
 from openrft.engines.base import Engine, SamplingParams
 from openrft.evals import metrics
@@ -158,7 +159,7 @@ def summarize(rollouts: list[Rollout], criteria: list[dict], built: list, *, tim
                     "grader_mean_s": mean(g.execution_time for g in grades) if grades else 0.0},
     }
     if labels:
-        pairs = [(metrics.predicted_labels(s.output_json), set(r.row.get(label_key) or []))
+        pairs = [(metrics.predicted_labels(s.output_json), set(labels_of(r.row, label_key)))
                  for r in rollouts for s in r.samples]
         summary["classification"] = metrics.classification_metrics(pairs, labels)
         summary["baselines"] = _baselines(rollouts, built[0], train_rows or [r.row for r in rollouts], labels,
@@ -199,7 +200,7 @@ def _baselines(rollouts: list[Rollout], grader, train_rows: list[dict], labels: 
         grades = grader.grade_many(pairs)
         rewards = [[grades[i * runs + k].reward for k in range(runs)] for i in range(len(rollouts))]
         cls = metrics.classification_metrics(
-            [(set(preds[i][k]), set(r.row.get(label_key) or [])) for i, r in enumerate(rollouts) for k in range(runs)],
+            [(set(preds[i][k]), set(labels_of(r.row, label_key))) for i, r in enumerate(rollouts) for k in range(runs)],
             labels)
         out[name] = {"reward": metrics.reward_stats(rewards),
                      "classification": {k: cls[k] for k in ("micro", "macro", "samples_f1")},

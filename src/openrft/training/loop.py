@@ -31,6 +31,7 @@ from typing import Callable
 from openai.types.fine_tuning.fine_tuning_job import Error as JobError
 
 from openrft import faults
+from openrft.data.labels import labels_of
 from openrft.errors import RuntimeFailure
 from openrft.evals import generate_and_grade, run_eval
 from openrft.runs import TERMINAL, EventLog, Job, ResolvedJob, load_job, save_job
@@ -210,7 +211,7 @@ def _label_freq(rows: list[dict], key: str | None) -> dict | None:
     """The reference label distribution the guards compare predictions with: label occurrences in `rows`."""
     if not key:
         return None
-    counts = Counter(label for r in rows for label in (r.get(key) or []) if isinstance(r.get(key), list))
+    counts = Counter(label for r in rows for label in labels_of(r, key))
     total = sum(counts.values()) if counts else 0
     return {label: c / total for label, c in counts.items()} if total else None
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections import Counter
 from statistics import mean
 
+from openrft.data.labels import labels_of
 from openrft.evals import metrics
 from openrft.graders.grade import METRIC_ERROR_FLAGS as ERROR_KINDS
 from openrft.runs import MetricsData
@@ -44,7 +45,7 @@ def metrics_event(step, total_steps, rollouts, summary, stats, timing, grader_sp
         if predicted or any(isinstance(r.row.get(label_key), list) for r in rollouts):
             data.setdefault("train", {})["predicted_label_counts"] = dict(predicted)
             data["train"]["reference_label_counts"] = dict(Counter(
-                label for r in rollouts for label in (r.row.get(label_key) or []) for _ in r.samples))
+                label for r in rollouts for label in labels_of(r.row, label_key) for _ in r.samples))
         subs = _sub_means(grades)
         data["scores"]["graders"] = [grader_scores] + [{"name": k, "type": "sub_grader", "train_reward_mean": v}
                                                        for k, v in subs.items()]
