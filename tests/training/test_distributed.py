@@ -24,3 +24,5 @@ def test_two_process_training_run(home, tmp_path):
     # Both processes sampled: each step saw batch_size (2) prompts × group size (2) samples.
     assert all(m["train"]["groups"] == 2 for m in metrics)
     assert (tmp_path / "run" / "checkpoints" / "final" / "adapter_model.safetensors").is_file()
+    assert (tmp_path / "run" / "report" / "report.html").is_file()  # written by `openrft train` after the workers
+    assert events[-1]["message"] == f"Report written: {tmp_path / 'run' / 'report' / 'report.html'}"

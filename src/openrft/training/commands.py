@@ -58,7 +58,9 @@ def train_command(
             save_job(run_dir, record)
         cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={processes}", "--standalone",
                "-m", "openrft.training.worker", str(run_dir)]
-        raise typer.Exit(subprocess.call(cmd))
+        returncode = subprocess.call(cmd)
+        report_finished_job(run_dir, load_job(run_dir).status)  # the workers train; the report is written here
+        raise typer.Exit(returncode)
     job = run_job(run_dir)
     report_finished_job(run_dir, job["status"])
     _print_outcome(job, run_dir)
