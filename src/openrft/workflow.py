@@ -24,7 +24,7 @@ seed+N-1; the base evals (stages 1-2, the prompt choice) run once and are shared
 also written after each seed (`"complete": false`), so that a run stopped later keeps the seeds it finished.
 
 The default budget (`BUDGETS["quick"]`) aims at about 15 minutes on a 2-core CPU: SFT one epoch of 24 steps of 4
-rows, RFT and SFT→RFT 8 steps of 4 prompts × 8 samples each with one validation at the end (measured: about 12 min
+rows, RFT and SFT→RFT 8 steps of 4 prompts × 8 samples each with one validation at the end (measured: 13 min
 per seed at load 0.3-1.9; README). Every stage records its wall time and this process's
 CPU time, for training and for its held-out eval.
 """
@@ -64,7 +64,7 @@ class Budget:
 
 
 BUDGETS = {
-    # meant for ~15 min on a 2-core CPU (about 12 min per seed measured at load 0.3-1.9): SFT one epoch of its 96
+    # meant for ~15 min on a 2-core CPU (13 min for one seed measured at load 0.3-2.4): SFT one epoch of its 96
     # rows (24 × 4: 8 steps gave SFT 0.184 and SFT→RFT 0.220 held out, 24 steps 0.235 and 0.288, over 3 seeds);
     # RFT 8 × 4 prompts × 8 samples, validated once at the end
     "quick": Budget("quick", "job.yaml", sft_steps=24, sft_train_rows=96, rft_steps=8, rft_eval_interval=8,
