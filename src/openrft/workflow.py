@@ -25,7 +25,7 @@ also written after each seed (`"complete": false`), so that a run stopped later 
 
 The default budget (`BUDGETS["quick"]`) aims at about 15 minutes on a 2-core CPU: SFT one epoch of 24 steps of 4
 rows, RFT and SFT→RFT 8 steps of 4 prompts × 8 samples each with one validation at the end (measured: 13 min
-per seed at load 0.3-1.9; README). Every stage records its wall time and this process's
+for one seed at load 0.3-2.4, 34 min for three; README). Every stage records its wall time and this process's
 CPU time, for training and for its held-out eval.
 """
 
