@@ -1,6 +1,7 @@
 """openrft.runs: the typed run directory. `old_run/` is a real run directory written before openrft.runs existed
 (job.json, the first events, three checkpoint records of a 16-step EuroVoc RFT job, and its step-16 validation run:
-run.json and three of its output items, their prompts cut short): it must load and be written back unchanged."""
+run.json and three of its output items, their prompts cut short and their act replaced by a made-up row, so
+that no data of ../shared is copied here): it must load and be written back unchanged."""
 
 from __future__ import annotations
 
