@@ -99,6 +99,8 @@ def test_data_check_detects_the_method_or_takes_it(tmp_path):
     assert result.exit_code == 2
     assert f"{bad}:2: preferred_output: missing" in result.output and "checked as dpo rows" in result.output
     assert runner.invoke(app, ["data", "check", str(bad), "--method", "sft"]).exit_code == 2
+    refused = runner.invoke(app, ["data", "export", "eurovoc", "--out-dir", str(tmp_path / "x"), "-o", "[bold]k"])
+    assert refused.exit_code == 2 and "error: --option '[bold]k': expected KEY=VALUE" in refused.output  # as given
 
 
 def test_an_upload_of_sft_or_dpo_rows_is_checked_in_its_own_format(tmp_path):

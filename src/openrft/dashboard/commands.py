@@ -12,7 +12,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from openrft.errors import EXIT_BAD_INPUT
+from openrft.errors import InputError
 
 console = Console()
 
@@ -33,8 +33,7 @@ def dashboard(
     roots = list(run_dirs or [])
     for root in roots:
         if not root.exists():
-            console.print(f"[red]error[/]: {root}: no such directory")
-            raise typer.Exit(EXIT_BAD_INPUT)
+            raise InputError(f"{root}: no such directory")
     found = rundata.discover(roots or [paths.runs_dir(), paths.evals_dir()])
     jobs = sum(1 for ref in found.values() if ref.kind == "job")
     console.print(f"openrft dashboard: {jobs} job(s), {len(found) - jobs} eval run(s) "
@@ -50,8 +49,7 @@ def report(
     from openrft.dashboard import build_report
 
     if not run_dir.is_dir():
-        console.print(f"[red]error[/]: {run_dir}: no such directory")
-        raise typer.Exit(EXIT_BAD_INPUT)
+        raise InputError(f"{run_dir}: no such directory")
     with console.status(f"drawing the charts of {run_dir}"):
         page = build_report(run_dir, out)
     pngs = sorted(page.parent.glob("*.png"))

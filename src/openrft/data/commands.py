@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from openrft.errors import EXIT_BAD_INPUT
+from openrft.errors import EXIT_BAD_INPUT, InputError
 
 data_app = typer.Typer(no_args_is_help=True, add_completion=False,
                        help="Check, split, balance, describe and export RFT datasets (OpenAI JSONL).")
@@ -19,8 +19,8 @@ errors = Console(stderr=True, soft_wrap=True)
 
 
 def _fail(message: str) -> NoReturn:
-    errors.print(f"[red]error[/]: {message}", highlight=False)
-    raise typer.Exit(EXIT_BAD_INPUT)
+    """Refuse the input: the command line prints `error: <message>` (escaped) and exits 2 (`openrft.cli`)."""
+    raise InputError(message)
 
 
 def _print_problems(problems) -> None:
