@@ -159,6 +159,14 @@ def difference_vs_noise(a: dict, b: dict) -> dict:
     return {"diff": diff, "noise": noise, "significant": not overlap, "rule": "95% intervals do not overlap"}
 
 
+def _group_draws(groups: list, n_boot: int, seed: int) -> tuple[np.ndarray, int, np.ndarray]:
+    """The cluster bootstrap both paired comparisons use: each item's group code, the number of groups, and
+    `n_boot` draws of that many groups with replacement."""
+    _, codes = np.unique(np.asarray([str(g) for g in groups]), return_inverse=True)
+    n_groups = int(codes.max()) + 1
+    return codes, n_groups, np.random.default_rng(seed).integers(0, n_groups, size=(n_boot, n_groups))
+
+
 LabelPairs = list[tuple[set[str] | None, set[str]]]  # (predicted, true) label sets, one per sample
 
 
@@ -188,9 +196,7 @@ def macro_f1_difference(a_pairs: LabelPairs, b_pairs: LabelPairs, groups: list, 
         return m
 
     truth = matrix([t for _, t in a_pairs])
-    _, codes = np.unique(np.asarray([str(g) for g in groups]), return_inverse=True)
-    n_groups = int(codes.max()) + 1
-    draws = np.random.default_rng(seed).integers(0, n_groups, size=(n_boot, n_groups))
+    codes, n_groups, draws = _group_draws(groups, n_boot, seed)
     counts = np.stack([np.bincount(row, minlength=n_groups) for row in draws])
     weights = np.vstack([np.ones(n_groups), counts])[:, codes]  # row 0: the samples as they are
 
@@ -226,12 +232,10 @@ def paired_difference(base_item_rewards, tuned_item_rewards, groups, *, n_boot: 
                          f"and {len(groups)} groups")
     if len(base) == 0:
         raise ValueError("paired_difference needs at least one item")
-    _, codes = np.unique(np.asarray([str(g) for g in groups]), return_inverse=True)
-    n_groups = int(codes.max()) + 1
+    codes, n_groups, draws = _group_draws(groups, n_boot, seed)
     diffs = tuned - base
     group_sums = np.bincount(codes, weights=diffs, minlength=n_groups)
     group_sizes = np.bincount(codes, minlength=n_groups).astype(float)
-    draws = np.random.default_rng(seed).integers(0, n_groups, size=(n_boot, n_groups))
     boot = group_sums[draws].sum(axis=1) / group_sizes[draws].sum(axis=1)
     low, high = (float(x) for x in np.percentile(boot, [2.5, 97.5]))
     return {"diff": float(diffs.mean()), "ci95": [low, high], "n_items": int(len(diffs)), "n_groups": n_groups,
