@@ -72,8 +72,8 @@ def _prf(classification: dict | None, avg: str) -> dict | None:
     return {k: classification[avg][k] for k in ("precision", "recall", "f1")}
 
 
-def stage_score(run, base_result, group_key: str | None, records: str, console: Console,
-                label_key: str = "labels") -> StageScore:
+def stage_score(run, base_result, group_key: str | None, label_key: str, records: str,
+                console: Console) -> StageScore:
     """A `StageRun` as figures; the paired gain over `base_result` (None: this is the base stage)."""
     from openrft.demo import judge
 
@@ -238,7 +238,7 @@ def summarize(runs: list, held, plan, *, chosen: str, prompt_rewards: dict, cons
     the verdict."""
     base_run = runs[0]
     base_result = base_run.result
-    scores = [stage_score(run, base_result, held.group_key, held.records, console, plan.label_key) for run in runs]
+    scores = [stage_score(run, base_result, held.group_key, plan.label_key, held.records, console) for run in runs]
     baselines = baselines_of(base_result.summary) if base_result is not None else {}
     stages = by_stage(scores)
     sft = [s.train_cpu_s for s in scores if s.stage == "sft" and s.reward is not None]
