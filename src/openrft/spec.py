@@ -303,7 +303,8 @@ class OpenrftOptions(BaseModel):
                                      "`celex_id`, an act and its translations): subsets and held-out sets take "
                                      "whole groups; None = every row is its own group")
     labels: Optional[list[str]] = Field(None, description="the label space for P/R/F1 (default: task's or data's)")
-    max_train_rows: Optional[int] = Field(None, ge=0, description="use at most this many training rows (0: all)")
+    max_train_rows: Optional[int] = Field(None, ge=0, description="use at most this many training rows (0: all), "
+                                          "spread over as many groups (group_key) as possible")
     max_valid_rows: Optional[int] = Field(None, ge=0, description="use at most this many validation rows (0: all)")
     max_steps: Optional[int] = Field(None, ge=0, description="stop after this many steps (a time budget for demos; "
                                      "0: no cap)")

@@ -69,3 +69,22 @@ def test_cli_split_writes_two_files_without_shared_acts(tmp_path, eurovoc_record
     check = CliRunner().invoke(app, ["data", "check", str(tmp_path / "out" / "train.jsonl"), "--against",
                                      str(tmp_path / "out" / "validation.jsonl"), "--group-key", "celex_id"])
     assert check.exit_code == 0, check.output
+
+
+def test_a_subset_spreads_over_groups_and_any_member_varies_the_row_taken():
+    """A training subset of a file where a few acts have many translations: as many acts as rows, not the
+    translations of the few (EuroVoc's 248 training rows are 110 acts, 138 rows of them 10 acts' translations)."""
+    from openrft.data.splits import group_subset
+
+    rows = [{"id": f"big{g}_{k}", "act": f"big{g}", "labels": ["x"]} for g in range(3) for k in range(20)]
+    rows += [{"id": f"one{i}", "act": f"one{i}", "labels": ["y"]} for i in range(20)]
+    for seed in range(5):
+        subset = group_subset(rows, 12, seed, "act", any_member=True)
+        assert len(subset) == 12 and len({r["act"] for r in subset}) == 12
+        assert [rows.index(r) for r in subset] == sorted(rows.index(r) for r in subset)  # file order
+        assert subset == group_subset(rows, 12, seed, "act", any_member=True)  # seeded
+    taken = {r["id"] for seed in range(10) for r in group_subset(rows, 23, seed, "act", any_member=True)
+             if r["act"] == "big0"}
+    assert len(taken) > 3  # a group's row is any of its members, not always its first
+    assert {r["id"] for r in group_subset(rows, 23, 0, "act") if r["act"] == "big0"} == {"big0_0"}
+    assert len(group_subset(rows, 30, 0, "act", any_member=True)) == 30  # past one per group: a second row

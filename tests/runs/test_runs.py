@@ -110,9 +110,9 @@ def test_a_resolved_job_takes_the_seeded_training_subset_and_whole_validation_gr
                           max_train_rows=4, max_valid_rows=2, group_key="act", labels=None)
     (tmp_path / "job.json").write_text(json.dumps(raw))
     job = ResolvedJob.load(tmp_path)
-    from openrft.data.order import subset
+    from openrft.data.splits import group_subset
 
-    assert job.train_rows == subset(train, 4, 44) and len(job.train_rows) == 4
+    assert job.train_rows == group_subset(train, 4, 44, "act", any_member=True) and len(job.train_rows) == 4
     assert [line for line, _ in job.numbered_train_rows] == [train.index(r) + 1 for r in job.train_rows]
     assert len(job.valid_rows) == 2 and len({r["act"] for r in job.valid_rows}) == 2  # two groups, one row each
     assert job.labels == sorted({label for r in job.train_rows + job.valid_rows for label in r["labels"]})

@@ -144,12 +144,12 @@ def test_kill_and_resume_keeps_events_continuous(home, tmp_path):
 def test_baselines_take_their_label_statistics_from_the_whole_training_file(home, tmp_path):
     """`max_train_rows` trims what the policy trains on (a compute budget); the most-frequent baseline must still
     see the training file's real label frequencies, or its strength would depend on the budget."""
-    from openrft.data.order import subset
+    from openrft.data.splits import group_subset
     from openrft.training import create_job, run_job
 
     body = write_job(tmp_path, steps=1, extra={"max_train_rows": 2})
     train = rows(5)
-    kept = {r["id"] for r in subset(train, 2, body["seed"])}
+    kept = {r["id"] for r in group_subset(train, 2, body["seed"], body["openrft"].get("group_key"), any_member=True)}
     for row in train:  # the 2 rows the run trains on say "budget"; the other 3 say "whole"
         row["labels"] = ["budget"] if row["id"] in kept else ["whole"]
     valid = [{**r, "labels": ["whole"]} for r in rows(2)]

@@ -1,23 +1,13 @@
-"""Which training rows a run uses, and in which order: a seeded subset, and the epochs' (balanced) order.
+"""The order in which a run visits its training rows: the epochs' (balanced) order.
 
-The trainer, the doctor and the benchmarks take their rows from here (through `openrft.runs.ResolvedJob`), so
-that the doctor samples the rows the trainer will train on.
+The trainer, the doctor and the benchmarks take their order from here (through `openrft.runs.ResolvedJob`), so
+that the doctor samples the rows the trainer will train on. Which rows (the `max_train_rows` subset):
+`openrft.data.splits.group_subset`.
 """
 
 from __future__ import annotations
 
 import random
-from typing import TypeVar
-
-T = TypeVar("T")
-
-
-def subset(rows: list[T], limit: int | None, seed: int) -> list[T]:
-    """A seeded random subset of `limit` rows in file order (files are often sorted by source or language)."""
-    if not limit or limit >= len(rows):
-        return rows
-    keep = sorted(random.Random(seed).sample(range(len(rows)), limit))
-    return [rows[i] for i in keep]
 
 
 def epoch_order(rows: list[dict], *, n_epochs: int, seed: int, balance: bool, label_key: str | None) -> list[int]:

@@ -101,15 +101,20 @@ def group_of(row: dict, group_key: str | None) -> str:
 
 
 def group_subset(rows: list[dict], limit: int | None, seed: int, group_key: str | None = None, *,
-                 exclude_groups: set[str] | frozenset[str] = frozenset()) -> list[dict]:
+                 exclude_groups: set[str] | frozenset[str] = frozenset(), any_member: bool = False) -> list[dict]:
     """A seeded subset of at most `limit` rows spread over as many groups as possible, in file order.
 
-    Groups are taken in a seeded random order, one row of each (its first in file order), then a second row of
-    each group that has one, and so on until `limit` rows: 24 rows of EuroVoc's validation file are 24 acts,
-    not one act's 22 translations and two others. A group the subset touches counts as used as a whole: a
-    held-out set excludes it (`exclude_groups=groups_in(subset, group_key)`), untaken translations included.
-    Groups in `exclude_groups` are never taken. With `limit` None (or not smaller than what is left), every row
-    of the remaining groups is returned. Without `group_key` every row is its own group (see `group_of`).
+    Groups are taken in a seeded random order, one row of each (its first in file order; with `any_member`, a
+    seeded random one of its rows), then a second row of each group that has one, and so on until `limit` rows:
+    24 rows of EuroVoc's validation file are 24 acts, not one act's 22 translations and two others. A group the
+    subset touches counts as used as a whole: a held-out set excludes it (`exclude_groups=groups_in(subset,
+    group_key)`), untaken translations included. Groups in `exclude_groups` are never taken. With `limit` None
+    (or not smaller than what is left), every row of the remaining groups is returned. Without `group_key` every
+    row is its own group (see `group_of`).
+
+    The trainer takes its `max_train_rows` this way too, with `any_member` (an act in a seeded random one of its
+    languages): EuroVoc's training file holds 110 acts in 248 rows, 138 of them translations of 10 acts, so a
+    plain random 96 rows were about 49 acts, half of the rows the same 10 acts; spread, they are 96 acts.
     """
     members: dict[str, list[int]] = {}
     for index, row in enumerate(rows):
@@ -121,7 +126,11 @@ def group_subset(rows: list[dict], limit: int | None, seed: int, group_key: str 
     if not limit or limit >= available:
         keep = sorted(i for m in members.values() for i in m)
         return [rows[i] for i in keep]
-    random.Random(seed).shuffle(names)
+    rng = random.Random(seed)
+    rng.shuffle(names)
+    if any_member:
+        for name in names:
+            rng.shuffle(members[name])
     chosen: list[int] = []
     depth = 0
     while len(chosen) < limit:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import warnings
 from collections import Counter
 from statistics import mean, pstdev
 from typing import Any
@@ -159,12 +160,44 @@ def difference_vs_noise(a: dict, b: dict) -> dict:
     return {"diff": diff, "noise": noise, "significant": not overlap, "rule": "95% intervals do not overlap"}
 
 
-def _group_draws(groups: list, n_boot: int, seed: int) -> tuple[np.ndarray, int, np.ndarray]:
-    """The cluster bootstrap both paired comparisons use: each item's group code, the number of groups, and
-    `n_boot` draws of that many groups with replacement."""
+def _cluster_bootstrap_ci(statistic, groups: list, n_boot: int, seed: int) -> tuple[int, list[float]]:
+    """The number of groups and a 95% BCa bootstrap CI of `statistic`, resampling whole groups.
+
+    `statistic(weights)` takes a (k, n_items) array of item weights (how often each item's group was drawn) and
+    returns k values. Both clustered comparisons use it: the reward gain (a weighted mean) and the macro-F1
+    difference (recomputed from label counts). The interval is scipy's bias-corrected and accelerated one
+    (Efron 1987; the jackknife leaves out one group at a time) rather than the plain percentile one: macro-F1 is
+    not a mean, and on the EuroVoc held-out acts its bootstrap draws lie below the observed difference 60-77% of
+    the time (a percentile interval centred there is shifted down by about 0.015); BCa corrects that bias and the
+    skew, and for a mean it gives about the percentile interval. With one group, or draws that never vary, the
+    CI is the statistic itself.
+    """
+    from scipy.stats import DegenerateDataWarning, bootstrap
+
     _, codes = np.unique(np.asarray([str(g) for g in groups]), return_inverse=True)
     n_groups = int(codes.max()) + 1
-    return codes, n_groups, np.random.default_rng(seed).integers(0, n_groups, size=(n_boot, n_groups))
+    observed = float(statistic(np.ones((1, len(codes))))[0])
+
+    def on_groups(drawn: np.ndarray, axis: int = -1) -> np.ndarray:  # noqa: ARG001 (scipy passes axis=-1)
+        """The statistic of each row of `drawn`, an (..., m) array of group indices."""
+        flat = drawn.reshape(-1, drawn.shape[-1])
+        counts = np.zeros((len(flat), n_groups))
+        np.add.at(counts, (np.arange(len(flat))[:, None], flat), 1.0)
+        return statistic(counts[:, codes]).reshape(drawn.shape[:-1])
+
+    if n_groups < 2:
+        return n_groups, [observed, observed]
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+        warnings.simplefilter("ignore", DegenerateDataWarning)  # draws that never vary: NaN, handled below
+        result = bootstrap((np.arange(n_groups),), on_groups, n_resamples=n_boot, method="BCa", vectorized=True,
+                           random_state=np.random.default_rng(seed))
+    draws = result.bootstrap_distribution
+    if np.ptp(draws) == 0:
+        return n_groups, [observed, observed]
+    low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
+    if not (np.isfinite(low) and np.isfinite(high)):  # a jackknife that never varies: the percentile interval
+        low, high = (float(x) for x in np.percentile(draws, [2.5, 97.5]))
+    return n_groups, [low, high]
 
 
 LabelPairs = list[tuple[set[str] | None, set[str]]]  # (predicted, true) label sets, one per sample
@@ -196,11 +229,9 @@ def macro_f1_difference(a_pairs: LabelPairs, b_pairs: LabelPairs, groups: list, 
         return m
 
     truth = matrix([t for _, t in a_pairs])
-    codes, n_groups, draws = _group_draws(groups, n_boot, seed)
-    counts = np.stack([np.bincount(row, minlength=n_groups) for row in draws])
-    weights = np.vstack([np.ones(n_groups), counts])[:, codes]  # row 0: the samples as they are
+    predicted_a, predicted_b = matrix([p for p, _ in a_pairs]), matrix([p for p, _ in b_pairs])
 
-    def macro_f1(predicted: np.ndarray) -> np.ndarray:
+    def macro_f1(predicted: np.ndarray, weights: np.ndarray) -> np.ndarray:
         tp, fp, fn = (weights @ (predicted * truth), weights @ (predicted * (1 - truth)),
                       weights @ ((1 - predicted) * truth))
         p = np.divide(tp, tp + fp, out=np.zeros_like(tp), where=tp + fp > 0)
@@ -209,10 +240,13 @@ def macro_f1_difference(a_pairs: LabelPairs, b_pairs: LabelPairs, groups: list, 
         present = (tp + fp + fn) > 0
         return (f1 * present).sum(axis=1) / np.maximum(present.sum(axis=1), 1)
 
-    diffs = macro_f1(matrix([p for p, _ in a_pairs])) - macro_f1(matrix([p for p, _ in b_pairs]))
-    low, high = (float(x) for x in np.percentile(diffs[1:], [2.5, 97.5]))
-    return {"diff": float(diffs[0]), "ci95": [low, high], "n_samples": len(a_pairs), "n_groups": n_groups,
-            "n_boot": n_boot, "seed": seed}
+    def difference(weights: np.ndarray) -> np.ndarray:
+        return macro_f1(predicted_a, weights) - macro_f1(predicted_b, weights)
+
+    diff = float(difference(np.ones((1, len(a_pairs))))[0])
+    n_groups, ci95 = _cluster_bootstrap_ci(difference, groups, n_boot, seed)
+    return {"diff": diff, "ci95": ci95, "n_samples": len(a_pairs), "n_groups": n_groups, "n_boot": n_boot,
+            "seed": seed}
 
 
 def paired_difference(base_item_rewards, tuned_item_rewards, groups, *, n_boot: int = 2000, seed: int = 0) -> dict:
@@ -221,7 +255,7 @@ def paired_difference(base_item_rewards, tuned_item_rewards, groups, *, n_boot: 
     `base_item_rewards[i]` and `tuned_item_rewards[i]` are item i's mean reward over runs under each model, and
     `groups[i]` its group (EuroVoc: its act, shared by the act's translations). The bootstrap resamples whole
     groups with replacement, so items that move together (translations of one act) count as one draw, not
-    many; the CI is the 2.5th and 97.5th percentile of the resampled item-weighted mean differences.
+    many; the CI is the BCa interval of the resampled item-weighted mean differences (`_cluster_bootstrap_ci`).
     Returns `diff`, `ci95`, `n_items`, `n_groups`, `n_boot`, `seed` and `excludes_zero` (the CI lies wholly
     above or below 0). With a single group the CI collapses to the difference itself: read `n_groups`.
     """
@@ -232,11 +266,8 @@ def paired_difference(base_item_rewards, tuned_item_rewards, groups, *, n_boot: 
                          f"and {len(groups)} groups")
     if len(base) == 0:
         raise ValueError("paired_difference needs at least one item")
-    codes, n_groups, draws = _group_draws(groups, n_boot, seed)
     diffs = tuned - base
-    group_sums = np.bincount(codes, weights=diffs, minlength=n_groups)
-    group_sizes = np.bincount(codes, minlength=n_groups).astype(float)
-    boot = group_sums[draws].sum(axis=1) / group_sizes[draws].sum(axis=1)
-    low, high = (float(x) for x in np.percentile(boot, [2.5, 97.5]))
+    n_groups, (low, high) = _cluster_bootstrap_ci(lambda weights: weights @ diffs / weights.sum(axis=1), groups,
+                                                  n_boot, seed)
     return {"diff": float(diffs.mean()), "ci95": [low, high], "n_items": int(len(diffs)), "n_groups": n_groups,
             "n_boot": n_boot, "seed": seed, "excludes_zero": low > 0 or high < 0}

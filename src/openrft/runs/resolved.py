@@ -173,10 +173,15 @@ class ResolvedJob:
 
     @cached_property
     def numbered_train_rows(self) -> list[tuple[int, dict]]:
-        """(line, row) of the rows the job trains on: a seeded subset of `max_train_rows` rows, in file order."""
-        from openrft.data.order import subset
+        """(line, row) of the rows the job trains on: a seeded subset of at most `max_train_rows` rows spread over
+        as many groups (`group_key`) as possible, each group in a seeded random one of its rows, in file order."""
+        from openrft.data.splits import group_subset
 
-        return subset(self._numbered(self.training_path), self.options.max_train_rows, self.seed)
+        numbered = self._numbered(self.training_path)
+        line_of = {id(row): line for line, row in numbered}
+        rows = group_subset([row for _, row in numbered], self.options.max_train_rows, self.seed,
+                            self.options.group_key, any_member=True)
+        return [(line_of.get(id(row), 0), row) for row in rows]
 
     @cached_property
     def numbered_valid_rows(self) -> list[tuple[int, dict]]:

@@ -2,7 +2,7 @@
 (openrft.training.dpo). Nothing is sampled or graded; each step is one optimizer step on a batch of rows.
 
     for step in 1..total_steps:
-        rows     = the next `batch_size` rows of the seeded epoch order (balanced by labels when rows carry them)
+        rows     = the next `batch_size` rows of the seeded epoch order (label-balanced with `openrft.balance`)
         train    = objective.batch(model, rows) -> gradient + train_loss, train_<metric>; one optimizer step
         valid    = the objective on the next `batch_size` validation rows (no gradient) -> valid_loss, valid_<metric>
         at the end of every epoch and at the last step: the whole validation subset -> full_valid_*, a checkpoint
