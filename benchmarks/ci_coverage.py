@@ -87,7 +87,7 @@ def one_set(rng: np.random.Generator, tpr: np.ndarray, acts: int, runs: int, n_b
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         percentile = bootstrap((np.arange(acts),), statistic, method="percentile", n_resamples=n_boot,
-                               vectorized=True, random_state=np.random.default_rng(rep)).confidence_interval
+                               vectorized=True, rng=np.random.default_rng(rep)).confidence_interval
     return {"estimate": bca["diff"], "bca": bca["ci95"], "percentile": [float(percentile.low), float(percentile.high)]}
 
 

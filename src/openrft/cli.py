@@ -87,8 +87,8 @@ app.command("export")(export_command)
 @app.command()
 def demo(full: bool = typer.Option(False, "--full", help="every training row (SFT one epoch, RFT job_full.yaml: "
                                                           "hours on a CPU)"),
-         long: bool = typer.Option(False, "--long", help="one epoch over the 192 balanced training rows for SFT and "
-                                                          "for each RFT job (48 steps each)"),
+         long: bool = typer.Option(False, "--long", help="one epoch over 192 training rows (every act, then "
+                                                          "translations) for SFT and each RFT job (48 steps each)"),
          max_steps: int = typer.Option(None, help="cap the steps of every training stage"),
          held_out: int = typer.Option(48, min=0, help="records of whole unseen acts on which every stage is scored "
                                                      "(0: none, with --rft-only only)"),

@@ -25,7 +25,7 @@ also written after each seed (`"complete": false`), so that a run stopped later 
 
 The default budget (`BUDGETS["quick"]`) aims at about 15 minutes on a 2-core CPU: SFT one epoch of 24 steps of 4
 rows, RFT and SFT→RFT 8 steps of 4 prompts × 8 samples each with one validation at the end (measured: 13 min
-for one seed at load 0.3-2.4, 34 min for three; README). Every stage records its wall time and this process's
+for one seed, 36 min for three; README). Every stage records its wall time and this process's
 CPU time, for training and for its held-out eval.
 """
 
@@ -64,12 +64,13 @@ class Budget:
 
 
 BUDGETS = {
-    # meant for ~15 min on a 2-core CPU (13 min for one seed measured at load 0.3-2.4): SFT one epoch of its 96
-    # rows (24 × 4: 8 steps gave SFT 0.184 and SFT→RFT 0.220 held out, 24 steps 0.235 and 0.288, over 3 seeds);
+    # meant for ~15 min on a 2-core CPU: SFT one epoch of 96 acts, one row each (24 × 4: 8 steps gave SFT 0.184 and
+    # SFT→RFT 0.220 held out, 24 steps 0.235 and 0.288, over 3 seeds, before the rows were spread over acts);
     # RFT 8 × 4 prompts × 8 samples, validated once at the end
     "quick": Budget("quick", "job.yaml", sft_steps=24, sft_train_rows=96, rft_steps=8, rft_eval_interval=8,
                     validate_at_start=False),
-    # one epoch over the 192 balanced training rows for both methods (48 steps each), validations as job_long.yaml
+    # one epoch over 192 training rows (every act, then translations) for both methods (48 steps each),
+    # validations as job_long.yaml
     "long": Budget("long", "job_long.yaml", sft_steps=48, sft_train_rows=192, rft_steps=None, rft_eval_interval=None,
                    validate_at_start=True),
     # every training row: SFT one epoch, RFT as job_full.yaml (two epochs; hours on a CPU)

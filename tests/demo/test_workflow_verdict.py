@@ -30,7 +30,7 @@ def figures(final_ci_2=(0.02, 0.1), final_macro=0.2):
     base = [score("base", None, 0.15, gain=0.0, ci=[0.0, 0.0], macro=0.1, micro=0.15),
             score("base+prompt", None, 0.19, gain=0.04, ci=[0.01, 0.08], macro=0.12)]
     seeds = []
-    for seed, ci_final in ((1, (0.05, 0.15)), (2, final_ci_2)):
+    for seed, ci_final in ((1, (0.05, 0.15)), (2, final_ci_2), (3, (0.04, 0.12))):
         seeds += [score("sft", seed, 0.12, gain=-0.03, ci=[-0.06, -0.01], cpu=80),
                   score("rft", seed, 0.25, gain=0.10, ci=[0.04, 0.16], macro=0.14, micro=0.25, cpu=300),
                   score("sft+rft", seed, 0.28, gain=0.13, ci=list(ci_final), macro=final_macro, micro=0.3, cpu=320)]
@@ -41,11 +41,12 @@ def test_the_target_is_met_when_the_final_model_clears_both_cis_every_seed():
     from openrft.workflow_verdict import by_stage, verdict
 
     stages = by_stage(figures())
-    assert stages["rft"]["n"] == 2 and stages["rft"]["reward"] == {"mean": pytest.approx(0.25),
-                                                                    "std": pytest.approx(0.0), "n": 2}
+    assert stages["rft"]["n"] == 3 and stages["rft"]["reward"] == {"mean": pytest.approx(0.25),
+                                                                    "std": pytest.approx(0.0), "n": 3}
     assert stages["base"]["reward"]["std"] is None  # one eval: no spread
     v = verdict(stages, BASELINES, sft_train_cpu_s=80.0)
     assert v["target_met"] and v["target"]["beats_base_beyond_ci"] and v["target"]["beats_most_frequent_macro_f1"]
+    assert v["target"]["replicated"]
     assert v["target"]["macro_f1_minus_most_frequent"] == pytest.approx(0.05)
     assert v["target"]["micro_f1_minus_most_frequent"] == pytest.approx(0.3 - 0.54)
     assert v["best_stage"] == "sft+rft" and v["best_trained_stage"] == "sft+rft"
@@ -61,7 +62,7 @@ def test_one_seed_within_either_ci_fails_the_target():
 
     crossing = verdict(by_stage(figures(final_ci_2=(-0.01, 0.1))), BASELINES)
     assert not crossing["target_met"] and crossing["target"]["beats_base_beyond_ci"] is False
-    assert "sft+rft" not in crossing["real_gain"] and "CI above 0 for 1/2 seeds" in "\n".join(crossing["text"])
+    assert "sft+rft" not in crossing["real_gain"] and "CI above 0 for 2/3 seeds" in "\n".join(crossing["text"])
     below = verdict(by_stage(figures(final_macro=0.14)), BASELINES)
     assert below["target"]["beats_base_beyond_ci"] and below["target"]["beats_most_frequent_macro_f1"] is False
     assert not below["target_met"] and "NOT met" in "\n".join(below["text"])
@@ -69,7 +70,19 @@ def test_one_seed_within_either_ci_fails_the_target():
     close = verdict(by_stage(figures(final_macro=0.16)), BASELINES)
     assert close["target"]["macro_f1_minus_most_frequent"] == pytest.approx(0.01)
     assert close["target"]["beats_most_frequent_macro_f1"] is False and not close["target_met"]
-    assert "macro-F1 CI above the baseline for 0/2" in "\n".join(close["text"])
+    assert "macro-F1 CI above the baseline for 0/3" in "\n".join(close["text"])
+
+
+def test_a_target_met_on_fewer_than_three_seeds_is_not_replicated_and_not_met():
+    from openrft.workflow_verdict import by_stage, verdict
+
+    two_seeds = [s for s in figures() if s.seed != 3]
+    v = verdict(by_stage(two_seeds), BASELINES)
+    assert v["target"]["beats_base_beyond_ci"] and v["target"]["beats_most_frequent_macro_f1"]
+    assert not v["target"]["replicated"] and not v["target_met"]
+    assert "NOT met (it holds on the 2 seeds run; a target needs 3: --seeds 3)" in "\n".join(v["text"])
+    one_seed = verdict(by_stage([s for s in figures() if s.seed in (None, 1)]), BASELINES)
+    assert not one_seed["target_met"] and "holds on the 1 seed run" in "\n".join(one_seed["text"])
 
 
 def test_a_failed_stage_is_listed_and_a_missing_final_stage_fails_the_target():

@@ -62,9 +62,9 @@ def test_the_ci_is_scipys_bca_interval_and_corrects_a_skewed_bootstrap():
 
     rewards = np.random.default_rng(6).exponential(0.2, 50)  # a skewed gain: BCa and percentile intervals differ
     d = paired_difference(np.zeros(50), rewards, list(range(50)), seed=3)
-    bca = bootstrap((rewards,), np.mean, method="BCa", n_resamples=2000, random_state=np.random.default_rng(3))
+    bca = bootstrap((rewards,), np.mean, method="BCa", n_resamples=2000, rng=np.random.default_rng(3))
     percentile = bootstrap((rewards,), np.mean, method="percentile", n_resamples=2000,
-                           random_state=np.random.default_rng(3))
+                           rng=np.random.default_rng(3))
     # the same method on other draws of the same data (scipy draws its own): equal up to Monte Carlo noise
     assert d["ci95"] == pytest.approx([bca.confidence_interval.low, bca.confidence_interval.high], abs=0.005)
     # a right-skewed mean: BCa moves the interval up from the percentile one

@@ -190,7 +190,7 @@ def _cluster_bootstrap_ci(statistic, groups: list, n_boot: int, seed: int) -> tu
     with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
         warnings.simplefilter("ignore", DegenerateDataWarning)  # draws that never vary: NaN, handled below
         result = bootstrap((np.arange(n_groups),), on_groups, n_resamples=n_boot, method="BCa", vectorized=True,
-                           random_state=np.random.default_rng(seed))
+                           rng=np.random.default_rng(seed))
     draws = result.bootstrap_distribution
     if np.ptp(draws) == 0:
         return n_groups, [observed, observed]
