@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from rich.console import Console
@@ -186,8 +187,9 @@ def verdict(stages: dict, baselines: dict, sft_train_cpu_s: float | None = None)
     if failed:
         lines.append("failed or skipped: " + ", ".join(f"{STAGE_TITLES[k]} (seeds {v})" for k, v in failed.items()))
     final = ran.get(FINAL)
-    target = {"final_stage": FINAL, "beats_base_beyond_ci": None, "beats_most_frequent_macro_f1": None,
-              "micro_f1_minus_most_frequent": None, "macro_f1_minus_most_frequent": None}
+    target: dict[str, Any] = {"final_stage": FINAL, "beats_base_beyond_ci": None, "beats_most_frequent_macro_f1": None,
+                              "micro_f1_minus_most_frequent": None, "macro_f1_minus_most_frequent": None,
+                              "replicated": final is not None and final["n"] >= REPLICATION_SEEDS}
     if final:
         target["beats_base_beyond_ci"] = final["ci_above_zero"] == final["n"]
         mf_macro = (mf.get("macro") or {}).get("f1")
@@ -199,8 +201,7 @@ def verdict(stages: dict, baselines: dict, sft_train_cpu_s: float | None = None)
         if final["micro_f1"] and mf_micro is not None:
             target["micro_f1_minus_most_frequent"] = final["micro_f1"]["mean"] - mf_micro
     on_every_seed = bool(target["beats_base_beyond_ci"] and target["beats_most_frequent_macro_f1"])
-    target["replicated"] = bool(final) and final["n"] >= REPLICATION_SEEDS
-    met = on_every_seed and target["replicated"]
+    met = on_every_seed and bool(target["replicated"])
     if final:
         outcome = ("met" if met else "NOT met" if not on_every_seed else
                    f"NOT met (it holds on the {final['n']} seed{'s' if final['n'] > 1 else ''} run; a target needs "
