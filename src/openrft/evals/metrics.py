@@ -160,6 +160,9 @@ def difference_vs_noise(a: dict, b: dict) -> dict:
     return {"diff": diff, "noise": noise, "significant": not overlap, "rule": "95% intervals do not overlap"}
 
 
+BOOTSTRAP_BATCH = 256  # draws (and jackknife samples) per call: bounds memory at 256 × items weights
+
+
 def _cluster_bootstrap_ci(statistic, groups: list, n_boot: int, seed: int) -> tuple[int, list[float]]:
     """The number of groups and a 95% BCa bootstrap CI of `statistic`, resampling whole groups.
 
@@ -190,7 +193,7 @@ def _cluster_bootstrap_ci(statistic, groups: list, n_boot: int, seed: int) -> tu
     with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
         warnings.simplefilter("ignore", DegenerateDataWarning)  # draws that never vary: NaN, handled below
         result = bootstrap((np.arange(n_groups),), on_groups, n_resamples=n_boot, method="BCa", vectorized=True,
-                           rng=np.random.default_rng(seed))
+                           batch=BOOTSTRAP_BATCH, rng=np.random.default_rng(seed))
     draws = result.bootstrap_distribution
     if np.ptp(draws) == 0:
         return n_groups, [observed, observed]
