@@ -19,7 +19,7 @@ always names the 4 most frequent labels. The true difference is the population o
   intervals wholly above the truth is the rate of falsely claiming a gain.
 
 For each set both intervals are computed: `bca` by `macro_f1_difference` itself (what the demo reports) and
-`percentile` by scipy's percentile bootstrap of the same statistic (what openrft reported before). What is
+`percentile` by the same clustered bootstrap with scipy's percentile interval (what openrft reported before). What is
 reported: coverage, the share of intervals wholly below / wholly above the truth, and the point estimate's bias.
 """
 
@@ -28,15 +28,13 @@ from __future__ import annotations
 import argparse
 import json
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
 from rich.console import Console
 from rich.table import Table
-from scipy.stats import bootstrap
 
-from openrft.evals.metrics import macro_f1_difference
+from openrft.evals.metrics import cluster_bootstrap_ci, macro_f1_difference, weighted_macro_f1
 
 RESULTS = Path(__file__).resolve().parent / "results" / "ci_coverage.json"
 PREVALENCE = np.array([.54, .52, .50, .48, .21, .17, .17, .17, .125, .125, .125, .10, .08, .06, .04, .04, .04,
@@ -54,16 +52,6 @@ def population_macro_f1(tpr: np.ndarray, fpr: np.ndarray) -> float:
     return float(np.where(tp > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1e-12), 0).mean())
 
 
-def macro_f1(predicted: np.ndarray, truth: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """classification_metrics' macro-F1 (labels present in the references or the answers), per row of weights."""
-    tp, fp, fn = weights @ (predicted * truth), weights @ (predicted * (1 - truth)), weights @ ((1 - predicted) * truth)
-    p = np.divide(tp, tp + fp, out=np.zeros_like(tp), where=tp + fp > 0)
-    r = np.divide(tp, tp + fn, out=np.zeros_like(tp), where=tp + fn > 0)
-    f1 = np.divide(2 * p * r, p + r, out=np.zeros_like(tp), where=p + r > 0)
-    present = (tp + fp + fn) > 0
-    return (f1 * present).sum(axis=1) / np.maximum(present.sum(axis=1), 1)
-
-
 def sets(matrix: np.ndarray) -> list[set[str]]:
     return [{LABELS[j] for j in np.flatnonzero(row)} for row in matrix]
 
@@ -77,18 +65,11 @@ def one_set(rng: np.random.Generator, tpr: np.ndarray, acts: int, runs: int, n_b
     bca = macro_f1_difference(list(zip(sets(model), true_sets)), list(zip(sets(top), true_sets)), codes.tolist(),
                               LABELS, n_boot=n_boot, seed=rep)
 
-    def statistic(drawn: np.ndarray, axis: int = -1) -> np.ndarray:  # noqa: ARG001 (scipy passes axis=-1)
-        flat = drawn.reshape(-1, drawn.shape[-1])
-        counts = np.zeros((len(flat), acts))
-        np.add.at(counts, (np.arange(len(flat))[:, None], flat), 1.0)
-        weights = counts[:, codes]
-        return (macro_f1(model, truth, weights) - macro_f1(top, truth, weights)).reshape(drawn.shape[:-1])
+    def difference(weights: np.ndarray) -> np.ndarray:
+        return weighted_macro_f1(model, truth, weights) - weighted_macro_f1(top, truth, weights)
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        percentile = bootstrap((np.arange(acts),), statistic, method="percentile", n_resamples=n_boot,
-                               vectorized=True, rng=np.random.default_rng(rep)).confidence_interval
-    return {"estimate": bca["diff"], "bca": bca["ci95"], "percentile": [float(percentile.low), float(percentile.high)]}
+    _, percentile = cluster_bootstrap_ci(difference, codes.tolist(), n_boot, rep, method="percentile")
+    return {"estimate": bca["diff"], "bca": bca["ci95"], "percentile": percentile}
 
 
 def main() -> None:

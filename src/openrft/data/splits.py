@@ -113,8 +113,8 @@ def group_subset(rows: list[dict], limit: int | None, seed: int, group_key: str 
     row is its own group (see `group_of`).
 
     The trainer takes its `max_train_rows` this way too, with `any_member` (an act in a seeded random one of its
-    languages): EuroVoc's training file holds 110 acts in 248 rows, 138 of them translations of 10 acts, so a
-    plain random 96 rows were about 49 acts, half of the rows the same 10 acts; spread, they are 96 acts.
+    languages): EuroVoc's training file holds 110 acts in 248 rows, 138 of them translations of 10 acts, so about
+    53 of a plain random 96 rows were those 10 acts; spread, the 96 rows are 96 acts.
     """
     members: dict[str, list[int]] = {}
     for index, row in enumerate(rows):

@@ -167,35 +167,38 @@ class ResolvedJob:
         return self.options.validation_path
 
     @cached_property
+    def _train_file(self) -> list[tuple[int, dict]]:
+        """(line, row) of every row of the training file, read once."""
+        return self._numbered(self.training_path)
+
+    @cached_property
     def all_train_rows(self) -> list[dict]:
         """Every row of the training file (the model-free baselines' label statistics)."""
-        return [row for _, row in self._numbered(self.training_path)]
+        return [row for _, row in self._train_file]
 
     @cached_property
     def numbered_train_rows(self) -> list[tuple[int, dict]]:
         """(line, row) of the rows the job trains on: a seeded subset of at most `max_train_rows` rows spread over
         as many groups (`group_key`) as possible, each group in a seeded random one of its rows, in file order."""
-        from openrft.data.splits import group_subset
-
-        numbered = self._numbered(self.training_path)
-        line_of = {id(row): line for line, row in numbered}
-        rows = group_subset([row for _, row in numbered], self.options.max_train_rows, self.seed,
-                            self.options.group_key, any_member=True)
-        return [(line_of.get(id(row), 0), row) for row in rows]
+        return self._group_subset(self._train_file, self.options.max_train_rows, any_member=True)
 
     @cached_property
     def numbered_valid_rows(self) -> list[tuple[int, dict]]:
         """(line, row) of the rows every validation scores: a seeded subset of whole groups (`group_key`) of the
         validation file, at most `max_valid_rows` rows; none without a validation file."""
-        from openrft.data.splits import group_subset
-
         if not self.validation_path:
             return []
-        numbered = self._numbered(self.validation_path)
+        return self._group_subset(self._numbered(self.validation_path), self.options.max_valid_rows)
+
+    def _group_subset(self, numbered: list[tuple[int, dict]], limit: int | None, *,
+                      any_member: bool = False) -> list[tuple[int, dict]]:
+        """`data.splits.group_subset` of numbered rows with the job's seed and group key, their lines kept."""
+        from openrft.data.splits import group_subset
+
         line_of = {id(row): line for line, row in numbered}
-        rows = group_subset([row for _, row in numbered], self.options.max_valid_rows, self.seed,
-                            self.options.group_key)
-        return [(line_of.get(id(row), 0), row) for row in rows]
+        rows = group_subset([row for _, row in numbered], limit, self.seed, self.options.group_key,
+                            any_member=any_member)
+        return [(line_of[id(row)], row) for row in rows]
 
     @property
     def train_rows(self) -> list[dict]:
