@@ -220,20 +220,27 @@ def item_groups(result, group_key: str | None) -> dict[tuple, str]:
     return groups
 
 
+def paired_gain(base_result, tuned_result, group_key: str | None, what: str) -> dict:
+    """`tuned − base` over the same rows (`metrics.paired_difference`: diff, ci95 clustered by group, n_items,
+    n_groups); `what` names the comparison in the error when the two runs cover different items."""
+    from openrft.evals.compare import paired_items
+    from openrft.evals.metrics import paired_difference
+
+    base = base_result.summary
+    groups = item_groups(base_result, group_key)
+    with_groups = {**base, "items": [{**it, "group": groups[(it.get("index"), it.get("id"))]} for it in base["items"]]}
+    paired = paired_items(with_groups, tuned_result.summary)
+    if paired is None:
+        raise ValueError(f"{what}: the two eval runs do not cover the same items")
+    return paired_difference(*paired)
+
+
 def judge(base_result, tuned_result, group_key: str | None, what: str, console: Console) -> dict:
     """The verdict on two eval runs over the same rows: the paired gain `tuned − base` with its 95% CI clustered
     by group; is the CI above 0, and is its lower end above the most-frequent-labels baseline's difference to
     the base model (the baseline graded on the same rows)? Printed as one line."""
-    from openrft.evals.compare import paired_items
-    from openrft.evals.metrics import paired_difference
-
     base, tuned = base_result.summary, tuned_result.summary
-    groups = item_groups(base_result, group_key)
-    with_groups = {**base, "items": [{**it, "group": groups[(it.get("index"), it.get("id"))]} for it in base["items"]]}
-    paired = paired_items(with_groups, tuned)
-    if paired is None:
-        raise ValueError(f"{what}: the two eval runs do not cover the same items")
-    d = paired_difference(*paired)
+    d = paired_gain(base_result, tuned_result, group_key, what)
     low, high = d["ci95"]
     most_frequent = (base.get("baselines") or {}).get("most_frequent", {}).get("reward", {}).get("mean")
     mf_diff = None if most_frequent is None else most_frequent - base["reward"]["mean"]

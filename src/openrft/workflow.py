@@ -9,7 +9,10 @@ The stages, in order (`STAGES`):
                    with the chosen prompt (`openrft data export … --method supervised`);
 4. `rft`           `examples/eurovoc/job.yaml` (`job_long.yaml` with `--long`, `job_full.yaml` with `--full`) from the
                    base model, on the chosen prompt's rows;
-5. `sft+rft`       the same RFT job starting from stage 3's final checkpoint (`model:` a checkpoint directory).
+5. `sft+rft`       the same RFT job starting from stage 3's final checkpoint (`model:` a checkpoint directory);
+6. `rft-long`      with `--equal-cpu` only: stage 4's job for the budget's `rft_long_steps` (quick: 24, one epoch),
+                   about the CPU time of stages 3 and 5 together, so that RFT alone and SFT→RFT are compared at
+                   equal cost (`openrft.workflow_verdict.equal_cpu`: the paired difference per seed).
 
 The jobs are created and run by `openrft.training.create_job` / `run_job`, the stages are scored by
 `openrft.evals.run_eval`: the code a user runs with `openrft train` and `openrft eval`. Each stage's model is its
@@ -44,10 +47,10 @@ from openrft.tasks.base import Task
 if TYPE_CHECKING:
     from openrft.engines import SamplingParams
 
-STAGES = ("base", "base+prompt", "sft", "rft", "sft+rft")
+STAGES = ("base", "base+prompt", "sft", "rft", "sft+rft", "rft-long")
 STAGE_TITLES = {"base": "base, default prompt", "base+prompt": "base, chosen prompt", "sft": "SFT",
-                "rft": "RFT", "sft+rft": "SFT → RFT"}
-TRAINED = ("sft", "rft", "sft+rft")
+                "rft": "RFT", "sft+rft": "SFT → RFT", "rft-long": "RFT, longer"}
+TRAINED = ("sft", "rft", "sft+rft", "rft-long")
 
 
 @dataclass(frozen=True)
@@ -61,14 +64,17 @@ class Budget:
     rft_steps: int | None
     rft_eval_interval: int | None  # validations of the RFT jobs (None: the job file's)
     validate_at_start: bool  # the RFT jobs' step-0 validation (the base model; the prompt choice scored it already)
+    rft_long_steps: int | None = None  # the `rft-long` stage (--equal-cpu): RFT alone at about SFT→RFT's CPU time
 
 
 BUDGETS = {
     # meant for ~15 min on a 2-core CPU: SFT one epoch of 96 acts, one row each (24 × 4: 8 steps gave SFT 0.184 and
     # SFT→RFT 0.220 held out, 24 steps 0.235 and 0.288, over 3 seeds, before the rows were spread over acts);
     # RFT 8 × 4 prompts × 8 samples, validated once at the end
+    # --equal-cpu: RFT alone for 24 steps (one epoch), at ~34 s CPU a step about SFT's 24 steps and SFT→RFT's 8
+    # together (measured over seeds 42-44: 559 + 216 s CPU, against 269 s for RFT's 8 steps)
     "quick": Budget("quick", "job.yaml", sft_steps=24, sft_train_rows=96, rft_steps=8, rft_eval_interval=8,
-                    validate_at_start=False),
+                    validate_at_start=False, rft_long_steps=24),
     # one epoch over 192 training rows (every act, then translations) for both methods (48 steps each),
     # validations as job_long.yaml
     "long": Budget("long", "job_long.yaml", sft_steps=48, sft_train_rows=192, rft_steps=None, rft_eval_interval=None,
@@ -313,14 +319,18 @@ def sft_body(plan: Plan, folder: Path, seed: int, out: Path) -> dict:
     return body
 
 
-def rft_body(plan: Plan, prompt: str, seed: int, out: Path, model: str) -> dict:
-    """The budget's RFT job on the chosen prompt's rows, from `model` (the base model or a checkpoint)."""
+def rft_body(plan: Plan, prompt: str, seed: int, out: Path, model: str, steps: int | None = None) -> dict:
+    """The budget's RFT job on the chosen prompt's rows, from `model` (the base model or a checkpoint); `steps`:
+    that many steps instead of the budget's, validated once at the end."""
     import copy
 
     body = copy.deepcopy(plan.rft_body)
     body.update(model=model, seed=seed, training_file=str(plan.data[prompt] / "train.jsonl"),
                 validation_file=str(plan.data[prompt] / "validation.jsonl"))
     body["openrft"]["output_dir"] = str(out)
+    if steps:
+        body["openrft"]["max_steps"] = steps
+        body["method"]["reinforcement"]["hyperparameters"]["eval_interval"] = steps
     if model != plan.rft_body["model"]:
         body["suffix"] = f"{body.get('suffix') or 'rft'}-from-sft"
     return body
@@ -367,9 +377,10 @@ def train_stage(plan: Plan, stage: str, seed: int, prompt: str, body: dict, held
 
 def run_workflow(*, budget: str = "quick", seeds: list[int] | None = None, output_dir: Path | None = None,
                  held_out: int = HELD_OUT_ROWS, max_steps: int | None = None, task: Task | None = None,
-                 console: Console | None = None) -> dict:
-    """Run the five stages (the training ones for every seed) and judge them on the same held-out rows;
-    `workflow.json` and `workflow.png` are written in the output folder and the summary is returned."""
+                 equal_cpu: bool = False, console: Console | None = None) -> dict:
+    """Run the five stages (the training ones for every seed; with `equal_cpu` the sixth too) and judge them on
+    the same held-out rows; `workflow.json` and `workflow.png` are written in the output folder and the summary
+    is returned."""
     from openrft import paths
     from openrft.spec import load_job_body
     from openrft.tasks import default_task
@@ -377,6 +388,8 @@ def run_workflow(*, budget: str = "quick", seeds: list[int] | None = None, outpu
 
     console = console or Console()
     plan_budget = BUDGETS[budget]
+    if equal_cpu and not plan_budget.rft_long_steps:
+        raise ValueError(f"--equal-cpu: the {budget} budget has no longer RFT stage (the quick one has)")
     if seeds is None:
         seeds = [int(load_job_body(EXAMPLES / plan_budget.rft_job).get("seed", 0))]
     task = task or default_task()
@@ -420,6 +433,10 @@ def run_workflow(*, budget: str = "quick", seeds: list[int] | None = None, outpu
         else:
             sft_rft = StageRun("sft+rft", seed, chosen, "", status="skipped", error="its SFT stage failed")
         runs += [sft, rft, sft_rft]
+        if equal_cpu:
+            runs.append(train_stage(plan, "rft-long", seed, chosen,
+                                    rft_body(plan, chosen, seed, seed_dir / "rft-long", plan.base_model,
+                                             steps=max_steps or plan_budget.rft_long_steps), held, console))
         if seed != seeds[-1]:  # the figures so far, in case a later seed never finishes
             partial = summarize(runs, held, plan, chosen=chosen, prompt_rewards=prompt_rewards,
                                 console=Console(quiet=True))

@@ -17,7 +17,8 @@ The verdict (`verdict`), in the RFT demo's terms:
   seeds or more (on fewer it is "not replicated", which is not met); how far its micro-F1 is from that baseline
   is stated either way, and so is the macro-F1 of naming every label (high without skill);
 - SFT, RFT and SFT→RFT are compared by reward beside their training wall and CPU time (SFT→RFT costs the SFT
-  stage plus its own RFT job), so the reader can judge them at equal CPU time.
+  stage plus its own RFT job), so the reader can judge them at equal CPU time; with the `rft-long` stage
+  (`--equal-cpu`) `equal_cpu` pairs SFT→RFT against RFT alone at about the same CPU time, seed by seed.
 """
 
 from __future__ import annotations
@@ -167,7 +168,27 @@ def by_stage(scores: list[StageScore]) -> dict:
     return out
 
 
-def verdict(stages: dict, baselines: dict, sft_train_cpu_s: float | None = None) -> dict:
+def equal_cpu(runs: list, group_key: str | None) -> list[dict]:
+    """Per seed that has both: SFT→RFT's held-out reward minus the `rft-long` stage's (RFT alone, trained about as
+    long), paired over the same rows with the CI clustered by group, beside the training CPU each cost (SFT→RFT's
+    with its SFT stage's)."""
+    from openrft.demo import paired_gain
+
+    by = {(run.stage, run.seed): run for run in runs}
+    out = []
+    for long in (run for run in runs if run.stage == "rft-long" and run.result is not None):
+        final, sft = by[(FINAL, long.seed)], by[("sft", long.seed)]
+        if final.result is None:
+            continue
+        d = paired_gain(long.result, final.result, group_key,
+                        f"{STAGE_TITLES[FINAL]} vs {STAGE_TITLES[long.stage]}, seed {long.seed}")
+        out.append({"seed": long.seed, "diff": d["diff"], "ci95": list(d["ci95"]),
+                    "final_cpu_s": sft.train.cpu + final.train.cpu, "rft_long_cpu_s": long.train.cpu})
+    return out
+
+
+def verdict(stages: dict, baselines: dict, sft_train_cpu_s: float | None = None,
+            equal: list[dict] | None = None) -> dict:
     """The verdict on `by_stage`'s figures and the baselines (see the module docstring)."""
     mf = baselines.get("most_frequent") or {}
     ran = {k: v for k, v in stages.items() if v["n"]}
@@ -238,6 +259,13 @@ def verdict(stages: dict, baselines: dict, sft_train_cpu_s: float | None = None)
                                                          f", not the cheapest ({STAGE_TITLES[cheapest]})"))
     else:
         best_trained = None
+    if equal:
+        above = sum(e["ci95"][0] > 0 for e in equal)
+        below = sum(e["ci95"][1] < 0 for e in equal)
+        lines.append(f"at about equal CPU time, {STAGE_TITLES[FINAL]} − {STAGE_TITLES['rft-long']} (paired, per seed): "
+                     + "; ".join(f"{e['diff']:+.3f} [{e['ci95'][0]:+.3f}, {e['ci95'][1]:+.3f}] ({e['final_cpu_s']:.0f} "
+                                 f"vs {e['rft_long_cpu_s']:.0f} s CPU)" for e in equal)
+                     + f"; CI above 0 for {above}/{len(equal)} seeds, below 0 for {below}/{len(equal)}")
     return {"best_stage": best, "best_trained_stage": best_trained, "real_gain": real, "loses_to_base": losing,
             "failed": failed, "target": target, "target_met": met, "text": lines}
 
@@ -251,6 +279,7 @@ def summarize(runs: list, held, plan, *, chosen: str, prompt_rewards: dict, cons
     baselines = baselines_of(base_result.summary) if base_result is not None else {}
     stages = by_stage(scores)
     sft = [s.train_cpu_s for s in scores if s.stage == "sft" and s.reward is not None]
+    equal = equal_cpu(runs, held.group_key)
     first = next(iter(held.rows.values()))
     return {
         "task": plan.task.name, "budget": asdict(plan.budget), "seeds": plan.seeds, "max_steps": plan.max_steps,
@@ -264,7 +293,8 @@ def summarize(runs: list, held, plan, *, chosen: str, prompt_rewards: dict, cons
         "baselines": baselines,
         "scores": [asdict(s) for s in scores],
         "stages": stages,
-        "verdict": verdict(stages, baselines, float(np.mean(sft)) if sft else None),
+        "equal_cpu": equal,
+        "verdict": verdict(stages, baselines, float(np.mean(sft)) if sft else None, equal),
     }
 
 

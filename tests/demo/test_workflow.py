@@ -34,7 +34,7 @@ def tiny_task():
 # Per-item reward of each (model kind, prompt): described is better on validation rows but worse on held-out
 # rows, so a choice made on the held-out rows would pick short; SFT→RFT loses to the base model.
 LEVELS = {("base", "short"): 0.20, ("base", "described"): 0.10, ("sft", "described"): 0.30,
-          ("rft", "described"): 0.45, ("sft+rft", "described"): 0.05}
+          ("rft", "described"): 0.45, ("sft+rft", "described"): 0.05, ("rft-long", "described"): 0.35}
 VALIDATION_LEVELS = {"short": 0.2, "described": 0.4}
 
 
@@ -186,6 +186,42 @@ def test_a_failed_sft_stage_skips_sft_rft_and_is_reported(stubbed, tmp_path, mon
     assert not summary["verdict"]["target_met"] and "NOT met" in summary["verdict"]["text"][-2]
 
 
+def test_equal_cpu_adds_rft_alone_for_the_longer_budget_paired_against_sft_rft(stubbed, tmp_path):
+    from openrft.workflow import run_workflow
+
+    console = Console(record=True, width=250)
+    summary = run_workflow(seeds=[3, 4], output_dir=tmp_path / "wf", held_out=6, task=tiny_task(), equal_cpu=True,
+                           console=console)
+    assert [(s["stage"], s["seed"]) for s in summary["scores"]][2:] == [
+        ("sft", 3), ("rft", 3), ("sft+rft", 3), ("rft-long", 3), ("sft", 4), ("rft", 4), ("sft+rft", 4),
+        ("rft-long", 4)]
+    rft, long = stubbed["bodies"][1], stubbed["bodies"][3]
+    assert long["model"] == "default" and long["training_file"] == rft["training_file"] and long["seed"] == 3
+    assert long["openrft"]["max_steps"] == 24 and rft["openrft"]["max_steps"] == 8  # one epoch of 96 acts
+    assert long["method"]["reinforcement"]["hyperparameters"]["eval_interval"] == 24  # validated once, at the end
+    assert long["openrft"]["output_dir"] == str(tmp_path / "wf" / "seed-3" / "rft-long")
+    held = [e for e in stubbed["evals"] if "prompt-choice" not in str(e["out_dir"])]
+    assert all(e["ids"] == summary["held_out"]["ids"] for e in held)
+
+    # SFT→RFT (0.05) against the longer RFT (0.35) on the same rows, per seed, beside what each cost
+    equal = summary["equal_cpu"]
+    assert [e["seed"] for e in equal] == [3, 4]
+    assert all(e["diff"] == pytest.approx(-0.30) and e["ci95"][1] < 0 for e in equal)
+    by = {(s["stage"], s["seed"]): s for s in summary["scores"]}
+    assert equal[0]["final_cpu_s"] == pytest.approx(by[("sft", 3)]["train_cpu_s"] + by[("sft+rft", 3)]["train_cpu_s"])
+    assert equal[0]["rft_long_cpu_s"] == pytest.approx(by[("rft-long", 3)]["train_cpu_s"])
+    line = next(t for t in summary["verdict"]["text"] if t.startswith("at about equal CPU time"))
+    assert "SFT → RFT − RFT, longer" in line and "CI above 0 for 0/2 seeds, below 0 for 2/2" in line
+    assert summary["stages"]["rft-long"]["n"] == 2 and "RFT, longer" in console.export_text()
+
+
+def test_equal_cpu_needs_a_budget_with_a_longer_rft_stage(tmp_path):
+    from openrft.workflow import run_workflow
+
+    with pytest.raises(ValueError, match="--equal-cpu: the long budget has no longer RFT stage"):
+        run_workflow(budget="long", seeds=[1], output_dir=tmp_path / "wf", task=tiny_task(), equal_cpu=True)
+
+
 def test_an_output_folder_in_use_is_refused(tmp_path):
     from openrft.workflow import run_workflow
 
@@ -206,7 +242,12 @@ def test_the_demo_command_runs_the_workflow_with_its_budget_and_seeds(tmp_path, 
                                    "--max-steps", "4"])
     assert out.exit_code == 0, out.output
     assert got == {"budget": "quick", "seeds": [5, 6, 7], "output_dir": tmp_path / "o", "held_out": 48,
-                   "max_steps": 4}
+                   "max_steps": 4, "equal_cpu": False}
+    got.clear()
+    assert CliRunner().invoke(app, ["demo", "--equal-cpu"]).exit_code == 0 and got["equal_cpu"] is True
+    for refused in (["--long"], ["--full"], ["--rft-only"]):  # the longer RFT stage is the quick workflow's
+        out = CliRunner().invoke(app, ["demo", "--equal-cpu", *refused])
+        assert out.exit_code == 2 and "--equal-cpu" in out.output
     got.clear()
     assert CliRunner().invoke(app, ["demo", "--long"]).exit_code == 0
     assert got["budget"] == "long" and got["seeds"] == [42]
