@@ -411,7 +411,7 @@ def workflow_chart(summary: dict, path: Path) -> Path:
                     + f"\nCI > 0: {v['ci_above_zero']}/{v['n']} seeds")
             colour = ("tab:green" if v["ci_above_zero"] == v["n"] else "tab:red" if v["ci_below_zero"] else "grey")
         ax.text(i, height + 0.02, text, ha="center", va="bottom", fontsize=8, color=colour)
-    ax.set_xticks(x, [STAGE_TITLES[k] for k in stages])
+    ax.set_xticks(x, [STAGE_TITLES[k].replace(", ", ",\n") for k in stages])  # two lines: six stages fit side by side
     ax.set_ylim(0, max(0.8, top + 0.2))
     ax.set_ylabel("held-out F1")
     held = summary["held_out"]
