@@ -1,6 +1,5 @@
-"""A tiny random-initialised Llama with a small tokenizer trained from the embedded model's (same byte-level BPE
-pipeline, special tokens and chat template; 389 tokens instead of 49152, so that a GGUF file's vocabulary parses
-in milliseconds), and a LoRA checkpoint over it whose adapter changes the model's answers."""
+"""A LoRA checkpoint over the tiny random-initialised Llama (`tiny_base`, tests/conftest.py) whose adapter changes
+the model's answers, and helpers reading a model's greedy answers and logits."""
 
 from __future__ import annotations
 
@@ -12,29 +11,6 @@ import pytest
 PROMPTS = [[{"role": "user", "content": "Name a colour."}],
            [{"role": "user", "content": "What is 2 + 2?"}],
            [{"role": "system", "content": "Answer in JSON."}, {"role": "user", "content": "Give me a fruit."}]]
-
-
-@pytest.fixture(scope="session")
-def tiny_base(tmp_path_factory, embedded_model) -> Path:
-    """A 2-layer Llama (hidden 64, 4 heads, 2 KV heads, tied embeddings) saved as a Hugging Face folder."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    tokenizer = small_tokenizer(embedded_model)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                         rms_norm_eps=1e-5, tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(config)
-    with torch.no_grad():  # larger weights than the init's: logits with clear winners, greedy answers stable
-        for param in model.parameters():
-            if param.ndim == 2:
-                param.normal_(0, 0.2)
-    path = tmp_path_factory.mktemp("tiny-llama")
-    model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
 
 
 @pytest.fixture(scope="session")
@@ -59,17 +35,6 @@ def tiny_checkpoint(tmp_path_factory, tiny_base) -> Path:
     (path / ADAPTER_BASE_FILE).write_text(str(tiny_base))
     (path / "checkpoint.json").write_text(json.dumps({"step_number": 2}))
     return path
-
-
-CORPUS = ["Name a colour. What is 2 + 2? Give me a fruit. Answer in JSON. Hello world! numbers 12345 and tags.",
-          "You are a helpful AI assistant named SmolLM, trained by Hugging Face", "system user assistant"] * 20
-
-
-def small_tokenizer(embedded_model: Path):
-    """The embedded model's tokenizer retrained on CORPUS: its pre-tokenizer, special tokens and chat template."""
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(embedded_model).train_new_from_iterator(CORPUS, vocab_size=400)
 
 
 def greedy(model, tokenizer, prompts=PROMPTS, max_new_tokens: int = 8) -> list[list[int]]:
