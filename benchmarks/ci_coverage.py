@@ -34,7 +34,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from openrft.evals.metrics import cluster_bootstrap_ci, macro_f1_difference, weighted_macro_f1
+from openrft.evals.metrics import macro_f1_difference
 
 RESULTS = Path(__file__).resolve().parent / "results" / "ci_coverage.json"
 PREVALENCE = np.array([.54, .52, .50, .48, .21, .17, .17, .17, .125, .125, .125, .10, .08, .06, .04, .04, .04,
@@ -62,14 +62,10 @@ def one_set(rng: np.random.Generator, tpr: np.ndarray, acts: int, runs: int, n_b
     top = np.tile(TOP, (len(truth), 1))
     codes = np.repeat(np.arange(acts), runs)
     true_sets = sets(truth)
-    bca = macro_f1_difference(list(zip(sets(model), true_sets)), list(zip(sets(top), true_sets)), codes.tolist(),
-                              LABELS, n_boot=n_boot, seed=rep)
-
-    def difference(weights: np.ndarray) -> np.ndarray:
-        return weighted_macro_f1(model, truth, weights) - weighted_macro_f1(top, truth, weights)
-
-    _, percentile = cluster_bootstrap_ci(difference, codes.tolist(), n_boot, rep, method="percentile")
-    return {"estimate": bca["diff"], "bca": bca["ci95"], "percentile": percentile}
+    a_pairs, b_pairs = list(zip(sets(model), true_sets)), list(zip(sets(top), true_sets))
+    bca, percentile = (macro_f1_difference(a_pairs, b_pairs, codes.tolist(), LABELS, n_boot=n_boot, seed=rep,
+                                           method=method) for method in ("BCa", "percentile"))
+    return {"estimate": bca["diff"], "bca": bca["ci95"], "percentile": percentile["ci95"]}
 
 
 def main() -> None:

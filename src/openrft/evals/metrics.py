@@ -164,8 +164,9 @@ BOOTSTRAP_BATCH = 256  # draws (and jackknife samples) per call: bounds memory a
 
 
 def cluster_bootstrap_ci(statistic, groups: list, n_boot: int, seed: int, *,
-                         method: str = "BCa") -> tuple[int, list[float]]:
-    """The number of groups and a 95% bootstrap CI of `statistic`, resampling whole groups.
+                         method: str = "BCa") -> tuple[float, int, list[float]]:
+    """`statistic` on the items as they are, the number of groups, and a 95% bootstrap CI of `statistic`,
+    resampling whole groups.
 
     `statistic(weights)` takes a (k, n_items) array of item weights (how often each item's group was drawn) and
     returns k values. Both clustered comparisons use it: the reward gain (a weighted mean) and the macro-F1
@@ -191,18 +192,18 @@ def cluster_bootstrap_ci(statistic, groups: list, n_boot: int, seed: int, *,
         return statistic(counts[:, codes]).reshape(drawn.shape[:-1])
 
     if n_groups < 2:
-        return n_groups, [observed, observed]
+        return observed, n_groups, [observed, observed]
     with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
         warnings.simplefilter("ignore", DegenerateDataWarning)  # draws that never vary: NaN, handled below
         result = bootstrap((np.arange(n_groups),), on_groups, n_resamples=n_boot, method=method, vectorized=True,
                            batch=BOOTSTRAP_BATCH, rng=np.random.default_rng(seed))
     draws = result.bootstrap_distribution
     if np.ptp(draws) == 0:
-        return n_groups, [observed, observed]
+        return observed, n_groups, [observed, observed]
     low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
     if not (np.isfinite(low) and np.isfinite(high)):  # a jackknife that never varies: the percentile interval
         low, high = (float(x) for x in np.percentile(draws, [2.5, 97.5]))
-    return n_groups, [low, high]
+    return observed, n_groups, [low, high]
 
 
 def weighted_macro_f1(predicted: np.ndarray, truth: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -220,8 +221,9 @@ LabelPairs = list[tuple[set[str] | None, set[str]]]  # (predicted, true) label s
 
 
 def macro_f1_difference(a_pairs: LabelPairs, b_pairs: LabelPairs, groups: list, labels: list[str], *,
-                        n_boot: int = 2000, seed: int = 0) -> dict:
-    """Macro-F1 of predictions `a` minus that of `b` on the same samples, with a 95% bootstrap CI clustered by group.
+                        n_boot: int = 2000, seed: int = 0, method: str = "BCa") -> dict:
+    """Macro-F1 of predictions `a` minus that of `b` on the same samples, with a 95% bootstrap CI clustered by group
+    (`cluster_bootstrap_ci`; `method` "percentile" for `benchmarks/ci_coverage.py`'s comparison).
 
     `a_pairs[i]` and `b_pairs[i]` are sample i's (predicted, true) label sets under each predictor (the same true
     set) and `groups[i]` its group. Each macro-F1 is `classification_metrics`' (over the labels that occur in the
@@ -250,8 +252,7 @@ def macro_f1_difference(a_pairs: LabelPairs, b_pairs: LabelPairs, groups: list, 
     def difference(weights: np.ndarray) -> np.ndarray:
         return weighted_macro_f1(predicted_a, truth, weights) - weighted_macro_f1(predicted_b, truth, weights)
 
-    diff = float(difference(np.ones((1, len(a_pairs))))[0])
-    n_groups, ci95 = cluster_bootstrap_ci(difference, groups, n_boot, seed)
+    diff, n_groups, ci95 = cluster_bootstrap_ci(difference, groups, n_boot, seed, method=method)
     return {"diff": diff, "ci95": ci95, "n_samples": len(a_pairs), "n_groups": n_groups, "n_boot": n_boot,
             "seed": seed}
 
@@ -274,7 +275,7 @@ def paired_difference(base_item_rewards, tuned_item_rewards, groups, *, n_boot: 
     if len(base) == 0:
         raise ValueError("paired_difference needs at least one item")
     diffs = tuned - base
-    n_groups, (low, high) = cluster_bootstrap_ci(lambda weights: weights @ diffs / weights.sum(axis=1), groups,
-                                                  n_boot, seed)
+    _, n_groups, (low, high) = cluster_bootstrap_ci(lambda weights: weights @ diffs / weights.sum(axis=1), groups,
+                                                     n_boot, seed)
     return {"diff": float(diffs.mean()), "ci95": [low, high], "n_items": int(len(diffs)), "n_groups": n_groups,
             "n_boot": n_boot, "seed": seed, "excludes_zero": low > 0 or high < 0}
