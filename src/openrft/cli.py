@@ -90,8 +90,9 @@ def demo(full: bool = typer.Option(False, "--full", help="every training row (SF
          long: bool = typer.Option(False, "--long", help="one epoch over 192 training rows (every act, then "
                                                           "translations) for SFT and each RFT job (48 steps each)"),
          max_steps: int = typer.Option(None, help="cap the steps of every training stage"),
-         held_out: int = typer.Option(48, min=0, help="records of whole unseen acts on which every stage is scored "
-                                                     "(0: none, with --rft-only only)"),
+         held_out: int = typer.Option(None, min=0, help="records of whole unseen acts on which every stage is "
+                                                       "scored (default: one of every act that no job trains or "
+                                                       "validates on; 48 with --rft-only, where 0 is none)"),
          seeds: int = typer.Option(1, "--seeds", min=1, help="repeat the training stages for N seeds (seed, seed+1, "
                                                              "…); the base-model evals are shared"),
          seed: int = typer.Option(None, "--seed", help="the training seed (the first one with --seeds; default: the "
@@ -113,10 +114,12 @@ def demo(full: bool = typer.Option(False, "--full", help="every training row (SF
         raise typer.BadParameter("--equal-cpu: the longer RFT stage is sized for the quick budget; leave out "
                                  "--full / --long")
     output_dir = Path(out) if out else None
-    if not rft_only and held_out < 1:
+    if not rft_only and held_out is not None and held_out < 1:
         raise typer.BadParameter("--held-out: the workflow scores every stage on held-out acts; give 1 or more")
     if rft_only:
-        from openrft.demo import run_demo, run_seeds
+        from openrft.demo import HELD_OUT_ROWS, run_demo, run_seeds
+
+        held_out = HELD_OUT_ROWS if held_out is None else held_out
 
         if equal_cpu:
             raise typer.BadParameter("--equal-cpu is a stage of the workflow: leave out --rft-only")

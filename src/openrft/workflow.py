@@ -3,8 +3,8 @@
 The stages, in order (`STAGES`):
 
 1. `base`          the embedded model with the task's default prompt (EuroVoc: `short`);
-2. `base+prompt`   the embedded model with the task's best prompt variant, chosen by reward on the first seed's
-                   validation rows (the rows the jobs validate on), never on the held-out rows;
+2. `base+prompt`   the embedded model with the task's best prompt variant, chosen by reward on the jobs'
+                   validation rows, never on the held-out rows;
 3. `sft`           `examples/eurovoc/sft.yaml` (`method.type: supervised`) on the task's reference answers written
                    with the chosen prompt (`openrft data export … --method supervised`);
 4. `rft`           `examples/eurovoc/job.yaml` (`job_long.yaml` with `--long`, `job_full.yaml` with `--full`) from the
@@ -18,13 +18,16 @@ The jobs are created and run by `openrft.training.create_job` / `run_job`, the s
 `openrft.evals.run_eval`: the code a user runs with `openrft train` and `openrft eval`. Each stage's model is its
 job's final model (no checkpoint is picked on validation, so no selection flatters a stage).
 
-Every stage is scored by the same grader, response_format, sampling settings and runs per item on the same
-held-out records: validation-file rows of acts (`celex_id`) that share no act with the training file or with any
-job's validation rows, the prompt choice's included; the model-free baselines (most-frequent labels, random
-labels, every label) are graded on the same rows. `--seeds N` repeats the training stages (3-5) for seeds seed …
-seed+N-1; the base evals (stages 1-2, the prompt choice) run once and are shared. What is printed and written
-(`workflow.json`, `workflow.png`) is built in `openrft.workflow_verdict`; with several seeds `workflow.json` is
-also written after each seed (`"complete": false`), so that a run stopped later keeps the seeds it finished.
+The task's validation file is split once, by act (`celex_id`), whatever the seeds (`DRAW_SEED`): `max_valid_rows`
+records that every job of every seed validates on and the prompt choice is made on (`job_validation.jsonl` in each
+data folder), and the held-out records: one of each act left (or `--held-out` records), sharing no act with those
+or with the training file. A one-seed run and a three-seed run are scored on the same acts. Every stage is scored
+by the same grader, response_format, sampling settings and runs per item on them; the model-free baselines
+(most-frequent labels, random labels, every label) are graded on the same rows. `--seeds N` repeats the training
+stages (3-5) for seeds seed … seed+N-1; the base evals (stages 1-2, the prompt choice) run once and are shared.
+What is printed and written (`workflow.json`, `workflow.png`) is built in `openrft.workflow_verdict`; with several
+seeds `workflow.json` is also written after each seed (`"complete": false`), so that a run stopped later keeps the
+seeds it finished.
 
 The default budget (`BUDGETS["quick"]`) aims at about 15 minutes on a 2-core CPU: SFT one epoch of 24 steps of 4
 rows, RFT and SFT→RFT 8 steps of 4 prompts × 8 samples each with one validation at the end (measured: 13 min
@@ -41,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
-from openrft.demo import EXAMPLES, HELD_OUT_ROWS, held_out_rows, records_of
+from openrft.demo import EXAMPLES, held_out_rows, records_of
 from openrft.tasks.base import Task
 
 if TYPE_CHECKING:
@@ -51,6 +54,11 @@ STAGES = ("base", "base+prompt", "sft", "rft", "sft+rft", "rft-long")
 STAGE_TITLES = {"base": "base, default prompt", "base+prompt": "base, chosen prompt", "sft": "SFT",
                 "rft": "RFT", "sft+rft": "SFT → RFT", "rft-long": "RFT, longer"}
 TRAINED = ("sft", "rft", "sft+rft", "rft-long")
+# Seeds every draw that the seeds share, so that `--seed` / `--seeds` change training and nothing else: the jobs'
+# validation acts (DRAW_SEED), the held-out acts and the evals' sampling (DRAW_SEED + 1), the random baseline
+# (DRAW_SEED). 42 is the example jobs' seed: a one-seed run is seed 42 of a three-seed run, row for row.
+DRAW_SEED = 42
+JOB_VALIDATION = "job_validation.jsonl"  # the rows every job of every seed validates on, in each data folder
 
 
 @dataclass(frozen=True)
@@ -144,7 +152,8 @@ class Plan:
     budget: Budget
     seeds: list[int]
     max_steps: int | None
-    data: dict[str, Path]  # prompt → folder with train.jsonl / validation.jsonl (RFT rows)
+    data: dict[str, Path]  # prompt → folder with train.jsonl / validation.jsonl / job_validation.jsonl (RFT rows)
+    validation_ids: list[str]  # the ids of the job_validation.jsonl rows, in every folder
     rft_body: dict  # the RFT job body of the budget, before its per-stage overrides
     runs: int  # runs per item of every eval (the RFT job's eval_samples)
     device: str
@@ -173,14 +182,44 @@ def export_prompts(task: Task, out: Path) -> dict[str, Path]:
     return folders
 
 
-def export_supervised(task: Task, out: Path, prompt: str) -> Path:
-    """The task's SFT rows (reference answers) with `prompt`: `out/<prompt>-supervised/`."""
+def export_supervised(task: Task, out: Path, prompt: str, validation_ids: list[str]) -> Path:
+    """The task's SFT rows (reference answers) with `prompt`, with the jobs' validation rows picked out:
+    `out/<prompt>-supervised/`."""
     from openrft.tasks.export import export_task
 
     folder = out / f"{prompt}-supervised"
     options: dict[str, Any] = {"prompt": prompt} if task.prompts else {}
     export_task(task, folder, balance=False, method="supervised", **options)
+    write_job_validation(folder, validation_ids, method="supervised")
     return folder
+
+
+def rows_by_id(folder: Path, ids: list[str], method: str = "reinforcement") -> list[dict]:
+    """The rows of `folder/validation.jsonl` with these ids, in this order (every data folder of a plan holds the
+    same records, as `openrft data export` writes them for each prompt and method)."""
+    from openrft.data import load_rows
+
+    path = folder / "validation.jsonl"
+    by_id = {row.get("id"): row for row in load_rows(path, method=method)}
+    missing = [i for i in ids if i not in by_id]
+    if missing:
+        raise ValueError(f"{path}: lacks the ids {missing[:5]} (every prompt variant and method must hold the same "
+                         "rows with the same ids)")
+    return [by_id[i] for i in ids]
+
+
+def record_ids(rows: list[dict], path: Path) -> list[str]:
+    """The rows' `id` fields: what matches a record across the prompt variants' and methods' files."""
+    if any(not isinstance(row.get("id"), str) for row in rows):
+        raise ValueError(f"{path}: every row needs a string `id` (the same record in every prompt variant's file)")
+    return [row["id"] for row in rows]
+
+
+def write_job_validation(folder: Path, ids: list[str], method: str = "reinforcement") -> Path:
+    """`folder/job_validation.jsonl`: the validation rows with these ids, the file every job validates on."""
+    from openrft.data import write_rows
+
+    return write_rows(rows_by_id(folder, ids, method), folder / JOB_VALIDATION)
 
 
 def make_plan(task: Task, out: Path, budget: Budget, seeds: list[int], max_steps: int | None) -> Plan:
@@ -189,6 +228,7 @@ def make_plan(task: Task, out: Path, budget: Budget, seeds: list[int], max_steps
     (the job's labels, else every label of its training file), as `openrft.runs.ResolvedJob` answers them."""
     from openrft.data import load_rows
     from openrft.data.labels import label_set
+    from openrft.data.splits import group_subset
     from openrft.runs import ResolvedJob
     from openrft.spec import load_job_body, parse_job
     from openrft.training.job import build_job
@@ -198,8 +238,12 @@ def make_plan(task: Task, out: Path, budget: Budget, seeds: list[int], max_steps
     body = load_job_body(EXAMPLES / budget.rft_job)
     ext = body.setdefault("openrft", {})
     ext.pop("task", None)  # the files, grader and response_format are given explicitly below
-    body.update(training_file=str(data[default] / "train.jsonl"),
-                validation_file=str(data[default] / "validation.jsonl"))
+    validation = group_subset(load_rows(data[default] / "validation.jsonl"), ext.get("max_valid_rows"), DRAW_SEED,
+                              task.group_key)
+    validation_ids = record_ids(validation, data[default] / "validation.jsonl")
+    for folder in data.values():
+        write_job_validation(folder, validation_ids)
+    body.update(training_file=str(data[default] / "train.jsonl"), validation_file=str(data[default] / JOB_VALIDATION))
     body["method"]["reinforcement"].update(grader=task.grader, response_format=task.response_format)
     ext.update(group_key=task.group_key, label_key=task.label_key)
     if task.labels:
@@ -216,46 +260,37 @@ def make_plan(task: Task, out: Path, budget: Budget, seeds: list[int], max_steps
     job = ResolvedJob(build_job(spec, job_id="ftjob-workflow", run_dir=None, train_path=Path(body["training_file"]),
                                 valid_path=Path(body["validation_file"]), n_train=len(train_rows)),
                       source=str(EXAMPLES / budget.rft_job))
-    return Plan(task=task, out=out, budget=budget, seeds=seeds, max_steps=max_steps, data=data, rft_body=body,
-                runs=job.eval_samples, device=job.options.device, grader=job.grader_spec,
-                params=job.sampling_params(1, seeds[0] + 1),
+    return Plan(task=task, out=out, budget=budget, seeds=seeds, max_steps=max_steps, data=data,
+                validation_ids=validation_ids, rft_body=body, runs=job.eval_samples, device=job.options.device,
+                grader=job.grader_spec, params=job.sampling_params(1, DRAW_SEED + 1),
                 labels=job.options.labels or label_set(train_rows, job.options.label_key), label_key=job.label_key,
                 group_key=job.options.group_key, train_rows=train_rows)
 
 
-def validation_subset(plan: Plan, seed: int, prompt: str) -> list[dict]:
-    """The rows a job of `seed` validates on (`max_valid_rows` whole groups of the validation file, as the RFT
-    and SFT loops draw them)."""
+def job_validation(plan: Plan, prompt: str) -> list[dict]:
+    """The rows every job validates on, with `prompt`: `max_valid_rows` records of the validation file spread over
+    groups, drawn once with DRAW_SEED (`make_plan`), the same for every seed."""
     from openrft.data import load_rows
-    from openrft.data.splits import group_subset
 
-    limit = plan.rft_body["openrft"].get("max_valid_rows")
-    return group_subset(load_rows(plan.data[prompt] / "validation.jsonl"), limit, seed, plan.group_key)
+    return load_rows(plan.data[prompt] / JOB_VALIDATION)
 
 
-def held_out_set(plan: Plan, rows: int) -> HeldOut:
-    """`rows` validation-file records of groups that no job's validation rows (any seed) and no training row
-    touch, drawn with the first seed + 1; the same records in every prompt variant (matched by id)."""
+def held_out_set(plan: Plan, rows: int | None = None) -> HeldOut:
+    """`rows` validation-file records (None: one of each group left) of groups that neither the jobs' validation
+    rows nor the training file touch, drawn with DRAW_SEED + 1; the same records in every prompt variant."""
     from openrft.data import load_rows
     from openrft.data.splits import groups_in
 
     default = next(iter(plan.data))
     valid = load_rows(plan.data[default] / "validation.jsonl")
-    excluded: set[str] = set()
-    for seed in plan.seeds:
-        excluded |= groups_in(validation_subset(plan, seed, default), plan.group_key)
-    chosen = held_out_rows(valid, plan.train_rows, rows=rows, seed=plan.seeds[0] + 1, group_key=plan.group_key,
-                           exclude_groups=excluded)
-    by_prompt = {default: chosen}
-    for prompt, folder in plan.data.items():
-        if prompt == default:
-            continue
-        by_id = {row.get("id"): row for row in load_rows(folder / "validation.jsonl")}
-        missing = [row.get("id") for row in chosen if row.get("id") not in by_id]
-        if missing or None in by_id:
-            raise ValueError(f"{folder / 'validation.jsonl'}: prompt {prompt!r} lacks the held-out ids {missing[:5]} "
-                             "(every prompt variant must hold the same rows with the same ids)")
-        by_prompt[prompt] = [by_id[row["id"]] for row in chosen]
+    excluded = groups_in(job_validation(plan, default), plan.group_key)
+    if rows is None:
+        rows = len(groups_in(valid, plan.group_key) - excluded - groups_in(plan.train_rows, plan.group_key))
+    chosen = held_out_rows(valid, plan.train_rows, rows=rows, seed=DRAW_SEED + 1, group_key=plan.group_key,
+                           exclude_groups=excluded) if rows else []
+    ids = record_ids(chosen, plan.data[default] / "validation.jsonl")
+    by_prompt = {prompt: chosen if prompt == default else rows_by_id(folder, ids)
+                 for prompt, folder in plan.data.items()}
     return HeldOut(rows=by_prompt, n_groups=len(groups_in(chosen, plan.group_key)), group_key=plan.group_key,
                    excluded_validation_groups=excluded, training_groups=len(groups_in(plan.train_rows, plan.group_key)))
 
@@ -268,18 +303,18 @@ def evaluate(plan: Plan, model: str, rows: list[dict], out_dir: Path, name: str)
     engine = TransformersEngine.from_name(model, device=plan.device)
     return run_eval(rows, engine=engine, grader=plan.grader, runs=plan.runs, params=plan.params, out_dir=out_dir,
                     name=name, train_rows=plan.train_rows, labels=plan.labels, label_key=plan.label_key,
-                    seed=plan.seeds[0], group_key=plan.group_key)
+                    seed=DRAW_SEED, group_key=plan.group_key)
 
 
 def choose_prompt(plan: Plan, console: Console) -> tuple[str, dict[str, float]]:
-    """The prompt variant whose base-model reward is highest on the first seed's validation rows (ties: the
-    default); with one variant, that one."""
+    """The prompt variant whose base-model reward is highest on the jobs' validation rows (ties: the default);
+    with one variant, that one."""
     prompts = list(plan.data)
     if len(prompts) == 1:
         return prompts[0], {}
     rewards = {}
     for prompt in prompts:
-        rows = validation_subset(plan, plan.seeds[0], prompt)
+        rows = job_validation(plan, prompt)
         result = evaluate(plan, plan.base_model, rows, plan.out / "prompt-choice" / prompt, f"base, prompt {prompt}")
         rewards[prompt] = result.summary["reward"]["mean"]
     chosen = max(prompts, key=lambda p: (rewards[p], p == prompts[0]))
@@ -308,7 +343,7 @@ def sft_body(plan: Plan, folder: Path, seed: int, out: Path) -> dict:
     body = load_job_body(EXAMPLES / "sft.yaml")
     ext = body.setdefault("openrft", {})
     ext.pop("task", None)
-    body.update(training_file=str(folder / "train.jsonl"), validation_file=str(folder / "validation.jsonl"), seed=seed)
+    body.update(training_file=str(folder / "train.jsonl"), validation_file=str(folder / JOB_VALIDATION), seed=seed)
     ext.update(output_dir=str(out), group_key=plan.group_key, label_key=plan.label_key,
                max_valid_rows=plan.rft_body["openrft"].get("max_valid_rows"))
     if plan.budget.sft_train_rows is not None:
@@ -326,7 +361,7 @@ def rft_body(plan: Plan, prompt: str, seed: int, out: Path, model: str, steps: i
 
     body = copy.deepcopy(plan.rft_body)
     body.update(model=model, seed=seed, training_file=str(plan.data[prompt] / "train.jsonl"),
-                validation_file=str(plan.data[prompt] / "validation.jsonl"))
+                validation_file=str(plan.data[prompt] / JOB_VALIDATION))
     body["openrft"]["output_dir"] = str(out)
     if steps:
         body["openrft"]["max_steps"] = steps
@@ -376,7 +411,7 @@ def train_stage(plan: Plan, stage: str, seed: int, prompt: str, body: dict, held
 
 
 def run_workflow(*, budget: str = "quick", seeds: list[int] | None = None, output_dir: Path | None = None,
-                 held_out: int = HELD_OUT_ROWS, max_steps: int | None = None, task: Task | None = None,
+                 held_out: int | None = None, max_steps: int | None = None, task: Task | None = None,
                  equal_cpu: bool = False, console: Console | None = None) -> dict:
     """Run the five stages (the training ones for every seed; with `equal_cpu` the sixth too) and judge them on
     the same held-out rows; `workflow.json` and `workflow.png` are written in the output folder and the summary
@@ -420,7 +455,7 @@ def run_workflow(*, budget: str = "quick", seeds: list[int] | None = None, outpu
     else:
         runs.append(score(plan, StageRun("base+prompt", None, chosen, plan.base_model), held,
                           out / "held_out" / f"base-{chosen}", console))
-    sft_rows = export_supervised(task, out / "data", chosen)
+    sft_rows = export_supervised(task, out / "data", chosen, plan.validation_ids)
     for seed in seeds:
         seed_dir = out / f"seed-{seed}"
         sft = train_stage(plan, "sft", seed, chosen, sft_body(plan, sft_rows, seed, seed_dir / "sft"), held, console)

@@ -32,7 +32,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from openrft.workflow import STAGE_TITLES, STAGES, TRAINED
+from openrft.workflow import JOB_VALIDATION, STAGE_TITLES, STAGES, TRAINED
 
 FINAL = "sft+rft"
 REPLICATION_SEEDS = 3  # the target is met only when it holds for this many training seeds or more
@@ -289,7 +289,7 @@ def summarize(runs: list, held, plan, *, chosen: str, prompt_rewards: dict, cons
                      "excluded_groups": {"validation": len(held.excluded_validation_groups),
                                          "training": held.training_groups}},
         "prompt_choice": {"chosen": chosen, "validation_reward": prompt_rewards,
-                          "rows": "the first seed's validation rows"},
+                          "rows": f"the jobs' validation rows ({JOB_VALIDATION}, every seed)"},
         "baselines": baselines,
         "scores": [asdict(s) for s in scores],
         "stages": stages,

@@ -86,7 +86,7 @@ def stubbed(monkeypatch, home):
 
 def test_every_stage_is_scored_on_the_same_held_out_rows_apart_from_training_and_validation(stubbed, tmp_path):
     from openrft.data.splits import group_subset, groups_in
-    from openrft.workflow import run_workflow
+    from openrft.workflow import DRAW_SEED, run_workflow
 
     task = tiny_task()
     console = Console(record=True, width=250)
@@ -96,10 +96,10 @@ def test_every_stage_is_scored_on_the_same_held_out_rows_apart_from_training_and
     assert [(s["stage"], s["seed"]) for s in summary["scores"]] == [
         ("base", None), ("base+prompt", None), ("sft", 3), ("rft", 3), ("sft+rft", 3),
         ("sft", 4), ("rft", 4), ("sft+rft", 4)]
-    # the prompt was chosen on the first seed's validation rows (described), although short wins on held-out
+    # the prompt was chosen on the jobs' validation rows (described), although short wins on held-out
     choice = [e for e in stubbed["evals"] if "prompt-choice" in str(e["out_dir"])]
     assert [e["prompt"] for e in choice] == ["short", "described"]
-    validation = group_subset(task.rows("validation"), 24, 3, "doc")
+    validation = group_subset(task.rows("validation"), 24, DRAW_SEED, "doc")
     assert all(e["ids"] == [r["id"] for r in validation] for e in choice)
     assert summary["prompt_choice"]["chosen"] == "described"
     assert summary["prompt_choice"]["validation_reward"]["described"] > summary["prompt_choice"]["validation_reward"][
@@ -113,8 +113,7 @@ def test_every_stage_is_scored_on_the_same_held_out_rows_apart_from_training_and
     held_docs = {i.split("_")[0] for i in ids}
     assert len(ids) == 6 and len(held_docs) == 6  # one record of each of 6 documents
     train_docs = {r["doc"] for r in task.rows("train")}
-    validated = set().union(*(groups_in(group_subset(task.rows("validation"), 24, s, "doc"), "doc") for s in (3, 4)))
-    assert not held_docs & train_docs and not {f"doc={d}" for d in held_docs} & validated
+    assert not held_docs & train_docs and not {f"doc={d}" for d in held_docs} & groups_in(validation, "doc")
     assert summary["held_out"]["records"] == "6 records of 6 groups (doc)"
 
     # the job bodies: SFT on the chosen prompt's reference answers, RFT from the base model, SFT→RFT from SFT's
@@ -151,15 +150,40 @@ def test_every_stage_is_scored_on_the_same_held_out_rows_apart_from_training_and
     assert "SFT → RFT" in text and "baseline: most-frequent" in text and "target" in text and "NOT met" in text
 
 
+def test_the_jobs_validation_and_held_out_acts_are_the_same_whatever_the_seeds(stubbed, tmp_path):
+    """The validation file is split once (DRAW_SEED): every job of every seed validates on job_validation.jsonl
+    (the same ids for SFT's and RFT's rows), and by default the held-out set is one record of every group left,
+    the same for `--seeds 1` and `--seeds 2` from another seed."""
+    from openrft.data import load_rows
+    from openrft.data.splits import groups_in
+    from openrft.workflow import run_workflow
+
+    one = run_workflow(seeds=[3], output_dir=tmp_path / "one", task=tiny_task(), console=Console(quiet=True))
+    bodies = list(stubbed["bodies"])
+    two = run_workflow(seeds=[7, 8], output_dir=tmp_path / "two", task=tiny_task(), console=Console(quiet=True))
+    assert one["held_out"]["ids"] == two["held_out"]["ids"]
+    validation = [[r["id"] for r in load_rows(b["validation_file"], method=b["method"]["type"])]
+                  for b in stubbed["bodies"]]
+    assert all(Path(b["validation_file"]).name == "job_validation.jsonl" for b in stubbed["bodies"])
+    assert len(validation) == 9 and all(ids == validation[0] for ids in validation) and len(validation[0]) == 24
+    validated = {i.split("_")[0] for i in validation[0]}
+    held = {i.split("_")[0] for i in one["held_out"]["ids"]}
+    assert len(held) == len(one["held_out"]["ids"]) == 60 - len(validated)  # every document left, one record each
+    assert not held & validated and one["held_out"]["records"] == f"{len(held)} records of {len(held)} groups (doc)"
+    sft = load_rows(bodies[0]["validation_file"], method="supervised")
+    assert sft[0]["messages"][-1]["role"] == "assistant" and groups_in(sft, "doc") == {f"doc={d}" for d in validated}
+
+
 def test_every_stage_is_scored_with_the_rft_job_s_settings(home, tmp_path):
     """The plan's eval settings are the RFT job's (examples/eurovoc/job.yaml on the task): its sampling parameters
-    (one sample per run, seeded with the first seed + 1), runs per item, grader, labels and label field."""
+    (one sample per run, seeded with DRAW_SEED + 1 whatever the seeds), runs per item, grader, labels and label
+    field."""
     from openrft.engines.base import SamplingParams
     from openrft.workflow import BUDGETS, make_plan
 
     task = tiny_task()
     plan = make_plan(task, tmp_path / "wf", BUDGETS["quick"], [5, 6], None)
-    assert plan.params == SamplingParams(n=1, temperature=1.0, top_p=1.0, max_tokens=48, seed=6,
+    assert plan.params == SamplingParams(n=1, temperature=1.0, top_p=1.0, max_tokens=48, seed=43,
                                          response_format=task.response_format, reasoning_effort=None)
     assert (plan.runs, plan.grader, plan.labels, plan.label_key, plan.group_key) == \
         (3, task.grader, LABELS, "labels", "doc")
@@ -241,7 +265,7 @@ def test_the_demo_command_runs_the_workflow_with_its_budget_and_seeds(tmp_path, 
     out = CliRunner().invoke(app, ["demo", "--seeds", "3", "--seed", "5", "--out", str(tmp_path / "o"),
                                    "--max-steps", "4"])
     assert out.exit_code == 0, out.output
-    assert got == {"budget": "quick", "seeds": [5, 6, 7], "output_dir": tmp_path / "o", "held_out": 48,
+    assert got == {"budget": "quick", "seeds": [5, 6, 7], "output_dir": tmp_path / "o", "held_out": None,
                    "max_steps": 4, "equal_cpu": False}
     got.clear()
     assert CliRunner().invoke(app, ["demo", "--equal-cpu"]).exit_code == 0 and got["equal_cpu"] is True
@@ -256,4 +280,4 @@ def test_the_demo_command_runs_the_workflow_with_its_budget_and_seeds(tmp_path, 
     assert CliRunner().invoke(app, ["demo"]).exit_code == 1
     monkeypatch.setattr(demo, "run_demo", lambda **kw: got.update(single=kw) or {"status": "succeeded"})
     assert CliRunner().invoke(app, ["demo", "--rft-only", "--seed", "9"]).exit_code == 0
-    assert got["single"]["seed"] == 9
+    assert got["single"]["seed"] == 9 and got["single"]["held_out"] == 48  # the RFT-only demo's default
