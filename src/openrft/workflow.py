@@ -22,12 +22,12 @@ The task's validation file is split once, by act (`celex_id`), whatever the seed
 records that every job of every seed validates on and the prompt choice is made on (`job_validation.jsonl` in each
 data folder), and the held-out records: one of each act left (or `--held-out` records), sharing no act with those
 or with the training file. A one-seed run and a three-seed run are scored on the same acts. Every stage is scored
-by the same grader, response_format, sampling settings and runs per item on them; the model-free baselines
-(most-frequent labels, random labels, every label) are graded on the same rows. `--seeds N` repeats the training
-stages (3-5) for seeds seed … seed+N-1; the base evals (stages 1-2, the prompt choice) run once and are shared.
-What is printed and written (`workflow.json`, `workflow.png`) is built in `openrft.workflow_verdict`; with several
-seeds `workflow.json` is also written after each seed (`"complete": false`), so that a run stopped later keeps the
-seeds it finished.
+by the same grader, response_format, sampling settings and runs per item on them; the baselines (most-frequent
+labels, random labels, every label, and a TF-IDF text classifier fitted on the training file) are graded on the
+same rows. `--seeds N` repeats the training stages (3-5) for seeds seed … seed+N-1; the base evals (stages 1-2,
+the prompt choice) run once and are shared. What is printed and written (`workflow.json`, `workflow.png`) is built
+in `openrft.workflow_verdict`; with several seeds `workflow.json` is also written after each seed (`"complete":
+false`), so that a run stopped later keeps the seeds it finished.
 
 The default budget (`BUDGETS["quick"]`) aims at about 15 minutes on a 2-core CPU: SFT one epoch of 24 steps of 4
 rows, RFT and SFT→RFT 8 steps of 4 prompts × 8 samples each with one validation at the end (measured: 13 min

@@ -3,8 +3,9 @@
 Per stage and seed (`StageScore`): held-out reward, micro and macro P/R/F1, the paired gain over stage 1 (the base
 model with the default prompt) with its 95% bootstrap CI clustered by group (`openrft.demo.judge`, the RFT demo's
 rule), its macro-F1 minus the most-frequent baseline's on the same samples with the same kind of CI
-(`evals.metrics.macro_f1_difference`), and the wall and CPU time of its training and of its held-out eval. Per
-stage over seeds: mean ± std (ddof 1; None for one seed).
+(`evals.metrics.macro_f1_difference`), how much better its answers fit their own act than the other acts
+(`evals.metrics.own_vs_other_items`, with its CI), and the wall and CPU time of its training and of its held-out
+eval. Per stage over seeds: mean ± std (ddof 1; None for one seed).
 
 The verdict (`verdict`), in the RFT demo's terms:
 
@@ -16,6 +17,11 @@ The verdict (`verdict`), in the RFT demo's terms:
   and the most-frequent-labels baseline's macro-F1, each beyond its CI for every seed, on `REPLICATION_SEEDS` (3)
   seeds or more (on fewer it is "not replicated", which is not met); how far its micro-F1 is from that baseline
   is stated either way, and so is the macro-F1 of naming every label (high without skill);
+- a stage reads the item when its answers' F1 on their own item exceeds their F1 on the other items beyond the CI
+  for every seed; the others are named as having learnt which labels to give, not the item (a reward gain can
+  come from the label frequencies alone);
+- the text classifier (`evals.text_classifier`: TF-IDF + logistic regression on the same training rows) is set
+  beside the best stage: the baseline a user would try before fine-tuning;
 - SFT, RFT and SFT→RFT are compared by reward beside their training wall and CPU time (SFT→RFT costs the SFT
   stage plus its own RFT job), so the reader can judge them at equal CPU time; with the `rft-long` stage
   (`--equal-cpu`) `equal_cpu` pairs SFT→RFT against RFT alone at about the same CPU time, seed by seed.
@@ -60,6 +66,10 @@ class StageScore:
     # macro-F1 − the most-frequent baseline's, on the same samples, with its 95% CI clustered by group
     macro_f1_vs_most_frequent: float | None = None
     macro_f1_vs_most_frequent_ci95: list[float] | None = None
+    # sample F1 of the answers on their own item minus on other groups' items, with its CI (evals.metrics.
+    # own_vs_other_items): 0 for answers that ignore the item, however well they score
+    own_vs_other_items: float | None = None
+    own_vs_other_items_ci95: list[float] | None = None
     truncated_share: float | None = None
     parse_error_share: float | None = None
     train_wall_s: float = 0.0
@@ -93,6 +103,9 @@ def stage_score(run, base_result, group_key: str | None, label_key: str, records
     score.reward, score.micro, score.macro = summary["reward"]["mean"], _prf(c, "micro"), _prf(c, "macro")
     score.truncated_share = (summary.get("tokens") or {}).get("truncated_share")
     score.parse_error_share = (summary.get("errors") or {}).get("sample_parse_error_rate")
+    other = (c or {}).get("other_items")
+    if other:
+        score.own_vs_other_items, score.own_vs_other_items_ci95 = other["diff"], list(other["ci95"])
     if base_result is not None and run.result is not base_result:
         what = f"{STAGE_TITLES[run.stage]}" + (f", seed {run.seed}" if run.seed is not None else "")
         j = judge(base_result, run.result, group_key, f"{what}: held out ({records})", console)
@@ -161,6 +174,9 @@ def by_stage(scores: list[StageScore]) -> dict:
                                                   if s.macro_f1_vs_most_frequent is not None]),
             "macro_ci_above_most_frequent": sum(bool(s.macro_f1_vs_most_frequent_ci95
                                                      and s.macro_f1_vs_most_frequent_ci95[0] > 0) for s in done),
+            "own_vs_other_items": _spread([s.own_vs_other_items for s in done if s.own_vs_other_items is not None]),
+            "own_ci_above_other": sum(bool(s.own_vs_other_items_ci95 and s.own_vs_other_items_ci95[0] > 0)
+                                      for s in done),
             "train_wall_s": _spread([s.train_wall_s for s in done]),
             "train_cpu_s": _spread([s.train_cpu_s for s in done]),
             "eval_wall_s": _spread([s.eval_wall_s for s in done]),
@@ -246,6 +262,26 @@ def verdict(stages: dict, baselines: dict, sft_train_cpu_s: float | None = None,
                          f"{final['macro_f1']['mean'] - every['f1']:+.3f} from it")
     else:
         lines.append(f"target: NOT met ({STAGE_TITLES[FINAL]} has no held-out eval)")
+    measured = {k: v for k, v in ran.items() if v["own_vs_other_items"]}
+    if measured:
+        reads = [k for k, v in measured.items() if v["own_ci_above_other"] == v["n"]]
+        blind = [k for k in measured if k not in reads]
+        lines.append("answers that fit their own item better than other items' (sample F1 on its own item − on "
+                     "the others, CI above 0 for every seed): " + (", ".join(
+                         f"{STAGE_TITLES[k]} {measured[k]['own_vs_other_items']['mean']:+.3f}" for k in reads)
+                         or "no stage")
+                     + ("" if not blind else "; the answers of " + ", ".join(
+                         f"{STAGE_TITLES[k]} ({measured[k]['own_vs_other_items']['mean']:+.3f})" for k in blind)
+                        + " would score about as well on items they were not written for: what they gained is "
+                          "which labels to name, not reading the item"))
+    text = baselines.get("text_classifier") or {}
+    if text.get("reward") is not None:
+        target["text_classifier_reward_minus_final"] = (None if not final else
+                                                        final["reward"]["mean"] - text["reward"])
+        lines.append(f"a text classifier (TF-IDF + logistic regression, trained on the same training rows) scores "
+                     f"reward {text['reward']:.3f}, micro-F1 {_f((text.get('micro') or {}).get('f1'))}, macro-F1 "
+                     f"{_f((text.get('macro') or {}).get('f1'))}; the best stage ({STAGE_TITLES[best]}) is "
+                     f"{ran[best]['reward']['mean'] - text['reward']:+.3f} from it in reward")
     trained = {k: ran[k] for k in TRAINED if k in ran}
     if trained:
         best_trained = max(trained, key=lambda k: trained[k]["reward"]["mean"])
@@ -318,23 +354,27 @@ def print_summary(summary: dict, console: Console) -> None:
     across-seed spread when there are several seeds, and the verdict."""
     held = summary["held_out"]
     table = Table("stage", "seed", "prompt", "reward", "micro P / R / F1", "macro P / R / F1",
-                  "gain vs base [95% CI by group]", "train wall (CPU) s", "eval wall s",
+                  "gain vs base [95% CI by group]", "own − other items [CI]", "train wall (CPU) s", "eval wall s",
                   title=f"held out: {held['records']} × {held['runs']} runs",
-                  caption="gain: paired reward difference to 'base, default prompt' on the same rows")
+                  caption="gain: paired reward difference to 'base, default prompt' on the same rows; own − other "
+                          "items: the answers' F1 on their own item minus on the other items")
     for s in summary["scores"]:
         if s["reward"] is None:
             table.add_row(STAGE_TITLES[s["stage"]], str(s["seed"] or "—"), s["prompt"], f"[red]{s['status']}[/]",
-                          s["error"] or "", "", "", "", "")
+                          s["error"] or "", "", "", "", "", "")
             continue
         gain = "—" if s["gain"] is None else (
             f"{s['gain']:+.3f} [{s['gain_ci95'][0]:+.3f}, {s['gain_ci95'][1]:+.3f}]" if s["stage"] != "base" else "")
         trained = f"{s['train_wall_s']:.0f} ({s['train_cpu_s']:.0f})" if s["stage"] in TRAINED else "—"
+        own = "—" if s.get("own_vs_other_items") is None else (
+            f"{s['own_vs_other_items']:+.3f} [{s['own_vs_other_items_ci95'][0]:+.3f}, "
+            f"{s['own_vs_other_items_ci95'][1]:+.3f}]")
         table.add_row(STAGE_TITLES[s["stage"]], "—" if s["seed"] is None else str(s["seed"]), s["prompt"],
-                      _f(s["reward"]), _prf_cell(s["micro"]), _prf_cell(s["macro"]), gain, trained,
+                      _f(s["reward"]), _prf_cell(s["micro"]), _prf_cell(s["macro"]), gain, own, trained,
                       f"{s['eval_wall_s']:.0f}")
     for name, b in summary["baselines"].items():
         table.add_row(f"baseline: {name.replace('_', '-')}", "—", "—", _f(b["reward"]), _prf_cell(b["micro"]),
-                      _prf_cell(b["macro"]), "", "", "")
+                      _prf_cell(b["macro"]), "", "", "", "")
     console.print(table)
     if len(summary["seeds"]) > 1:
         spread = Table("stage", "seeds", "reward", "gain", "CI > 0", "micro F1", "macro F1", "train wall s",
@@ -386,7 +426,7 @@ def workflow_chart(summary: dict, path: Path) -> Path:
         stds = [(summary["stages"][k][key] or {}).get("std") or 0.0 for k in stages]
         ax.bar(x + (i - 0.5) * width, means, width, yerr=stds if any(stds) else None, capsize=3,
                color=colours[key], label=f"{key.split('_')[0]} F1")
-    styles = {"most_frequent": "--", "random": ":", "every_label": "-."}
+    styles = {"most_frequent": "--", "random": ":", "every_label": "-.", "text_classifier": "-"}
     for name, b in summary["baselines"].items():
         for key in ("micro", "macro"):
             if b.get(key):

@@ -46,12 +46,16 @@ def fake_result(rows, level):
              for i, r in enumerate(rows)]
     mean = sum(it["mean"] for it in items) / len(items)
     summary = {"reward": {"mean": mean, "run_to_run_std": 0.0}, "items": items,
-               "classification": {"micro": prf(level + 0.1), "macro": prf(level)},
+               # answers that read the item above 0.3 (a gap of level − 0.3), the others blind to it
+               "classification": {"micro": prf(level + 0.1), "macro": prf(level),
+                                  "other_items": {"diff": max(0.0, level - 0.3), "ci95": [level - 0.32, level - 0.28]}},
                "tokens": {"truncated_share": 0.0}, "errors": {"sample_parse_error_rate": 0.0},
                "baselines": {"most_frequent": {"reward": {"mean": 0.5}, "classification": {"micro": prf(0.55),
                                                                                              "macro": prf(0.15)}},
                              "random": {"reward": {"mean": 0.15}, "classification": {"micro": prf(0.16),
-                                                                                       "macro": prf(0.13)}}}}
+                                                                                       "macro": prf(0.13)}},
+                             "text_classifier": {"reward": {"mean": 0.52}, "classification": {"micro": prf(0.5),
+                                                                                                "macro": prf(0.3)}}}}
     return EvalResult(run={}, summary=summary)
 
 
@@ -142,6 +146,14 @@ def test_every_stage_is_scored_on_the_same_held_out_rows_apart_from_training_and
     assert not v["target_met"] and v["target"]["beats_base_beyond_ci"] is False
     assert v["target"]["micro_f1_minus_most_frequent"] == pytest.approx(0.15 - 0.55)
     assert summary["stages"]["rft"]["n"] == 2 and summary["stages"]["rft"]["reward"]["std"] == pytest.approx(0.0)
+    # whether the answers read the item (own − other items), and the text classifier beside the best stage
+    assert by[("rft", 3)]["own_vs_other_items"] == pytest.approx(0.15) and summary["stages"]["rft"][
+        "own_ci_above_other"] == 2 and summary["stages"]["sft"]["own_ci_above_other"] == 0
+    reads = next(t for t in v["text"] if t.startswith("answers that fit their own item"))
+    assert "RFT +0.150" in reads and "the answers of base, default prompt (+0.000)" in reads and "SFT (+0.000)" in reads
+    text = next(t for t in v["text"] if t.startswith("a text classifier"))
+    assert "reward 0.520" in text and "macro-F1 0.300" in text and "the best stage (RFT) is -0.050" in text
+    assert v["target"]["text_classifier_reward_minus_final"] == pytest.approx(0.05 + 0.02 - 0.52)
 
     on_disk = json.loads((tmp_path / "wf" / "workflow.json").read_text())
     assert on_disk["verdict"]["text"] == v["text"] and on_disk["complete"] is True
@@ -207,7 +219,7 @@ def test_a_failed_sft_stage_skips_sft_rft_and_is_reported(stubbed, tmp_path, mon
     assert status["sft"] == ("failed", "RuntimeError: out of memory")
     assert status["sft+rft"] == ("skipped", "its SFT stage failed") and status["rft"][0] == "succeeded"
     assert summary["verdict"]["failed"] == {"sft": [3], "sft+rft": [3]}
-    assert not summary["verdict"]["target_met"] and "NOT met" in summary["verdict"]["text"][-2]
+    assert not summary["verdict"]["target_met"] and "NOT met" in next(t for t in summary["verdict"]["text"] if t.startswith("target"))
 
 
 def test_equal_cpu_adds_rft_alone_for_the_longer_budget_paired_against_sft_rft(stubbed, tmp_path):

@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 LABELS = ["AGRICULTURE", "TRADE", "ENERGY"]
@@ -48,7 +49,11 @@ def test_eval_run_writes_openai_objects_and_figures(home, tmp_path, monkeypatch)
             assert sample.parse_error is None or sample.finish_reason == "length"
     assert s["errors"]["sample_parse_error_rate"] <= s["tokens"]["truncated_share"]
     assert set(s["classification"]["per_label"]) == set(LABELS)
-    assert set(s["baselines"]) == {"most_frequent", "random", "every_label"}  # the rows are multi-label
+    # the rows are multi-label (every_label); training rows were given (the text classifier, fitted on them)
+    assert set(s["baselines"]) == {"most_frequent", "random", "every_label", "text_classifier"}
+    other = s["classification"]["other_items"]  # the answers on their own act and on the two others
+    assert other["n_samples"] == 9 and other["n_groups"] == 3 and other["diff"] == pytest.approx(
+        other["own"] - other["other"])
     every = s["baselines"]["every_label"]["classification"]
     assert every["micro"]["recall"] == 1.0 and every["macro"]["recall"] == 1.0
     assert s["baselines"]["most_frequent"]["example"] == ["AGRICULTURE"]  # k = round(4/3) = 1
@@ -60,7 +65,8 @@ def test_eval_run_writes_openai_objects_and_figures(home, tmp_path, monkeypatch)
     assert again.summary["reward"]["mean"] == s["reward"]["mean"]
     rows_ = compare([again, again])
     assert rows_[1]["vs_first_diff"] == 0.0 and rows_[1]["vs_first_significant"] is False
-    assert [r["name"] for r in rows_][-3:] == ["baseline:most_frequent", "baseline:random", "baseline:every_label"]
+    assert [r["name"] for r in rows_][-4:] == ["baseline:most_frequent", "baseline:random", "baseline:every_label",
+                                             "baseline:text_classifier"]
 
     from openrft.cli import app
     from openrft.evals import commands

@@ -220,6 +220,58 @@ def weighted_macro_f1(predicted: np.ndarray, truth: np.ndarray, weights: np.ndar
 LabelPairs = list[tuple[set[str] | None, set[str]]]  # (predicted, true) label sets, one per sample
 
 
+def label_matrix(sets: list[set[str] | None], labels: list[str]) -> np.ndarray:
+    """A 0/1 (len(sets), len(labels)) matrix: row i marks the labels of set i (None: none; unknown labels: left out)."""
+    column = {label: j for j, label in enumerate(labels)}
+    m = np.zeros((len(sets), len(labels)))
+    for i, labels_of_sample in enumerate(sets):
+        for label in labels_of_sample or ():
+            if label in column:
+                m[i, column[label]] = 1.0
+    return m
+
+
+def own_vs_other_items(pairs: LabelPairs, items: list, groups: list, labels: list[str], *, n_boot: int = 2000,
+                       seed: int = 0) -> dict:
+    """How much the answers owe to their item: their sample F1 on their own item minus on the other items.
+
+    Sample s answered item `items[s]` (of group `groups[s]`) with `pairs[s]`. `own` is its F1 against its item's
+    labels, `other` the mean of its F1 against the labels of every item of another group: the answer moved to an
+    act it was not written for. A model that only learnt which labels are frequent scores the same on both (the
+    difference is 0 whatever its reward), one that reads the item scores higher on its own. `diff` is own − other
+    averaged over samples, with a 95% BCa CI resampling groups (`cluster_bootstrap_ci`; the `other` term uses the
+    other items as they are, not as drawn). Returns `own`, `other`, `diff`, `ci95`, `n_samples`, `n_groups`.
+    """
+    if not pairs or len(items) != len(pairs) or len(groups) != len(pairs):
+        raise ValueError(f"own_vs_other_items needs equal, non-empty inputs, got {len(pairs)} pairs, {len(items)} "
+                         f"items and {len(groups)} groups")
+    first: dict = {}
+    for s, item in enumerate(items):
+        first.setdefault(item, s)
+    item_rows = list(first.values())
+    predicted = label_matrix([p for p, _ in pairs], labels)
+    truth = label_matrix([pairs[s][1] for s in item_rows], labels)
+    overlap = predicted @ truth.T  # (samples, items): labels in common
+    sizes = predicted.sum(axis=1)[:, None] + truth.sum(axis=1)[None, :]
+    f1 = np.divide(2 * overlap, sizes, out=np.zeros_like(overlap), where=sizes > 0)
+    column = {item: j for j, item in enumerate(first)}
+    own = f1[np.arange(len(pairs)), [column[item] for item in items]]
+    item_groups = np.asarray([str(groups[s]) for s in item_rows])
+    other_group = item_groups[None, :] != np.asarray([str(g) for g in groups])[:, None]
+    other = np.divide((f1 * other_group).sum(axis=1), other_group.sum(axis=1),
+                      out=np.full(len(pairs), np.nan), where=other_group.sum(axis=1) > 0)
+    if np.isnan(other).any():
+        raise ValueError("own_vs_other_items needs items of at least two groups")
+    difference = own - other
+
+    def mean_difference(weights: np.ndarray) -> np.ndarray:
+        return (weights @ difference) / weights.sum(axis=1)
+
+    diff, n_groups, ci95 = cluster_bootstrap_ci(mean_difference, groups, n_boot, seed)
+    return {"own": float(own.mean()), "other": float(other.mean()), "diff": diff, "ci95": ci95,
+            "n_samples": len(pairs), "n_groups": n_groups}
+
+
 def macro_f1_difference(a_pairs: LabelPairs, b_pairs: LabelPairs, groups: list, labels: list[str], *,
                         n_boot: int = 2000, seed: int = 0, method: str = "BCa") -> dict:
     """Macro-F1 of predictions `a` minus that of `b` on the same samples, with a 95% bootstrap CI clustered by group
@@ -236,18 +288,9 @@ def macro_f1_difference(a_pairs: LabelPairs, b_pairs: LabelPairs, groups: list, 
                          f"pairs and {len(groups)} groups")
     if any(ta != tb for (_, ta), (_, tb) in zip(a_pairs, b_pairs)):
         raise ValueError("macro_f1_difference: the two predictors were not scored on the same samples")
-    column = {label: j for j, label in enumerate(labels)}
-
-    def matrix(sets) -> np.ndarray:
-        m = np.zeros((len(sets), len(labels)))
-        for i, labels_of_sample in enumerate(sets):
-            for label in labels_of_sample or ():
-                if label in column:
-                    m[i, column[label]] = 1.0
-        return m
-
-    truth = matrix([t for _, t in a_pairs])
-    predicted_a, predicted_b = matrix([p for p, _ in a_pairs]), matrix([p for p, _ in b_pairs])
+    truth = label_matrix([t for _, t in a_pairs], labels)
+    predicted_a, predicted_b = label_matrix([p for p, _ in a_pairs], labels), label_matrix([p for p, _ in b_pairs],
+                                                                                           labels)
 
     def difference(weights: np.ndarray) -> np.ndarray:
         return weighted_macro_f1(predicted_a, truth, weights) - weighted_macro_f1(predicted_b, truth, weights)

@@ -161,9 +161,13 @@ def summarize(rollouts: list[Rollout], criteria: list[dict], built: list, *, tim
     if labels:
         pairs = [(metrics.predicted_labels(s.output_json), set(labels_of(r.row, label_key)))
                  for r in rollouts for s in r.samples]
-        summary["classification"] = metrics.classification_metrics(pairs, labels)
-        summary["baselines"] = _baselines(rollouts, built[0], train_rows or [r.row for r in rollouts], labels,
-                                          label_key, seed)
+        classification = metrics.classification_metrics(pairs, labels)
+        groups = [group_of(r.row, group_key) for r in rollouts for _ in r.samples]
+        if len(set(groups)) > 1:
+            classification["other_items"] = metrics.own_vs_other_items(
+                pairs, [r.index for r in rollouts for _ in r.samples], groups, labels, seed=seed)
+        summary["classification"] = classification
+        summary["baselines"] = _baselines(rollouts, built[0], train_rows, labels, label_key, seed)
     return summary
 
 
@@ -185,13 +189,20 @@ def _sub_reward_means(grades) -> dict[str, float]:
     return {k: mean(float(g.sub_rewards.get(k, 0.0)) for g in grades) for k in sorted(keys)}
 
 
-def _baselines(rollouts: list[Rollout], grader, train_rows: list[dict], labels: list[str], label_key: str,
+def _baselines(rollouts: list[Rollout], grader, train_rows: list[dict] | None, labels: list[str], label_key: str,
                seed: int) -> dict:
+    """The model-free baselines (label statistics of `train_rows`, else of the eval's own rows) and, with
+    training rows, the text classifier fitted on them, graded like the model."""
     runs = max(1, min(len(r.samples) for r in rollouts))
-    predictions = metrics.baseline_predictions(train_rows, len(rollouts), runs, labels=labels, label_key=label_key,
-                                               seed=seed)
+    predictions = metrics.baseline_predictions(train_rows or [r.row for r in rollouts], len(rollouts), runs,
+                                               labels=labels, label_key=label_key, seed=seed)
+    if train_rows:
+        from openrft.evals.text_classifier import text_classifier_predictions
+
+        fitted = text_classifier_predictions(train_rows, [r.row for r in rollouts], labels, label_key)
+        predictions["text_classifier"] = [[answer] * runs for answer in fitted]
     out = {}
-    for name in ("most_frequent", "random", "every_label"):
+    for name in ("most_frequent", "random", "every_label", "text_classifier"):
         if name not in predictions:
             continue
         preds = predictions[name]
