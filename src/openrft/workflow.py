@@ -30,8 +30,8 @@ in `openrft.workflow_verdict`; with several seeds `workflow.json` is also writte
 false`), so that a run stopped later keeps the seeds it finished.
 
 The default budget (`BUDGETS["quick"]`) aims at about 15 minutes on a 2-core CPU: SFT one epoch of 24 steps of 4
-rows, RFT and SFT→RFT 8 steps of 4 prompts × 8 samples each with one validation at the end (measured: 13 min
-for one seed, 36 min for three; README). Every stage records its wall time and this process's
+rows, RFT and SFT→RFT 8 steps of 4 prompts × 8 samples each with one validation at the end (measured: about 14
+min for one seed, 36 min for three; README). Every stage records its wall time and this process's
 CPU time, for training and for its held-out eval.
 """
 
@@ -224,8 +224,9 @@ def write_job_validation(folder: Path, ids: list[str], method: str = "reinforcem
 
 def make_plan(task: Task, out: Path, budget: Budget, seeds: list[int], max_steps: int | None) -> Plan:
     """The RFT job body of the budget on the task's default prompt, and the eval settings every stage shares: the
-    job's grader, runs per item (eval_samples), sampling parameters (seeded with the first seed + 1) and label set
-    (the job's labels, else every label of its training file), as `openrft.runs.ResolvedJob` answers them."""
+    job's grader, runs per item (eval_samples), sampling parameters (seeded with DRAW_SEED + 1) and label set (the
+    job's labels, else every label of its training file), as `openrft.runs.ResolvedJob` answers them; the jobs'
+    validation rows are drawn here, once (`job_validation.jsonl` in every prompt's folder)."""
     from openrft.data import load_rows
     from openrft.data.labels import label_set
     from openrft.data.splits import group_subset
