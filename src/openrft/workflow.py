@@ -55,10 +55,12 @@ STAGE_TITLES = {"base": "base, default prompt", "base+prompt": "base, chosen pro
                 "rft": "RFT", "sft+rft": "SFT → RFT", "rft-long": "RFT, longer"}
 TRAINED = ("sft", "rft", "sft+rft", "rft-long")
 # Seeds every draw that the seeds share, so that `--seed` / `--seeds` change training and nothing else: the jobs'
-# validation acts (DRAW_SEED), the held-out acts and the evals' sampling (DRAW_SEED + 1), the random baseline
-# (DRAW_SEED). 42 is the example jobs' seed: a one-seed run is seed 42 of a three-seed run, row for row.
+# validation acts (DRAW_SEED), the held-out acts when fewer than all are asked for and the evals' sampling
+# (DRAW_SEED + 1), the random baseline (DRAW_SEED). 42 is the example jobs' seed: a one-seed run is seed 42 of a
+# three-seed run, row for row.
 DRAW_SEED = 42
 JOB_VALIDATION = "job_validation.jsonl"  # the rows every job of every seed validates on, in each data folder
+VALIDATION_ROWS = 24  # their number when the job file validates on every row (job_full.yaml): the rest is held out
 
 
 @dataclass(frozen=True)
@@ -200,7 +202,11 @@ def rows_by_id(folder: Path, ids: list[str], method: str = "reinforcement") -> l
     from openrft.data import load_rows
 
     path = folder / "validation.jsonl"
-    by_id = {row.get("id"): row for row in load_rows(path, method=method)}
+    rows = load_rows(path, method=method)
+    record_ids(rows, path)
+    by_id = {row["id"]: row for row in rows}
+    if len(by_id) < len(rows):
+        raise ValueError(f"{path}: {len(rows) - len(by_id)} rows repeat an id (each record needs its own)")
     missing = [i for i in ids if i not in by_id]
     if missing:
         raise ValueError(f"{path}: lacks the ids {missing[:5]} (every prompt variant and method must hold the same "
@@ -239,8 +245,8 @@ def make_plan(task: Task, out: Path, budget: Budget, seeds: list[int], max_steps
     body = load_job_body(EXAMPLES / budget.rft_job)
     ext = body.setdefault("openrft", {})
     ext.pop("task", None)  # the files, grader and response_format are given explicitly below
-    validation = group_subset(load_rows(data[default] / "validation.jsonl"), ext.get("max_valid_rows"), DRAW_SEED,
-                              task.group_key)
+    validation = group_subset(load_rows(data[default] / "validation.jsonl"),
+                              ext.get("max_valid_rows") or VALIDATION_ROWS, DRAW_SEED, task.group_key)
     validation_ids = record_ids(validation, data[default] / "validation.jsonl")
     for folder in data.values():
         write_job_validation(folder, validation_ids)
@@ -277,8 +283,9 @@ def job_validation(plan: Plan, prompt: str) -> list[dict]:
 
 
 def held_out_set(plan: Plan, rows: int | None = None) -> HeldOut:
-    """`rows` validation-file records (None: one of each group left) of groups that neither the jobs' validation
-    rows nor the training file touch, drawn with DRAW_SEED + 1; the same records in every prompt variant."""
+    """`rows` validation-file records of groups that neither the jobs' validation rows nor the training file touch,
+    the same records in every prompt variant. None: one of each group left, its first in the file (EuroVoc: 78 of
+    the 86 in English); fewer: that many groups drawn with DRAW_SEED + 1, again each its first row."""
     from openrft.data import load_rows
     from openrft.data.splits import groups_in
 
@@ -296,15 +303,17 @@ def held_out_set(plan: Plan, rows: int | None = None) -> HeldOut:
                    excluded_validation_groups=excluded, training_groups=len(groups_in(plan.train_rows, plan.group_key)))
 
 
-def evaluate(plan: Plan, model: str, rows: list[dict], out_dir: Path, name: str):
-    """One eval run of `model` on `rows` with the plan's grader, sampling settings, runs, labels and baselines."""
+def evaluate(plan: Plan, model: str, rows: list[dict], out_dir: Path, name: str, text_baseline: bool = False):
+    """One eval run of `model` on `rows` with the plan's grader, sampling settings, runs, labels and baselines
+    (with `text_baseline`, the text classifier fitted on the plan's training rows, whose prompt is the default's:
+    the base stage's eval, which scores the default prompt's rows)."""
     from openrft.engines.transformers import TransformersEngine
     from openrft.evals import run_eval
 
     engine = TransformersEngine.from_name(model, device=plan.device)
     return run_eval(rows, engine=engine, grader=plan.grader, runs=plan.runs, params=plan.params, out_dir=out_dir,
                     name=name, train_rows=plan.train_rows, labels=plan.labels, label_key=plan.label_key,
-                    seed=DRAW_SEED, group_key=plan.group_key)
+                    seed=DRAW_SEED, group_key=plan.group_key, text_baseline=text_baseline)
 
 
 def choose_prompt(plan: Plan, console: Console) -> tuple[str, dict[str, float]]:
@@ -377,7 +386,8 @@ def score(plan: Plan, run: StageRun, held: HeldOut, out_dir: Path, console: Cons
     console.rule(f"held out: {STAGE_TITLES[run.stage]}" + (f", seed {run.seed}" if run.seed is not None else ""))
     try:
         with run.evaluation:
-            run.result = evaluate(plan, run.model, held.rows[run.prompt], out_dir, STAGE_TITLES[run.stage])
+            run.result = evaluate(plan, run.model, held.rows[run.prompt], out_dir, STAGE_TITLES[run.stage],
+                                  text_baseline=run.stage == "base")
         run.eval_dir = out_dir
     except Exception as exc:  # one stage's failure must not lose the others: it is reported as failed
         run.status, run.error = "failed", f"held-out eval: {type(exc).__name__}: {exc}"

@@ -17,11 +17,10 @@ The verdict (`verdict`), in the RFT demo's terms:
   and the most-frequent-labels baseline's macro-F1, each beyond its CI for every seed, on `REPLICATION_SEEDS` (3)
   seeds or more (on fewer it is "not replicated", which is not met); how far its micro-F1 is from that baseline
   is stated either way, and so is the macro-F1 of naming every label (high without skill);
-- a stage reads the item when its answers' F1 on their own item exceeds their F1 on the other items beyond the CI
-  for every seed; the others are named as having learnt which labels to give, not the item (a reward gain can
-  come from the label frequencies alone);
-- the text classifier (`evals.text_classifier`: TF-IDF + logistic regression on the same training rows) is set
-  beside the best stage: the baseline a user would try before fine-tuning;
+- whether a stage's answers read the item: own − other items and the number of seeds whose CI lies above 0 (with
+  none, nothing shows that its answers depend on the item: a reward gain can come from the label frequencies);
+- the text classifier (`evals.text_classifier`: TF-IDF + logistic regression on the whole training file, the
+  baseline a user would try before fine-tuning) is paired against the final model per seed, like the base model;
 - SFT, RFT and SFT→RFT are compared by reward beside their training wall and CPU time (SFT→RFT costs the SFT
   stage plus its own RFT job), so the reader can judge them at equal CPU time; with the `rft-long` stage
   (`--equal-cpu`) `equal_cpu` pairs SFT→RFT against RFT alone at about the same CPU time, seed by seed.
@@ -70,6 +69,9 @@ class StageScore:
     # own_vs_other_items): 0 for answers that ignore the item, however well they score
     own_vs_other_items: float | None = None
     own_vs_other_items_ci95: list[float] | None = None
+    # reward − the text classifier's (the base stage's eval graded it), paired over the same rows, with its CI
+    reward_vs_text_classifier: float | None = None
+    reward_vs_text_classifier_ci95: list[float] | None = None
     truncated_share: float | None = None
     parse_error_share: float | None = None
     train_wall_s: float = 0.0
@@ -118,7 +120,26 @@ def stage_score(run, base_result, group_key: str | None, label_key: str, records
     versus = macro_f1_vs_most_frequent(run.result, base_result or run.result, group_key, label_key)
     if versus:
         score.macro_f1_vs_most_frequent, score.macro_f1_vs_most_frequent_ci95 = versus["diff"], versus["ci95"]
+    text = versus_text_classifier(run.result, base_result or run.result, group_key)
+    if text:
+        score.reward_vs_text_classifier, score.reward_vs_text_classifier_ci95 = text["diff"], list(text["ci95"])
     return score
+
+
+def versus_text_classifier(result, base_result, group_key: str | None) -> dict | None:
+    """`result`'s reward minus the text classifier's (graded in `base_result`'s eval on the same rows, its per-item
+    rewards in `item_means`), paired over the rows with the CI clustered by group (`demo.paired_gain`); None
+    when the base eval has no text classifier."""
+    from types import SimpleNamespace
+
+    from openrft.demo import paired_gain
+
+    text = (base_result.summary.get("baselines") or {}).get("text_classifier") or {}
+    if not text.get("item_means"):
+        return None
+    items = [{**item, "mean": m} for item, m in zip(base_result.summary["items"], text["item_means"])]
+    classifier = SimpleNamespace(summary={**base_result.summary, "items": items}, output_items=base_result.output_items)
+    return paired_gain(classifier, result, group_key, "a stage vs the text classifier")
 
 
 def macro_f1_vs_most_frequent(result, base_result, group_key: str | None, label_key: str) -> dict | None:
@@ -141,7 +162,8 @@ def macro_f1_vs_most_frequent(result, base_result, group_key: str | None, label_
 
 
 def baselines_of(base_summary: dict) -> dict:
-    """The model-free baselines that the base stage's eval graded on the held-out rows."""
+    """The baselines that the base stage's eval graded on the held-out rows (the model-free ones and the text
+    classifier)."""
     out = {}
     for name, b in (base_summary.get("baselines") or {}).items():
         c = b.get("classification")
@@ -177,6 +199,10 @@ def by_stage(scores: list[StageScore]) -> dict:
             "own_vs_other_items": _spread([s.own_vs_other_items for s in done if s.own_vs_other_items is not None]),
             "own_ci_above_other": sum(bool(s.own_vs_other_items_ci95 and s.own_vs_other_items_ci95[0] > 0)
                                       for s in done),
+            "reward_vs_text_classifier": _spread([s.reward_vs_text_classifier for s in done
+                                                  if s.reward_vs_text_classifier is not None]),
+            "text_classifier_ci": [(s.seed, s.reward_vs_text_classifier, s.reward_vs_text_classifier_ci95)
+                                   for s in done if s.reward_vs_text_classifier_ci95],
             "train_wall_s": _spread([s.train_wall_s for s in done]),
             "train_cpu_s": _spread([s.train_cpu_s for s in done]),
             "eval_wall_s": _spread([s.eval_wall_s for s in done]),
@@ -264,24 +290,23 @@ def verdict(stages: dict, baselines: dict, sft_train_cpu_s: float | None = None,
         lines.append(f"target: NOT met ({STAGE_TITLES[FINAL]} has no held-out eval)")
     measured = {k: v for k, v in ran.items() if v["own_vs_other_items"]}
     if measured:
-        reads = [k for k, v in measured.items() if v["own_ci_above_other"] == v["n"]]
-        blind = [k for k in measured if k not in reads]
-        lines.append("answers that fit their own item better than other items' (sample F1 on its own item − on "
-                     "the others, CI above 0 for every seed): " + (", ".join(
-                         f"{STAGE_TITLES[k]} {measured[k]['own_vs_other_items']['mean']:+.3f}" for k in reads)
-                         or "no stage")
-                     + ("" if not blind else "; the answers of " + ", ".join(
-                         f"{STAGE_TITLES[k]} ({measured[k]['own_vs_other_items']['mean']:+.3f})" for k in blind)
-                        + " would score about as well on items they were not written for: what they gained is "
-                          "which labels to name, not reading the item"))
+        lines.append("answers that fit their own item better than the other items (own − other items, CI above 0): "
+                     + "; ".join(f"{STAGE_TITLES[k]} {v['own_vs_other_items']['mean']:+.3f}, {v['own_ci_above_other']}"
+                                 f"/{v['n']} seed{'s' if v['n'] > 1 else ''}" for k, v in measured.items())
+                     + (". With 0 seeds there is no evidence that a stage's answers depend on the item: a reward gain "
+                        "it has came from which labels it names" if any(not v["own_ci_above_other"]
+                                                                        for v in measured.values()) else ""))
     text = baselines.get("text_classifier") or {}
     if text.get("reward") is not None:
-        target["text_classifier_reward_minus_final"] = (None if not final else
-                                                        final["reward"]["mean"] - text["reward"])
-        lines.append(f"a text classifier (TF-IDF + logistic regression, trained on the same training rows) scores "
-                     f"reward {text['reward']:.3f}, micro-F1 {_f((text.get('micro') or {}).get('f1'))}, macro-F1 "
-                     f"{_f((text.get('macro') or {}).get('f1'))}; the best stage ({STAGE_TITLES[best]}) is "
-                     f"{ran[best]['reward']['mean'] - text['reward']:+.3f} from it in reward")
+        versus = (final or {}).get("text_classifier_ci") or []
+        target["final_reward_minus_text_classifier"] = None if not final else final["reward"]["mean"] - text["reward"]
+        lines.append(f"a text classifier (TF-IDF + logistic regression on the whole training file) scores reward "
+                     f"{text['reward']:.3f}, micro-F1 {_f((text.get('micro') or {}).get('f1'))}, macro-F1 "
+                     f"{_f((text.get('macro') or {}).get('f1'))}"
+                     + ("" if not versus else f"; {STAGE_TITLES[FINAL]} − it (paired, per seed): " + "; ".join(
+                         f"{d:+.3f} [{ci[0]:+.3f}, {ci[1]:+.3f}]" for _, d, ci in versus)
+                        + f", CI above 0 for {sum(ci[0] > 0 for _, _, ci in versus)}/{len(versus)} seeds, below 0 "
+                          f"for {sum(ci[1] < 0 for _, _, ci in versus)}/{len(versus)}"))
     trained = {k: ran[k] for k in TRAINED if k in ran}
     if trained:
         best_trained = max(trained, key=lambda k: trained[k]["reward"]["mean"])
@@ -409,8 +434,8 @@ def print_summary(summary: dict, console: Console) -> None:
 
 def workflow_chart(summary: dict, path: Path) -> Path:
     """One PNG: micro and macro F1 of every stage on the held-out rows (bars; mean ± std over seeds), the
-    model-free baselines as horizontal lines, and above each stage its reward gain over the base model with the
-    95% CI clustered by group (green: above 0, red: below 0, grey: neither)."""
+    baselines (model-free and the text classifier) as horizontal lines, and above each stage its reward gain over
+    the base model with the 95% CI clustered by group (green: above 0, red: below 0, grey: neither)."""
     import matplotlib
 
     matplotlib.use("Agg")

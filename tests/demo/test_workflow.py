@@ -48,13 +48,15 @@ def fake_result(rows, level):
     summary = {"reward": {"mean": mean, "run_to_run_std": 0.0}, "items": items,
                # answers that read the item above 0.3 (a gap of level − 0.3), the others blind to it
                "classification": {"micro": prf(level + 0.1), "macro": prf(level),
-                                  "other_items": {"diff": max(0.0, level - 0.3), "ci95": [level - 0.32, level - 0.28]}},
+                                  "other_items": {"diff": max(0.0, level - 0.3),
+                                                  "ci95": [max(0.0, level - 0.3) - 0.02, max(0.0, level - 0.3) + 0.02]}},
                "tokens": {"truncated_share": 0.0}, "errors": {"sample_parse_error_rate": 0.0},
                "baselines": {"most_frequent": {"reward": {"mean": 0.5}, "classification": {"micro": prf(0.55),
                                                                                              "macro": prf(0.15)}},
                              "random": {"reward": {"mean": 0.15}, "classification": {"micro": prf(0.16),
                                                                                        "macro": prf(0.13)}},
-                             "text_classifier": {"reward": {"mean": 0.52}, "classification": {"micro": prf(0.5),
+                             "text_classifier": {"reward": {"mean": 0.52}, "item_means": [0.52] * len(items),
+                                                 "classification": {"micro": prf(0.5),
                                                                                                 "macro": prf(0.3)}}}}
     return EvalResult(run={}, summary=summary)
 
@@ -74,11 +76,11 @@ def stubbed(monkeypatch, home):
         (run_dir / "checkpoints" / "final").mkdir(parents=True)
         return run_dir, {"status": "succeeded"}
 
-    def evaluate(plan, model, rows, out_dir, name):
+    def evaluate(plan, model, rows, out_dir, name, text_baseline=False):
         prompt = rows[0]["messages"][0]["content"][1:].split("]")[0]
         kind = "base" if model == "default" else Path(model).parents[1].name
         calls["evals"].append({"model": model, "kind": kind, "prompt": prompt, "ids": [r["id"] for r in rows],
-                               "out_dir": out_dir})
+                               "out_dir": out_dir, "text_baseline": text_baseline})
         if "prompt-choice" in str(out_dir):
             return fake_result(rows, VALIDATION_LEVELS[prompt])
         return fake_result(rows, LEVELS[(kind, prompt)])
@@ -150,10 +152,15 @@ def test_every_stage_is_scored_on_the_same_held_out_rows_apart_from_training_and
     assert by[("rft", 3)]["own_vs_other_items"] == pytest.approx(0.15) and summary["stages"]["rft"][
         "own_ci_above_other"] == 2 and summary["stages"]["sft"]["own_ci_above_other"] == 0
     reads = next(t for t in v["text"] if t.startswith("answers that fit their own item"))
-    assert "RFT +0.150" in reads and "the answers of base, default prompt (+0.000)" in reads and "SFT (+0.000)" in reads
+    assert "RFT +0.150, 2/2 seeds" in reads and "base, default prompt +0.000, 0/1 seed;" in reads
+    assert "SFT +0.000, 0/2 seeds" in reads and "no evidence that a stage's answers depend on the item" in reads
     text = next(t for t in v["text"] if t.startswith("a text classifier"))
-    assert "reward 0.520" in text and "macro-F1 0.300" in text and "the best stage (RFT) is -0.050" in text
-    assert v["target"]["text_classifier_reward_minus_final"] == pytest.approx(0.05 + 0.02 - 0.52)
+    assert "reward 0.520" in text and "macro-F1 0.300" in text  # SFT→RFT (0.05-0.09 per item) − 0.52, each seed
+    assert "SFT → RFT − it (paired, per seed): -0.450 [" in text and "below 0 for 2/2" in text
+    assert by[("rft", 3)]["reward_vs_text_classifier"] == pytest.approx(0.47 - 0.52)
+    assert v["target"]["final_reward_minus_text_classifier"] == pytest.approx(0.05 + 0.02 - 0.52)
+    # the text classifier is fitted in the base stage's eval only (the one that scores the default prompt's rows)
+    assert [e["kind"] for e in stubbed["evals"] if e["text_baseline"]] == ["base"]
 
     on_disk = json.loads((tmp_path / "wf" / "workflow.json").read_text())
     assert on_disk["verdict"]["text"] == v["text"] and on_disk["complete"] is True
@@ -184,6 +191,16 @@ def test_the_jobs_validation_and_held_out_acts_are_the_same_whatever_the_seeds(s
     assert not held & validated and one["held_out"]["records"] == f"{len(held)} records of {len(held)} groups (doc)"
     sft = load_rows(bodies[0]["validation_file"], method="supervised")
     assert sft[0]["messages"][-1]["role"] == "assistant" and groups_in(sft, "doc") == {f"doc={d}" for d in validated}
+
+
+def test_the_full_budget_validates_on_24_rows_and_holds_out_the_rest(home, tmp_path):
+    """job_full.yaml validates on the whole validation file; in the workflow its jobs validate on 24 rows
+    (VALIDATION_ROWS) so that held-out acts are left."""
+    from openrft.workflow import BUDGETS, held_out_set, job_validation, make_plan
+
+    plan = make_plan(tiny_task(), tmp_path / "wf", BUDGETS["full"], [5], None)
+    assert "max_valid_rows" not in plan.rft_body["openrft"] and len(job_validation(plan, "short")) == 24
+    assert held_out_set(plan).records == "36 records of 36 groups (doc)"
 
 
 def test_every_stage_is_scored_with_the_rft_job_s_settings(home, tmp_path):

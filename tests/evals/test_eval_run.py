@@ -33,7 +33,7 @@ def test_eval_run_writes_openai_objects_and_figures(home, tmp_path, monkeypatch)
     engine = get_engine("default")
     params = SamplingParams(max_tokens=24, temperature=1.0, seed=3, response_format=FORMAT)
     result = run_eval(rows(), engine=engine, grader=F1, params=params, runs=3, out_dir=tmp_path / "ev",
-                      labels=LABELS, train_rows=rows(), progress=False)
+                      labels=LABELS, train_rows=rows(), progress=False, text_baseline=True)
     assert result.run.object == "eval.run" and result.run.result_counts.total == 9
     assert len(result.output_items) == 9
     item = result.output_items[0]
@@ -52,8 +52,9 @@ def test_eval_run_writes_openai_objects_and_figures(home, tmp_path, monkeypatch)
     # the rows are multi-label (every_label); training rows were given (the text classifier, fitted on them)
     assert set(s["baselines"]) == {"most_frequent", "random", "every_label", "text_classifier"}
     other = s["classification"]["other_items"]  # the answers on their own act and on the two others
-    assert other["n_samples"] == 9 and other["n_groups"] == 3 and other["diff"] == pytest.approx(
-        other["own"] - other["other"])
+    assert other["n_samples"] == 9 and other["n_groups"] == 3 and other["own"] == pytest.approx(
+        s["classification"]["samples_f1"]) and other["ci95"][0] <= other["diff"] <= other["ci95"][1]
+    assert len(s["baselines"]["text_classifier"]["item_means"]) == 3
     every = s["baselines"]["every_label"]["classification"]
     assert every["micro"]["recall"] == 1.0 and every["macro"]["recall"] == 1.0
     assert s["baselines"]["most_frequent"]["example"] == ["AGRICULTURE"]  # k = round(4/3) = 1

@@ -53,5 +53,11 @@ def test_own_vs_other_items_is_zero_for_answers_that_ignore_the_item_and_positiv
     alone = own_vs_other_items([(translated[i], translated[i]) for i in rows], rows, rows, LABELS)
     acts = own_vs_other_items([(translated[i], translated[i]) for i in rows], rows, [i // 2 for i in rows], LABELS)
     assert acts["n_groups"] == 10 and alone["n_groups"] == 20 and acts["other"] < alone["other"]
+    # groups of unequal size (an act in one language, another in three): a blind answer still scores exactly 0
+    uneven = [["a", "a", "a", "b", "c", "c"], [{"agriculture"}, {"agriculture"}, {"agriculture"}, {"energy"},
+                                               {"trade", "energy"}, {"trade", "energy"}]]
+    for answer in ({"agriculture"}, {"energy"}, {"trade", "agriculture"}):
+        blind = own_vs_other_items([(answer, t) for t in uneven[1]], list(range(6)), uneven[0], LABELS)
+        assert blind["diff"] == pytest.approx(0.0, abs=1e-12) and blind["own"] == pytest.approx(blind["other"])
     with pytest.raises(ValueError, match="two groups"):
         own_vs_other_items([({"trade"}, {"trade"})] * 2, [0, 1], ["a", "a"], LABELS)

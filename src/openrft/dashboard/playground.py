@@ -15,6 +15,7 @@ from typing import Any
 
 from openrft import runs
 from openrft.dashboard.rundata import RunDirError, RunRef
+from openrft.data.formats import last_user_text
 from openrft.errors import InputError
 from openrft.runs import ResolvedJob, RunFileError
 
@@ -80,10 +81,8 @@ def playground_view(ref: RunRef) -> dict:
     grader = rl.grader if rl else {}
     items = []
     for index, row in enumerate(validation_rows(job)):
-        messages = row.get("messages") or []
-        last_user = next((m.get("content") for m in reversed(messages) if m.get("role") == "user"), "")
-        text = str(last_user or "")
-        items.append({"index": index, "messages": messages,
+        text = last_user_text(row)
+        items.append({"index": index, "messages": row.get("messages") or [],
                       "preview": text[:PREVIEW_CHARS] + ("…" if len(text) > PREVIEW_CHARS else "")})
     return {"key": ref.key, "id": job.id, "status": job.job.status, "model": job.model,
             "models": [{k: v for k, v in m.items() if k != "engine_model"} for m in models(ref, job)],

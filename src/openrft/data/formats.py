@@ -35,6 +35,14 @@ def detect_method(row: Any) -> Method:
     return "reinforcement"
 
 
+def last_user_text(row: dict) -> str:
+    """The text of a row's last user message (a list of content parts: its text parts, joined by newlines)."""
+    content = next((m.get("content") for m in reversed(row.get("messages") or []) if m.get("role") == "user"), "")
+    if isinstance(content, list):
+        return "\n".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
+    return str(content or "")
+
+
 def trained_on(message: dict) -> bool:
     """Whether an assistant message of an SFT row is a target of the loss (OpenAI's `weight`, default 1)."""
     return message.get("role") == "assistant" and message.get("weight", 1) != 0

@@ -233,14 +233,16 @@ def label_matrix(sets: list[set[str] | None], labels: list[str]) -> np.ndarray:
 
 def own_vs_other_items(pairs: LabelPairs, items: list, groups: list, labels: list[str], *, n_boot: int = 2000,
                        seed: int = 0) -> dict:
-    """How much the answers owe to their item: their sample F1 on their own item minus on the other items.
+    """How much the answers owe to their item: their F1 on their own item minus on the other groups' items.
 
     Sample s answered item `items[s]` (of group `groups[s]`) with `pairs[s]`. `own` is its F1 against its item's
-    labels, `other` the mean of its F1 against the labels of every item of another group: the answer moved to an
-    act it was not written for. A model that only learnt which labels are frequent scores the same on both (the
-    difference is 0 whatever its reward), one that reads the item scores higher on its own. `diff` is own − other
-    averaged over samples, with a 95% BCa CI resampling groups (`cluster_bootstrap_ci`; the `other` term uses the
-    other items as they are, not as drawn). Returns `own`, `other`, `diff`, `ci95`, `n_samples`, `n_groups`.
+    labels; `other` is its F1 against the items of every other group, averaged within each group and then over the
+    groups: the answer moved to acts it was not written for (an act's translations are not other acts). Each group
+    weighs the same in both means, so answers that ignore the item (the same label sets whatever the item) score a
+    difference of exactly 0, however high their reward, and ones that read it score above 0. `diff` is the
+    group-weighted mean of own − other, with a 95% BCa CI resampling groups (`cluster_bootstrap_ci`; the other
+    term uses the other groups as they are, not as drawn). The F1 is the grader's set F1 on the labels in
+    `labels` (others are left out). Returns `own`, `other`, `diff`, `ci95`, `n_samples`, `n_groups`.
     """
     if not pairs or len(items) != len(pairs) or len(groups) != len(pairs):
         raise ValueError(f"own_vs_other_items needs equal, non-empty inputs, got {len(pairs)} pairs, {len(items)} "
@@ -249,6 +251,9 @@ def own_vs_other_items(pairs: LabelPairs, items: list, groups: list, labels: lis
     for s, item in enumerate(items):
         first.setdefault(item, s)
     item_rows = list(first.values())
+    group_names, sample_group = np.unique(np.asarray([str(g) for g in groups]), return_inverse=True)
+    if len(group_names) < 2:
+        raise ValueError("own_vs_other_items needs items of at least two groups")
     predicted = label_matrix([p for p, _ in pairs], labels)
     truth = label_matrix([pairs[s][1] for s in item_rows], labels)
     overlap = predicted @ truth.T  # (samples, items): labels in common
@@ -256,19 +261,19 @@ def own_vs_other_items(pairs: LabelPairs, items: list, groups: list, labels: lis
     f1 = np.divide(2 * overlap, sizes, out=np.zeros_like(overlap), where=sizes > 0)
     column = {item: j for j, item in enumerate(first)}
     own = f1[np.arange(len(pairs)), [column[item] for item in items]]
-    item_groups = np.asarray([str(groups[s]) for s in item_rows])
-    other_group = item_groups[None, :] != np.asarray([str(g) for g in groups])[:, None]
-    other = np.divide((f1 * other_group).sum(axis=1), other_group.sum(axis=1),
-                      out=np.full(len(pairs), np.nan), where=other_group.sum(axis=1) > 0)
-    if np.isnan(other).any():
-        raise ValueError("own_vs_other_items needs items of at least two groups")
+    member = np.zeros((len(item_rows), len(group_names)))  # item → group, each column averaging its items
+    member[np.arange(len(item_rows)), sample_group[item_rows]] = 1.0
+    by_group = f1 @ (member / member.sum(axis=0))  # (samples, groups): mean F1 on each group's items
+    other = (by_group.sum(axis=1) - by_group[np.arange(len(pairs)), sample_group]) / (len(group_names) - 1)
     difference = own - other
+    weight = 1.0 / np.bincount(sample_group)[sample_group]  # each group weighs the same
 
     def mean_difference(weights: np.ndarray) -> np.ndarray:
-        return (weights @ difference) / weights.sum(axis=1)
+        return (weights * weight) @ difference / ((weights * weight).sum(axis=1))
 
     diff, n_groups, ci95 = cluster_bootstrap_ci(mean_difference, groups, n_boot, seed)
-    return {"own": float(own.mean()), "other": float(other.mean()), "diff": diff, "ci95": ci95,
+    total = weight.sum()
+    return {"own": float(weight @ own / total), "other": float(weight @ other / total), "diff": diff, "ci95": ci95,
             "n_samples": len(pairs), "n_groups": n_groups}
 
 

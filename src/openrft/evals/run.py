@@ -53,14 +53,16 @@ def run_eval(rows: list[dict], *, engine: Engine, grader, params: SamplingParams
              out_dir: str | Path | None = None, name: str | None = None, train_rows: list[dict] | None = None,
              labels: list[str] | None = None, label_key: str = "labels", eval_id: str | None = None,
              progress: bool = True, graders: list | None = None, seed: int = 0, plots: bool = True,
-             group_key: str | None = None) -> EvalResult:
+             group_key: str | None = None, text_baseline: bool = False) -> EvalResult:
     """Evaluate `engine` on `rows`: `runs` samples per row, every sample graded by every criterion.
 
     `grader` is one grader dict (RFT) or a list of testing criteria (evals). `graders` may pass already-built
     grader objects (the trainer reuses its own) in the same order. `labels` turns on classification metrics
     and baselines (label sets read from `row[label_key]` and `output_json.labels`). `group_key` names the row
     field whose rows belong together (EuroVoc: `celex_id`): each summary item records its `group`, which a
-    comparison's clustered bootstrap resamples (without it every row is its own group).
+    comparison's clustered bootstrap resamples (without it every row is its own group). `text_baseline` adds the
+    text classifier fitted on `train_rows` to the baselines (`evals.text_classifier`; a fit per eval, so off
+    unless asked for: the trainer's validations leave it out).
     """
     from openrft.graders import build_grader
 
@@ -81,7 +83,7 @@ def run_eval(rows: list[dict], *, engine: Engine, grader, params: SamplingParams
     output_items = [_output_item(rollout, s, criteria, run_id, eval_id, created, params)
                     for rollout in rollouts for s in range(len(rollout.samples))]
     summary = summarize(rollouts, criteria, built, timing=timing, train_rows=train_rows, labels=labels,
-                        label_key=label_key, seed=seed, group_key=group_key)
+                        label_key=label_key, seed=seed, group_key=group_key, text_baseline=text_baseline)
     summary.update({"model": engine.model_name, "runs": runs, "name": name or engine.model_name,
                     "sampling": {k: v for k, v in params.__dict__.items() if k != "n"}})
     run = eval_run(rollouts, output_items, criteria, summary, run_id=run_id, eval_id=eval_id,
@@ -121,7 +123,7 @@ def eval_run(rollouts: list[Rollout], output_items: list[OutputItem], criteria: 
 
 def summarize(rollouts: list[Rollout], criteria: list[dict], built: list, *, timing: dict,
               train_rows: list[dict] | None, labels: list[str] | None, label_key: str, seed: int,
-              group_key: str | None = None) -> dict:
+              group_key: str | None = None, text_baseline: bool = False) -> dict:
     rewards = [r.rewards for r in rollouts]
     samples = [s for r in rollouts for s in r.samples]
     grades = [g for r in rollouts for g in r.grades[0]]
@@ -167,7 +169,8 @@ def summarize(rollouts: list[Rollout], criteria: list[dict], built: list, *, tim
             classification["other_items"] = metrics.own_vs_other_items(
                 pairs, [r.index for r in rollouts for _ in r.samples], groups, labels, seed=seed)
         summary["classification"] = classification
-        summary["baselines"] = _baselines(rollouts, built[0], train_rows, labels, label_key, seed)
+        summary["baselines"] = _baselines(rollouts, built[0], train_rows, labels, label_key, seed,
+                                          text_baseline=text_baseline)
     return summary
 
 
@@ -190,13 +193,14 @@ def _sub_reward_means(grades) -> dict[str, float]:
 
 
 def _baselines(rollouts: list[Rollout], grader, train_rows: list[dict] | None, labels: list[str], label_key: str,
-               seed: int) -> dict:
+               seed: int, *, text_baseline: bool = False) -> dict:
     """The model-free baselines (label statistics of `train_rows`, else of the eval's own rows) and, with
-    training rows, the text classifier fitted on them, graded like the model."""
+    `text_baseline` and training rows, the text classifier fitted on them, graded like the model. Each keeps its
+    per-item mean rewards (`item_means`, in the rows' order) for paired comparisons."""
     runs = max(1, min(len(r.samples) for r in rollouts))
     predictions = metrics.baseline_predictions(train_rows or [r.row for r in rollouts], len(rollouts), runs,
                                                labels=labels, label_key=label_key, seed=seed)
-    if train_rows:
+    if text_baseline and train_rows:
         from openrft.evals.text_classifier import text_classifier_predictions
 
         fitted = text_classifier_predictions(train_rows, [r.row for r in rollouts], labels, label_key)
@@ -213,7 +217,7 @@ def _baselines(rollouts: list[Rollout], grader, train_rows: list[dict] | None, l
         cls = metrics.classification_metrics(
             [(set(preds[i][k]), set(labels_of(r.row, label_key))) for i, r in enumerate(rollouts) for k in range(runs)],
             labels)
-        out[name] = {"reward": metrics.reward_stats(rewards),
+        out[name] = {"reward": metrics.reward_stats(rewards), "item_means": [mean(r) for r in rewards],
                      "classification": {k: cls[k] for k in ("micro", "macro", "samples_f1")},
                      "example": preds[0][0] if preds else []}
     out["most_frequent"]["k"] = predictions["_k"]

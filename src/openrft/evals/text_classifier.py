@@ -6,27 +6,20 @@ training file's rows. A row's answer is every label of probability 0.5 or more, 
 and at most as many as the most labels a training row has (one for single-label tasks). Nothing is tuned: these
 are the textbook settings, so the baseline is what an afternoon with scikit-learn gives, not a tuned system.
 
-It reads exactly what the model reads (the last user message, instructions and all: the instructions are the
-same in every row and weigh nothing) and learns from the same training rows; on an eval it is graded by the same
-grader (`evals.run`). A fine-tuned model below it has not earned its cost.
+It reads what the model reads (the last user message, instructions and all: they are nearly the same in every
+row, so they weigh little, though they dilute each row's length-normalised vector) and learns from the training
+file (`run_eval(..., text_baseline=True)`, graded by the same grader as the model). A fine-tuned model below it
+has not earned its cost.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from openrft.data.formats import last_user_text
 from openrft.data.labels import labels_of
 
 THRESHOLD = 0.5
-
-
-def row_text(row: dict) -> str:
-    """The text of a row's last user message (the parts of type text, joined, for a list of content parts)."""
-    users = [m for m in row.get("messages") or [] if m.get("role") == "user"]
-    content = users[-1].get("content", "") if users else ""
-    if isinstance(content, list):
-        return "\n".join(part.get("text", "") for part in content if isinstance(part, dict))
-    return str(content)
 
 
 def text_classifier_predictions(train_rows: list[dict], rows: list[dict], labels: list[str],
@@ -35,12 +28,12 @@ def text_classifier_predictions(train_rows: list[dict], rows: list[dict], labels
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
-    truth = [set(labels_of(row, label_key)) for row in train_rows]
+    truth = [set(labels_of(row, label_key)) & set(labels) for row in train_rows]
     if not train_rows or not rows:
         return [[] for _ in rows]
     vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
-    x_train = vectorizer.fit_transform([row_text(row) for row in train_rows])
-    x = vectorizer.transform([row_text(row) for row in rows])
+    x_train = vectorizer.fit_transform([last_user_text(row) for row in train_rows])
+    x = vectorizer.transform([last_user_text(row) for row in rows])
     probability = np.zeros((len(rows), len(labels)))
     for j, label in enumerate(labels):
         y = np.array([label in t for t in truth])
