@@ -97,14 +97,26 @@ def test_eval_compares_prompt_variants_side_by_side(home, tmp_path, shared_data)
     from openrft.cli import app
 
     out = CliRunner().invoke(app, ["eval", "--task", "eurovoc", "--prompt", "short", "--prompt", "described",
-                                   "--limit", "2", "--runs", "1", "--max-tokens", "24", "--out", str(tmp_path / "ev")],
+                                   "--limit", "2", "--runs", "1", "--max-tokens", "24", "--out", str(tmp_path / "ev"),
+                                   "--text-baseline"],
                              env={"COLUMNS": "200"})
     assert out.exit_code == 0, out.output
     short = json.loads((tmp_path / "ev" / "short" / "summary.json").read_text())
     described = json.loads((tmp_path / "ev" / "described" / "summary.json").read_text())
     assert [it["id"] for it in short["items"]] == [it["id"] for it in described["items"]] and len(short["items"]) == 2
+    assert "text_classifier" in short["baselines"] and "text_classifier" in described["baselines"]
     first = json.loads((tmp_path / "ev" / "described" / "output_items.jsonl").read_text().splitlines()[0])
     assert "each with a few of the EuroVoc terms" in json.dumps(first["sample"]["input"])
     assert "default (short)" in out.output and "default (described)" in out.output and "comparison" in out.output
     bad = CliRunner().invoke(app, ["eval", "--task", "gsm8k", "--prompt", "short", "--limit", "1"])
     assert bad.exit_code == 2 and "has no prompt variants" in bad.output
+
+
+def test_the_text_baseline_needs_a_task_s_training_split_apart_from_the_scored_one(home, tmp_path):
+    from openrft.cli import app
+
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(json.dumps({"messages": [{"role": "user", "content": "x"}], "labels": ["a"], "id": "1"}) + "\n")
+    for args in (["--data", str(rows), "--grader", str(rows)], ["--task", "gsm8k", "--split", "train"]):
+        out = CliRunner().invoke(app, ["eval", *args, "--text-baseline", "--limit", "1"])
+        assert out.exit_code == 2 and "--text-baseline fits on a task's training split" in out.output, out.output

@@ -36,6 +36,9 @@ def eval_command(
     api_key: Optional[str] = typer.Option(None, envvar="OPENRFT_EVAL_API_KEY"),
     out: Optional[Path] = typer.Option(None, help="output folder (default $OPENRFT_HOME/evals/<time>)"),
     compare_dirs: Optional[list[Path]] = typer.Option(None, "--compare", help="compare saved eval runs instead"),
+    text_baseline: bool = typer.Option(False, "--text-baseline", help="also score a text classifier (TF-IDF + "
+                                       "logistic regression) fitted on the task's training split, each prompt "
+                                       "variant's own rows: the baseline to beat before fine-tuning"),
 ):
     """Evaluate one or more models; print reward, noise, P/R/F1 and baselines; save output items and plots."""
     from openrft import paths
@@ -51,6 +54,9 @@ def eval_command(
 
     variants, grader_spec, fmt, labels, train_rows, task_name, group_key = _dataset(task, data, grader,
                                                                                    response_format, split, prompt)
+    if text_baseline and (train_rows is None or split == "train"):
+        raise typer.BadParameter("--text-baseline fits on a task's training split and scores another split: give "
+                                 "--task (not --data) and leave --split at validation or test")
     from openrft.engines import SamplingParams, get_engine
 
     params = SamplingParams(n=runs, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed,
@@ -65,7 +71,8 @@ def eval_command(
             out_dir = out_root.joinpath(*parts)
             label = f"{name} ({variant})" if len(variants) > 1 else name
             result = run_eval(rows, engine=engine, grader=grader_spec, params=params, runs=runs, out_dir=out_dir,
-                              name=label, train_rows=train_rows, labels=labels, seed=seed, group_key=group_key)
+                              name=label, train_rows=train_rows and train_rows[variant], labels=labels, seed=seed,
+                              group_key=group_key, text_baseline=text_baseline)
             results.append(result)
             console.print(summary_table(result.summary,
                                         title=f"{label} on {task_name} ({len(rows)} items × {runs} runs)"))
@@ -103,8 +110,8 @@ def summary_table(summary: dict, title: str = "") -> Table:
 
 def _dataset(task, data, grader, response_format, split, prompts):
     """The rows of each variant ({name: rows}: one per prompt variant or per data file, the same items in each),
-    the grader, response_format, label space, training rows (for baselines), the name and the group key (rows
-    that belong together, for the comparison's clustered CI) of a task or of files."""
+    the grader, response_format, label space, training rows of each variant (for baselines; None for files), the
+    name and the group key (rows that belong together, for the comparison's clustered CI) of a task or of files."""
     from openrft.data import load_rows
     from openrft.tasks import TaskError, default_task, get_task
 
@@ -124,7 +131,8 @@ def _dataset(task, data, grader, response_format, split, prompts):
             variants = {p: t.rows(split, prompt=p) for p in prompts} if prompts else {"default": t.rows(split)}
         except TaskError as exc:
             raise typer.BadParameter(str(exc)) from exc
-        train_rows = t.rows("train")
+        train_rows = ({p: t.rows("train", prompt=p) for p in prompts} if prompts
+                      else {"default": t.rows("train")})
     grader_spec = json.loads(Path(grader).read_text()) if grader else (t.grader if t else None)
     if grader_spec is None:
         raise typer.BadParameter("--grader is required with --data and no --task")
