@@ -55,6 +55,14 @@ def test_eval_run_writes_openai_objects_and_figures(home, tmp_path, monkeypatch)
     assert other["n_samples"] == 9 and other["n_groups"] == 3 and other["own"] == pytest.approx(
         s["classification"]["samples_f1"]) and other["ci95"][0] <= other["diff"] <= other["ci95"][1]
     assert len(s["baselines"]["text_classifier"]["item_means"]) == 3
+    from rich.console import Console
+
+    from openrft.evals.commands import summary_table
+
+    console = Console(record=True, width=200)
+    console.print(summary_table(s))
+    line = next(t for t in console.export_text().splitlines() if "F1 own − other items [95% CI]" in t)
+    assert f"│ {other['diff']:+.3f} [" in line
     every = s["baselines"]["every_label"]["classification"]
     assert every["micro"]["recall"] == 1.0 and every["macro"]["recall"] == 1.0
     assert s["baselines"]["most_frequent"]["example"] == ["AGRICULTURE"]  # k = round(4/3) = 1
@@ -108,6 +116,7 @@ def test_eval_compares_prompt_variants_side_by_side(home, tmp_path, shared_data)
     first = json.loads((tmp_path / "ev" / "described" / "output_items.jsonl").read_text().splitlines()[0])
     assert "each with a few of the EuroVoc terms" in json.dumps(first["sample"]["input"])
     assert "default (short)" in out.output and "default (described)" in out.output and "comparison" in out.output
+    assert "baseline text_classifier" in out.output  # (the two items are one act: no other items to compare)
     bad = CliRunner().invoke(app, ["eval", "--task", "gsm8k", "--prompt", "short", "--limit", "1"])
     assert bad.exit_code == 2 and "has no prompt variants" in bad.output
 

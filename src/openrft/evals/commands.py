@@ -100,6 +100,10 @@ def summary_table(summary: dict, title: str = "") -> Table:
         c = summary["classification"]
         for avg in ("micro", "macro"):
             table.add_row(f"{avg} P / R / F1", " / ".join(f"{c[avg][k]:.3f}" for k in ("precision", "recall", "f1")))
+        if c.get("other_items"):  # 0 for answers that ignore the item (evals.metrics.own_vs_other_items)
+            o = c["other_items"]
+            table.add_row("F1 own − other items [95% CI]",
+                          f"{o['diff']:+.3f} [{o['ci95'][0]:+.3f}, {o['ci95'][1]:+.3f}]")
         for name, b in summary.get("baselines", {}).items():
             m, a = b["classification"]["micro"], b["classification"].get("macro")
             table.add_row(f"baseline {name}: reward | micro P / R / F1 | macro F1",
