@@ -126,6 +126,6 @@ def test_the_text_baseline_needs_a_task_s_training_split_apart_from_the_scored_o
 
     rows = tmp_path / "rows.jsonl"
     rows.write_text(json.dumps({"messages": [{"role": "user", "content": "x"}], "labels": ["a"], "id": "1"}) + "\n")
-    for args in (["--data", str(rows), "--grader", str(rows)], ["--task", "gsm8k", "--split", "train"]):
+    for args in (["--data", str(rows), "--grader", str(rows)], ["--task", "eurovoc", "--split", "train"]):
         out = CliRunner().invoke(app, ["eval", *args, "--text-baseline", "--limit", "1"])
         assert out.exit_code == 2 and "--text-baseline fits on a task's training split" in out.output, out.output

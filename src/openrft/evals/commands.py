@@ -52,11 +52,11 @@ def eval_command(
         console.print(f"plots: {', '.join(str(p) for p in written)}")
         return
 
-    variants, grader_spec, fmt, labels, train_rows, task_name, group_key = _dataset(task, data, grader,
-                                                                                   response_format, split, prompt)
-    if text_baseline and (train_rows is None or split == "train"):
+    if text_baseline and (data or split == "train"):  # refused before any row is loaded
         raise typer.BadParameter("--text-baseline fits on a task's training split and scores another split: give "
                                  "--task (not --data) and leave --split at validation or test")
+    variants, grader_spec, fmt, labels, train_rows, task_name, group_key = _dataset(task, data, grader,
+                                                                                   response_format, split, prompt)
     from openrft.engines import SamplingParams, get_engine
 
     params = SamplingParams(n=runs, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed,
