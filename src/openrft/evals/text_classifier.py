@@ -45,6 +45,6 @@ def text_classifier_predictions(train_rows: list[dict], rows: list[dict], labels
     most = max(1, max(len(t) for t in truth))
     predictions = []
     for p in probability:
-        order = [j for j in np.argsort(-p, kind="stable")[:most]]
+        order = list(np.argsort(-p, kind="stable")[:most])
         predictions.append([labels[j] for j in order if p[j] >= THRESHOLD] or [labels[order[0]]])
     return predictions
