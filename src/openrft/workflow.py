@@ -10,9 +10,10 @@ The stages, in order (`STAGES`):
 4. `rft`           `examples/eurovoc/job.yaml` (`job_long.yaml` with `--long`, `job_full.yaml` with `--full`) from the
                    base model, on the chosen prompt's rows;
 5. `sft+rft`       the same RFT job starting from stage 3's final checkpoint (`model:` a checkpoint directory);
-6. `rft-long`      with `--equal-cpu` only: stage 4's job for the budget's `rft_long_steps` (quick: 24, one epoch),
-                   about the CPU time of stages 3 and 5 together, so that RFT alone and SFT→RFT are compared at
-                   equal cost (`openrft.workflow_verdict.equal_cpu`: the paired difference per seed).
+6. `rft-long`      with `--equal-cpu` only: stage 4's job for as many steps as the CPU time of stages 3 and 5
+                   together buys at stage 4's measured cost per step (`equal_cpu_steps`, per seed), so that RFT
+                   alone and SFT→RFT are compared at equal cost (`openrft.workflow_verdict.equal_cpu`: the
+                   paired difference per seed).
 
 The jobs are created and run by `openrft.training.create_job` / `run_job`, the stages are scored by
 `openrft.evals.run_eval`: the code a user runs with `openrft train` and `openrft eval`. Each stage's model is its
@@ -74,7 +75,7 @@ class Budget:
     rft_steps: int | None
     rft_eval_interval: int | None  # validations of the RFT jobs (None: the job file's)
     validate_at_start: bool  # the RFT jobs' step-0 validation (the base model; the prompt choice scored it already)
-    rft_long_steps: int | None = None  # the `rft-long` stage (--equal-cpu): RFT alone at about SFT→RFT's CPU time
+    rft_long_steps: int | None = None  # the `rft-long` stage (--equal-cpu) when its steps cannot be measured
 
 
 BUDGETS = {
@@ -421,6 +422,25 @@ def train_stage(plan: Plan, stage: str, seed: int, prompt: str, body: dict, held
     return score(plan, run, held, run.run_dir / "held_out", console)
 
 
+def equal_cpu_steps(sft: StageRun, rft: StageRun, sft_rft: StageRun, fallback: int) -> int:
+    """The steps of the `rft-long` stage: RFT alone for about the training CPU time of SFT and SFT→RFT together.
+
+    RFT's cost per step is measured on this seed's `rft` stage: its steps' share of the stage's wall time (the
+    steps' sampling and training time in its metrics events) times the stage's CPU time; the rest of that CPU
+    time (loading, the final validation) is paid once by `rft-long` too. `fallback` when a stage failed."""
+    from openrft.runs.events import read_metrics
+
+    if any(r.status != "succeeded" for r in (sft, rft, sft_rft)) or rft.run_dir is None or rft.train.wall <= 0:
+        return fallback
+    steps = [m.timing.step for m in read_metrics(rft.run_dir) if m.timing is not None]
+    step_wall = sum((t.sampling or 0.0) + (t.training or 0.0) for t in steps)
+    if not steps or step_wall <= 0:
+        return fallback
+    step_cpu = rft.train.cpu * step_wall / rft.train.wall / len(steps)
+    once = rft.train.cpu - step_cpu * len(steps)
+    return max(len(steps), round((sft.train.cpu + sft_rft.train.cpu - once) / step_cpu))
+
+
 def run_workflow(*, budget: str = "quick", seeds: list[int] | None = None, output_dir: Path | None = None,
                  held_out: int | None = None, max_steps: int | None = None, task: Task | None = None,
                  equal_cpu: bool = False, console: Console | None = None) -> dict:
@@ -480,9 +500,12 @@ def run_workflow(*, budget: str = "quick", seeds: list[int] | None = None, outpu
             sft_rft = StageRun("sft+rft", seed, chosen, "", status="skipped", error="its SFT stage failed")
         runs += [sft, rft, sft_rft]
         if equal_cpu:
+            steps = max_steps or equal_cpu_steps(sft, rft, sft_rft, plan_budget.rft_long_steps or 0)
+            console.print(f"RFT, longer: {steps} steps, about the training CPU time of SFT and SFT → RFT "
+                          f"({sft.train.cpu + sft_rft.train.cpu:.0f} s) at RFT's measured cost per step")
             runs.append(train_stage(plan, "rft-long", seed, chosen,
                                     rft_body(plan, chosen, seed, seed_dir / "rft-long", plan.base_model,
-                                             steps=max_steps or plan_budget.rft_long_steps), held, console))
+                                             steps=steps), held, console))
         if seed != seeds[-1]:  # the figures so far, in case a later seed never finishes
             partial = summarize(runs, held, plan, chosen=chosen, prompt_rewards=prompt_rewards,
                                 console=Console(quiet=True))

@@ -310,3 +310,26 @@ def test_the_demo_command_runs_the_workflow_with_its_budget_and_seeds(tmp_path, 
     monkeypatch.setattr(demo, "run_demo", lambda **kw: got.update(single=kw) or {"status": "succeeded"})
     assert CliRunner().invoke(app, ["demo", "--rft-only", "--seed", "9"]).exit_code == 0
     assert got["single"]["seed"] == 9 and got["single"]["held_out"] == 48  # the RFT-only demo's default
+
+
+def test_equal_cpu_steps_buy_sft_and_sft_rft_cpu_time_at_rft_measured_cost_per_step(tmp_path):
+    from openrft.workflow import Clock, StageRun, equal_cpu_steps
+
+    def stage(name, cpu, wall, run_dir=None, status="succeeded"):
+        return StageRun(name, 1, "short", "m", status=status, run_dir=run_dir, train=Clock(wall=wall, cpu=cpu))
+
+    rft_dir = tmp_path / "rft"
+    rft_dir.mkdir()
+    # 8 steps of 5 s wall each (sampling 2 + training 3; the final validation's eval time is not a step's cost)
+    events = [{"type": "metrics", "data": {"step": i, "total_steps": 8, "timing": {"step": {
+        "sampling": 2.0, "training": 3.0, "eval": 20.0 if i == 8 else 0.0}}}} for i in range(1, 9)]
+    (rft_dir / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    # the stage: 80 s wall, 160 s CPU → 10 s CPU a step, 80 s CPU paid once (loading, validation)
+    rft = stage("rft", cpu=160.0, wall=80.0, run_dir=rft_dir)
+    sft, sft_rft = stage("sft", 300.0, 200.0, tmp_path), stage("sft+rft", 200.0, 100.0, tmp_path)
+    assert equal_cpu_steps(sft, rft, sft_rft, fallback=24) == 42  # (300 + 200 − 80) / 10
+    # never fewer steps than the RFT stage itself; the budget's steps when a stage failed or left no timings
+    assert equal_cpu_steps(stage("sft", 10.0, 10.0, tmp_path), rft, stage("sft+rft", 10.0, 10.0, tmp_path), 24) == 8
+    failed = stage("sft", 300.0, 200.0, None, status="failed")
+    assert equal_cpu_steps(failed, rft, sft_rft, fallback=24) == 24
+    assert equal_cpu_steps(sft, stage("rft", 160.0, 80.0, tmp_path / "none"), sft_rft, fallback=24) == 24

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from openrft.cli import app
 from openrft.data import check_file, label_counts, load_rows, write_rows
 from openrft.tasks import TaskError, default_task, eurovoc, eurovoc_offline, get_task, list_tasks
+from openrft.tasks.base import prompt_tokenizer
 from openrft.tasks.eurovoc import DOMAIN_BY_CODE
 
 REPO = Path(__file__).resolve().parents[2]
@@ -114,8 +115,12 @@ def test_the_described_prompt_variant(shared_data, embedded_model):
         prefixes.add(head)
         assert tail.startswith(eurovoc.LANGUAGES[row["language"]] + ";")
         assert all(f"- {name}: {', '.join(terms[name])}\n" in head for name in eurovoc.DOMAIN_NAMES)
-        assert row["prompt_tokens"] <= eurovoc.MAX_PROMPT_TOKENS["described"]
+        assert row["prompt_tokens"] <= eurovoc.default_max_prompt_tokens("described", prompt_tokenizer())
     assert len(prefixes) == 1  # one shared instruction block: computed once per step by a prefix cache
+    # the variants differ in their instructions only: each shows as much of the act (give or take a seam token)
+    acts = [(s["messages"][0]["content"].partition("Act:\n")[2], d["messages"][0]["content"].partition("Act:\n")[2])
+            for s, d in zip(short, described)]
+    assert all(abs(len(a) - len(b)) <= 8 for a, b in acts), [(len(a), len(b)) for a, b in acts]
     with pytest.raises(TaskError, match="unknown prompt 'long'"):
         task.rows("validation", limit=1, prompt="long")
 

@@ -11,7 +11,9 @@ Prompt choices, the same for training and evaluation because the prompt is in th
   domain names, so one grader and one label space serve all languages (the small default model follows
   English instructions far better than instructions in Maltese or Latvian);
 - the act is cut by tokens of the embedded model's tokenizer so that the whole user message fits in
-  `max_prompt_tokens` (default 384, which keeps the 135M model fast on a CPU); the row records
+  `max_prompt_tokens` (default 384 for the short prompt, which keeps the 135M model fast on a CPU, and for
+  a longer variant 384 plus its extra instruction tokens, so that every variant shows as much of the act);
+  the row records
   `truncated`, the act's token count before the cut (`text_tokens`) and the message's (`prompt_tokens`).
 
 Two input layouts are read: the JSONL layout of `../shared/data/eurovoc/` (one record per act and
@@ -69,7 +71,6 @@ DEFAULT_MAX_PROMPT_TOKENS = 384
 # "described": each domain with a few EuroVoc terms of its own, so that the model has the knowledge of what a
 # domain covers; its instructions are the same for every act and come first, the act's language after them.
 PROMPTS = ("short", "described")
-MAX_PROMPT_TOKENS = {"short": DEFAULT_MAX_PROMPT_TOKENS, "described": 640}  # the described list costs ~250 tokens
 MIN_TEXT_TOKENS = 32
 # 1 to 5 labels, as the prompt asks ("acts usually have 2 to 5"): 90% of the training acts have at most 5.
 RESPONSE_FORMAT = json_labels_format("eurovoc_domains", DOMAIN_NAMES, min_items=1, max_items=5)
@@ -101,6 +102,15 @@ def act_prompt(text: str, language: str, prompt: str = "short") -> str:
     return ("Classify this EU legal act by its EuroVoc level-1 domains: name every domain it belongs to "
             f"(acts usually have 2 to 5). The act is written in {name}; answer with the English domain names.\n\n"
             f"{domain_instructions()}\n\nAct:\n{text}")
+
+
+def default_max_prompt_tokens(prompt: str, tokenizer) -> int:
+    """The `prompt` variant's default budget: the short prompt's, plus the variant's extra instruction tokens.
+
+    Variants then differ in their instructions only, not in how much of the act they show (the described
+    list of domains costs ~350 tokens; a fixed 640 left the act half the text the short prompt shows)."""
+    extra = token_count(act_prompt("", "en", prompt), tokenizer) - token_count(act_prompt("", "en"), tokenizer)
+    return DEFAULT_MAX_PROMPT_TOKENS + extra
 
 
 def read_acts(path: str | Path) -> list[dict]:
@@ -177,11 +187,11 @@ def _from_multi_eurlex(row: dict, file: str, line: int) -> tuple[list[dict], lis
 def acts_to_rows(records: list[dict], *, max_prompt_tokens: int | None = None, prompt: str = "short",
                  tokenizer=None) -> list[dict]:
     """Render act records into RFT rows with the `prompt` variant, cutting each act so the user message fits
-    `max_prompt_tokens` (default: the variant's, `MAX_PROMPT_TOKENS`)."""
+    `max_prompt_tokens` (default: the variant's, `default_max_prompt_tokens`)."""
     if prompt not in PROMPTS:
         raise TaskError(f"task eurovoc: unknown prompt {prompt!r} (prompts: {', '.join(PROMPTS)})")
-    max_prompt_tokens = max_prompt_tokens or MAX_PROMPT_TOKENS[prompt]
     tokenizer = tokenizer or prompt_tokenizer()
+    max_prompt_tokens = max_prompt_tokens or default_max_prompt_tokens(prompt, tokenizer)
     overhead: dict[str, int] = {}
     rows = []
     for record in records:
