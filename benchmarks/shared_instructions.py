@@ -11,7 +11,9 @@ first 4: real EuroVoc acts from ../shared/data, else the offline task) and the s
 
 - `short`: the task's default prompt (its instructions, ~60 tokens with the chat header, then the act);
 - `described`: the prompt variant whose instructions describe each of the 21 domains with its own EuroVoc
-  terms (~530 tokens shared with the chat header, then the act; the act is cut to fit 640 prompt tokens);
+  terms (~530 tokens shared with the chat header, then the act, cut to the variant's budget,
+  `tasks.eurovoc.default_max_prompt_tokens`: as much of the act as the short prompt shows; before commit
+  33ad3ff a fixed 640 prompt tokens, which left the act about half as many);
 
 each with the instructions `shared` (the engine prefills the prompts' common leading tokens once per call,
 `kv.Instructions`; the update runs them once per pass, `algorithm.SharedInstructions`) and `apart` (every

@@ -101,9 +101,9 @@ def demo(full: bool = typer.Option(False, "--full", help="every training row (SF
                                                      "with --rft-only as before)"),
          rft_only: bool = typer.Option(False, "--rft-only", help="the earlier demo: RFT alone, its best validation "
                                                                  "checkpoint against the base model"),
-         equal_cpu: bool = typer.Option(False, "--equal-cpu", help="also train RFT alone about as long as SFT and "
-                                                                   "SFT→RFT together (24 steps; ~8 min more per "
-                                                                   "seed) and pair the two")):
+         equal_cpu: bool = typer.Option(False, "--equal-cpu", help="also train RFT alone for about the CPU time "
+                                                                   "of SFT and SFT→RFT together (the steps measured "
+                                                                   "per seed; ~6 min more per seed) and pair the two")):
     """The whole workflow on the embedded defaults (EuroVoc, F1 grader, structured output): base model, best
     prompt, SFT, RFT and SFT→RFT scored on the same held-out acts, beside the model-free baselines."""
     from pathlib import Path

@@ -31,8 +31,8 @@ in `openrft.workflow_verdict`; with several seeds `workflow.json` is also writte
 false`), so that a run stopped later keeps the seeds it finished.
 
 The default budget (`BUDGETS["quick"]`) aims at about 15 minutes on a 2-core CPU: SFT one epoch of 24 steps of 4
-rows, RFT and SFT→RFT 8 steps of 4 prompts × 8 samples each with one validation at the end (measured: about 14
-min for one seed, 36 min for three; README). Every stage records its wall time and this process's
+rows, RFT and SFT→RFT 8 steps of 4 prompts × 8 samples each with one validation at the end (measured: about 11
+min for one seed, 32 min for three, on the short prompt; README). Every stage records its wall time and this process's
 CPU time, for training and for its held-out eval.
 """
 
@@ -82,8 +82,8 @@ BUDGETS = {
     # meant for ~15 min on a 2-core CPU: SFT one epoch of 96 acts, one row each (24 × 4: 8 steps gave SFT 0.184 and
     # SFT→RFT 0.220 held out, 24 steps 0.235 and 0.288, over 3 seeds, before the rows were spread over acts);
     # RFT 8 × 4 prompts × 8 samples, validated once at the end
-    # --equal-cpu: RFT alone for 24 steps (one epoch), about SFT's 24 steps and SFT→RFT's 8 together (measured on
-    # seeds 42-44: 614-717 s CPU, against 705-745 s; sized on an estimate of 34 s a step, 26-30 s measured)
+    # --equal-cpu: RFT alone for as many steps as SFT's and SFT→RFT's CPU time buys (`equal_cpu_steps`); 24 (one
+    # epoch) when that cannot be measured
     "quick": Budget("quick", "job.yaml", sft_steps=24, sft_train_rows=96, rft_steps=8, rft_eval_interval=8,
                     validate_at_start=False, rft_long_steps=24),
     # one epoch over 192 training rows (every act, then translations) for both methods (48 steps each),

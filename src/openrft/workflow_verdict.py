@@ -215,6 +215,7 @@ def equal_cpu(runs: list, group_key: str | None) -> list[dict]:
     long), paired over the same rows with the CI clustered by group, beside the training CPU each cost (SFT→RFT's
     with its SFT stage's)."""
     from openrft.demo import paired_gain
+    from openrft.runs.events import read_metrics
 
     by = {(run.stage, run.seed): run for run in runs}
     out = []
@@ -224,8 +225,10 @@ def equal_cpu(runs: list, group_key: str | None) -> list[dict]:
             continue
         d = paired_gain(long.result, final.result, group_key,
                         f"{STAGE_TITLES[FINAL]} vs {STAGE_TITLES[long.stage]}, seed {long.seed}")
+        steps = read_metrics(long.run_dir) if long.run_dir is not None else []
         out.append({"seed": long.seed, "diff": d["diff"], "ci95": list(d["ci95"]),
-                    "final_cpu_s": sft.train.cpu + final.train.cpu, "rft_long_cpu_s": long.train.cpu})
+                    "final_cpu_s": sft.train.cpu + final.train.cpu, "rft_long_cpu_s": long.train.cpu,
+                    "rft_long_steps": steps[-1].step if steps else None})
     return out
 
 
@@ -325,7 +328,9 @@ def verdict(stages: dict, baselines: dict, sft_train_cpu_s: float | None = None,
         below = sum(e["ci95"][1] < 0 for e in equal)
         lines.append(f"at about equal CPU time, {STAGE_TITLES[FINAL]} − {STAGE_TITLES['rft-long']} (paired, per seed): "
                      + "; ".join(f"{e['diff']:+.3f} [{e['ci95'][0]:+.3f}, {e['ci95'][1]:+.3f}] ({e['final_cpu_s']:.0f} "
-                                 f"vs {e['rft_long_cpu_s']:.0f} s CPU)" for e in equal)
+                                 f"vs {e['rft_long_cpu_s']:.0f} s CPU"
+                                 + (f", {e['rft_long_steps']} steps" if e.get("rft_long_steps") else "") + ")"
+                                 for e in equal)
                      + f"; CI above 0 for {above}/{len(equal)} seeds, below 0 for {below}/{len(equal)}")
     return {"best_stage": best, "best_trained_stage": best_trained, "real_gain": real, "loses_to_base": losing,
             "failed": failed, "target": target, "target_met": met, "text": lines}
@@ -432,6 +437,10 @@ def print_summary(summary: dict, console: Console) -> None:
                       f"{summary['output_dir']}")
 
 
+def _stage_prompt(summary: dict, stage: str) -> str | None:
+    return next((s["prompt"] for s in summary["scores"] if s["stage"] == stage), None)
+
+
 def workflow_chart(summary: dict, path: Path) -> Path:
     """One PNG: micro and macro F1 of every stage on the held-out rows (bars; mean ± std over seeds), the
     baselines (model-free and the text classifier) as horizontal lines, and above each stage its reward gain over
@@ -466,6 +475,8 @@ def workflow_chart(summary: dict, path: Path) -> Path:
         top = max(top, height)
         if k == "base":
             text, colour = f"reward {v['reward']['mean']:.3f}", "black"
+        elif k == "base+prompt" and len(seeds) == 1 and seeds[0]["prompt"] == _stage_prompt(summary, "base"):
+            text, colour = f"the default prompt\n({seeds[0]['prompt']}) was chosen", "grey"
         elif len(seeds) == 1 and seeds[0]["gain_ci95"]:
             s = seeds[0]
             text = f"Δreward {s['gain']:+.3f}\n[{s['gain_ci95'][0]:+.3f}, {s['gain_ci95'][1]:+.3f}]"
@@ -475,7 +486,8 @@ def workflow_chart(summary: dict, path: Path) -> Path:
             text = (f"Δreward {g['mean']:+.3f}" + ("" if g["std"] is None else f" ± {g['std']:.3f}")
                     + f"\nCI > 0: {v['ci_above_zero']}/{v['n']} seeds")
             colour = ("tab:green" if v["ci_above_zero"] == v["n"] else "tab:red" if v["ci_below_zero"] else "grey")
-        ax.text(i, height + 0.02, text, ha="center", va="bottom", fontsize=8, color=colour)
+        ax.text(i, height + 0.02, text, ha="center", va="bottom", fontsize=8, color=colour,
+                bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.85, "pad": 1})  # readable over lines
     ax.set_xticks(x, [STAGE_TITLES[k].replace(", ", ",\n") for k in stages])  # two lines: six stages fit side by side
     ax.set_ylim(0, max(0.8, top + 0.2))
     ax.set_ylabel("held-out F1")

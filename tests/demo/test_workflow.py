@@ -259,6 +259,7 @@ def test_equal_cpu_adds_rft_alone_for_the_longer_budget_paired_against_sft_rft(s
     # SFT→RFT (0.05) against the longer RFT (0.35) on the same rows, per seed, beside what each cost
     equal = summary["equal_cpu"]
     assert [e["seed"] for e in equal] == [3, 4]
+    assert all(e["rft_long_steps"] is None for e in equal)  # the stub jobs write no metrics events
     assert all(e["diff"] == pytest.approx(-0.30) and e["ci95"][1] < 0 for e in equal)
     by = {(s["stage"], s["seed"]): s for s in summary["scores"]}
     assert equal[0]["final_cpu_s"] == pytest.approx(by[("sft", 3)]["train_cpu_s"] + by[("sft+rft", 3)]["train_cpu_s"])
