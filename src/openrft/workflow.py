@@ -422,20 +422,21 @@ def train_stage(plan: Plan, stage: str, seed: int, prompt: str, body: dict, held
     return score(plan, run, held, run.run_dir / "held_out", console)
 
 
-def equal_cpu_steps(sft: StageRun, rft: StageRun, sft_rft: StageRun, fallback: int) -> int:
+def equal_cpu_steps(sft: StageRun, rft: StageRun, sft_rft: StageRun) -> int | None:
     """The steps of the `rft-long` stage: RFT alone for about the training CPU time of SFT and SFT→RFT together.
 
     RFT's cost per step is measured on this seed's `rft` stage: its steps' share of the stage's wall time (the
     steps' sampling and training time in its metrics events) times the stage's CPU time; the rest of that CPU
-    time (loading, the final validation) is paid once by `rft-long` too. `fallback` when a stage failed."""
+    time (loading, the final validation) is paid once by `rft-long` too. None when a stage failed or the `rft`
+    stage left no step timings."""
     from openrft.runs.events import read_metrics
 
     if any(r.status != "succeeded" for r in (sft, rft, sft_rft)) or rft.run_dir is None or rft.train.wall <= 0:
-        return fallback
+        return None
     steps = [m.timing.step for m in read_metrics(rft.run_dir) if m.timing is not None]
     step_wall = sum((t.sampling or 0.0) + (t.training or 0.0) for t in steps)
     if not steps or step_wall <= 0:
-        return fallback
+        return None
     step_cpu = rft.train.cpu * step_wall / rft.train.wall / len(steps)
     once = rft.train.cpu - step_cpu * len(steps)
     return max(len(steps), round((sft.train.cpu + sft_rft.train.cpu - once) / step_cpu))
@@ -500,9 +501,12 @@ def run_workflow(*, budget: str = "quick", seeds: list[int] | None = None, outpu
             sft_rft = StageRun("sft+rft", seed, chosen, "", status="skipped", error="its SFT stage failed")
         runs += [sft, rft, sft_rft]
         if equal_cpu:
-            steps = max_steps or equal_cpu_steps(sft, rft, sft_rft, plan_budget.rft_long_steps or 0)
-            console.print(f"RFT, longer: {steps} steps, about the training CPU time of SFT and SFT → RFT "
-                          f"({sft.train.cpu + sft_rft.train.cpu:.0f} s) at RFT's measured cost per step")
+            measured = None if max_steps else equal_cpu_steps(sft, rft, sft_rft)
+            steps = max_steps or measured or plan_budget.rft_long_steps
+            console.print(f"RFT, longer: {steps} steps, " + (
+                f"about the training CPU time of SFT and SFT → RFT ({sft.train.cpu + sft_rft.train.cpu:.0f} s) at "
+                "RFT's measured cost per step" if measured else "--max-steps" if max_steps else
+                "the budget's (RFT's cost per step could not be measured)"))
             runs.append(train_stage(plan, "rft-long", seed, chosen,
                                     rft_body(plan, chosen, seed, seed_dir / "rft-long", plan.base_model,
                                              steps=steps), held, console))
