@@ -130,7 +130,7 @@ def versus_text_classifier(result, base_result, group_key: str | None) -> dict |
     """`result`'s reward minus the text classifier's (graded in `base_result`'s eval on the same rows, its per-item
     rewards in `item_means`), paired over the rows with the CI clustered by group (`demo.paired_gain`); None
     when the base eval has no text classifier."""
-    from types import SimpleNamespace
+    from dataclasses import replace
 
     from openrft.demo import paired_gain
 
@@ -138,7 +138,7 @@ def versus_text_classifier(result, base_result, group_key: str | None) -> dict |
     if not text.get("item_means"):
         return None
     items = [{**item, "mean": m} for item, m in zip(base_result.summary["items"], text["item_means"])]
-    classifier = SimpleNamespace(summary={**base_result.summary, "items": items}, output_items=base_result.output_items)
+    classifier = replace(base_result, summary={**base_result.summary, "items": items})  # the base eval, its scores
     return paired_gain(classifier, result, group_key, "a stage vs the text classifier")
 
 

@@ -56,7 +56,8 @@ def eval_command(
         raise typer.BadParameter("--text-baseline fits on a task's training split and scores another split: give "
                                  "--task (not --data) and leave --split at validation or test")
     variants, grader_spec, fmt, labels, train_rows, task_name, group_key = _dataset(task, data, grader,
-                                                                                   response_format, split, prompt)
+                                                                                   response_format, split, prompt,
+                                                                                   text_baseline)
     from openrft.engines import SamplingParams, get_engine
 
     params = SamplingParams(n=runs, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed,
@@ -112,10 +113,12 @@ def summary_table(summary: dict, title: str = "") -> Table:
     return table
 
 
-def _dataset(task, data, grader, response_format, split, prompts):
+def _dataset(task, data, grader, response_format, split, prompts, text_baseline=False):
     """The rows of each variant ({name: rows}: one per prompt variant or per data file, the same items in each),
     the grader, response_format, label space, training rows of each variant (for baselines; None for files), the
-    name and the group key (rows that belong together, for the comparison's clustered CI) of a task or of files."""
+    name and the group key (rows that belong together, for the comparison's clustered CI) of a task or of files.
+    The training rows are rendered with each variant's prompt only for `text_baseline` (the classifier reads the
+    prompts; the model-free baselines read only the labels, the same in every variant)."""
     from openrft.data import load_rows
     from openrft.tasks import TaskError, default_task, get_task
 
@@ -135,8 +138,11 @@ def _dataset(task, data, grader, response_format, split, prompts):
             variants = {p: t.rows(split, prompt=p) for p in prompts} if prompts else {"default": t.rows(split)}
         except TaskError as exc:
             raise typer.BadParameter(str(exc)) from exc
-        train_rows = ({p: t.rows("train", prompt=p) for p in prompts} if prompts
-                      else {"default": t.rows("train")})
+        if text_baseline and prompts:
+            train_rows = {p: t.rows("train", prompt=p) for p in prompts}
+        else:
+            shared = t.rows("train")
+            train_rows = {name: shared for name in variants}
     grader_spec = json.loads(Path(grader).read_text()) if grader else (t.grader if t else None)
     if grader_spec is None:
         raise typer.BadParameter("--grader is required with --data and no --task")
