@@ -335,3 +335,18 @@ def test_equal_cpu_steps_buy_sft_and_sft_rft_cpu_time_at_rft_measured_cost_per_s
     failed = stage("sft", 300.0, 200.0, None, status="failed")
     assert equal_cpu_steps(failed, rft, sft_rft) is None
     assert equal_cpu_steps(sft, stage("rft", 160.0, 80.0, tmp_path / "none"), sft_rft) is None
+
+
+def test_a_tie_on_validation_keeps_the_default_prompt_and_reuses_its_eval(stubbed, tmp_path, monkeypatch):
+    from openrft.workflow import run_workflow
+
+    monkeypatch.setitem(VALIDATION_LEVELS, "described", VALIDATION_LEVELS["short"])
+    summary = run_workflow(seeds=[3], output_dir=tmp_path / "wf", held_out=6, task=tiny_task(),
+                           console=Console(quiet=True))
+    assert summary["prompt_choice"]["chosen"] == "short"
+    by = {s["stage"]: s for s in summary["scores"]}
+    assert by["base+prompt"]["prompt"] == "short" and by["sft"]["prompt"] == "short"
+    held = [e for e in stubbed["evals"] if "prompt-choice" not in str(e["out_dir"])]
+    assert [(e["kind"], e["prompt"]) for e in held][0] == ("base", "short")  # one base eval, shared by stages 1-2
+    assert [e["kind"] for e in held].count("base") == 1
+    assert stubbed["bodies"][0]["training_file"].endswith("short-supervised/train.jsonl")
