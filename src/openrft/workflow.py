@@ -30,7 +30,7 @@ the prompt choice) run once and are shared. What is printed and written (`workfl
 in `openrft.workflow_verdict`; with several seeds `workflow.json` is also written after each seed (`"complete":
 false`), so that a run stopped later keeps the seeds it finished.
 
-The default budget (`BUDGETS["quick"]`) aims at about 15 minutes on a 2-core CPU: SFT one epoch of 24 steps of 4
+The default budget (`BUDGETS["quick"]`) aims at about 15 minutes on a 2-core CPU: SFT three epochs of 24 steps of 4
 rows, RFT and SFT→RFT 8 steps of 4 prompts × 8 samples each with one validation at the end (measured: about 11
 min for one seed, 32 min for three, on the short prompt; README). Every stage records its wall time and this process's
 CPU time, for training and for its held-out eval.
@@ -39,7 +39,7 @@ CPU time, for training and for its held-out eval.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -70,7 +70,7 @@ class Budget:
 
     name: str
     rft_job: str  # the RFT job file under examples/eurovoc/
-    sft_steps: int | None
+    sft_epochs: int  # n_epochs of the SFT job (`--sft-epochs`)
     sft_train_rows: int | None  # max_train_rows of the SFT job (0: every row)
     rft_steps: int | None
     rft_eval_interval: int | None  # validations of the RFT jobs (None: the job file's)
@@ -79,19 +79,20 @@ class Budget:
 
 
 BUDGETS = {
-    # meant for ~15 min on a 2-core CPU: SFT one epoch of 96 acts, one row each (24 × 4: 8 steps gave SFT 0.184 and
-    # SFT→RFT 0.220 held out, 24 steps 0.235 and 0.288, over 3 seeds, before the rows were spread over acts);
+    # meant for ~15 min on a 2-core CPU: SFT three epochs of 96 acts, one row each (3 × 24 steps of 4 rows: on the
+    # 24 validation acts, own − other rose from about 0 after one epoch to +0.07-0.12 after 3-4, and held out SFT
+    # alone went from +0.006/+0.015/−0.002 to +0.035/+0.028/+0.027 over seeds 42-44; README);
     # RFT 8 × 4 prompts × 8 samples, validated once at the end
     # --equal-cpu: RFT alone for as many steps as SFT's and SFT→RFT's CPU time buys (`equal_cpu_steps`); 24 (one
     # epoch) when that cannot be measured
-    "quick": Budget("quick", "job.yaml", sft_steps=24, sft_train_rows=96, rft_steps=8, rft_eval_interval=8,
+    "quick": Budget("quick", "job.yaml", sft_epochs=3, sft_train_rows=96, rft_steps=8, rft_eval_interval=8,
                     validate_at_start=False, rft_long_steps=24),
     # one epoch over 192 training rows (every act, then translations) for both methods (48 steps each),
     # validations as job_long.yaml
-    "long": Budget("long", "job_long.yaml", sft_steps=48, sft_train_rows=192, rft_steps=None, rft_eval_interval=None,
+    "long": Budget("long", "job_long.yaml", sft_epochs=1, sft_train_rows=192, rft_steps=None, rft_eval_interval=None,
                    validate_at_start=True),
     # every training row: SFT one epoch, RFT as job_full.yaml (two epochs; hours on a CPU)
-    "full": Budget("full", "job_full.yaml", sft_steps=None, sft_train_rows=0, rft_steps=None, rft_eval_interval=None,
+    "full": Budget("full", "job_full.yaml", sft_epochs=1, sft_train_rows=0, rft_steps=None, rft_eval_interval=None,
                    validate_at_start=True),
 }
 
@@ -348,7 +349,8 @@ def train(body: dict, console: Console) -> tuple[Path, dict]:
 
 
 def sft_body(plan: Plan, folder: Path, seed: int, out: Path) -> dict:
-    """`examples/eurovoc/sft.yaml` on the SFT rows in `folder`, with the budget's steps and rows."""
+    """`examples/eurovoc/sft.yaml` on the SFT rows in `folder`, with the budget's epochs and rows (`--max-steps`
+    caps its steps)."""
     from openrft.spec import load_job_body
 
     body = load_job_body(EXAMPLES / "sft.yaml")
@@ -357,11 +359,11 @@ def sft_body(plan: Plan, folder: Path, seed: int, out: Path) -> dict:
     body.update(training_file=str(folder / "train.jsonl"), validation_file=str(folder / JOB_VALIDATION), seed=seed)
     ext.update(output_dir=str(out), group_key=plan.group_key, label_key=plan.label_key,
                max_valid_rows=plan.rft_body["openrft"].get("max_valid_rows"))
+    body["method"]["supervised"]["hyperparameters"]["n_epochs"] = plan.budget.sft_epochs
     if plan.budget.sft_train_rows is not None:
         ext["max_train_rows"] = plan.budget.sft_train_rows
-    steps = plan.max_steps or plan.budget.sft_steps
-    if steps:
-        ext["max_steps"] = steps
+    if plan.max_steps:
+        ext["max_steps"] = plan.max_steps
     return body
 
 
@@ -444,10 +446,10 @@ def equal_cpu_steps(sft: StageRun, rft: StageRun, sft_rft: StageRun) -> int | No
 
 def run_workflow(*, budget: str = "quick", seeds: list[int] | None = None, output_dir: Path | None = None,
                  held_out: int | None = None, max_steps: int | None = None, task: Task | None = None,
-                 equal_cpu: bool = False, console: Console | None = None) -> dict:
+                 equal_cpu: bool = False, sft_epochs: int | None = None, console: Console | None = None) -> dict:
     """Run the five stages (the training ones for every seed; with `equal_cpu` the sixth too) and judge them on
     the same held-out rows; `workflow.json` and `workflow.png` are written in the output folder and the summary
-    is returned."""
+    is returned. `sft_epochs`: the SFT stage's epochs instead of the budget's."""
     from openrft import paths
     from openrft.spec import load_job_body
     from openrft.tasks import default_task
@@ -455,6 +457,10 @@ def run_workflow(*, budget: str = "quick", seeds: list[int] | None = None, outpu
 
     console = console or Console()
     plan_budget = BUDGETS[budget]
+    if sft_epochs is not None:
+        if sft_epochs < 1:
+            raise ValueError(f"--sft-epochs: {sft_epochs} (give 1 or more)")
+        plan_budget = replace(plan_budget, sft_epochs=sft_epochs)
     if equal_cpu and not plan_budget.rft_long_steps:
         raise ValueError(f"--equal-cpu: the {budget} budget has no longer RFT stage (the quick one has)")
     if seeds is None:

@@ -133,7 +133,8 @@ def test_every_stage_is_scored_on_the_same_held_out_rows_apart_from_training_and
     assert first["messages"][-1]["role"] == "assistant" and json.loads(first["messages"][-1]["content"])["labels"]
     assert rft["training_file"].endswith("data/described/train.jsonl") and rft["model"] == "default"
     assert sft_rft["model"] == str(tmp_path / "wf" / "seed-3" / "sft" / "checkpoints" / "final")
-    assert sft["openrft"]["max_steps"] == 24 and rft["openrft"]["max_steps"] == 8
+    assert sft["method"]["supervised"]["hyperparameters"]["n_epochs"] == 3 and "max_steps" not in sft["openrft"]
+    assert sft["openrft"]["max_train_rows"] == 96 and rft["openrft"]["max_steps"] == 8
     assert rft["openrft"]["validate_at_start"] is False
     assert rft["method"]["reinforcement"]["hyperparameters"]["eval_interval"] == 8
 
@@ -270,6 +271,18 @@ def test_equal_cpu_adds_rft_alone_for_the_longer_budget_paired_against_sft_rft(s
     assert summary["stages"]["rft-long"]["n"] == 2 and "RFT, longer" in console.export_text()
 
 
+def test_sft_epochs_override_the_budgets_and_are_recorded(stubbed, tmp_path):
+    from openrft.workflow import run_workflow
+
+    summary = run_workflow(seeds=[3], output_dir=tmp_path / "wf", held_out=6, task=tiny_task(), sft_epochs=1)
+    sft = stubbed["bodies"][0]
+    assert sft["method"]["type"] == "supervised" and sft["method"]["supervised"]["hyperparameters"]["n_epochs"] == 1
+    assert summary["budget"]["sft_epochs"] == 1 and summary["budget"]["name"] == "quick"
+    assert json.loads((tmp_path / "wf" / "workflow.json").read_text())["budget"]["sft_epochs"] == 1
+    with pytest.raises(ValueError, match="--sft-epochs: 0"):
+        run_workflow(seeds=[3], output_dir=tmp_path / "wf2", task=tiny_task(), sft_epochs=0)
+
+
 def test_equal_cpu_needs_a_budget_with_a_longer_rft_stage(tmp_path):
     from openrft.workflow import run_workflow
 
@@ -297,9 +310,12 @@ def test_the_demo_command_runs_the_workflow_with_its_budget_and_seeds(tmp_path, 
                                    "--max-steps", "4"])
     assert out.exit_code == 0, out.output
     assert got == {"budget": "quick", "seeds": [5, 6, 7], "output_dir": tmp_path / "o", "held_out": None,
-                   "max_steps": 4, "equal_cpu": False}
+                   "max_steps": 4, "equal_cpu": False, "sft_epochs": None}
     got.clear()
     assert CliRunner().invoke(app, ["demo", "--equal-cpu"]).exit_code == 0 and got["equal_cpu"] is True
+    assert CliRunner().invoke(app, ["demo", "--sft-epochs", "2"]).exit_code == 0 and got["sft_epochs"] == 2
+    assert CliRunner().invoke(app, ["demo", "--sft-epochs", "0"]).exit_code == 2
+    assert CliRunner().invoke(app, ["demo", "--sft-epochs", "2", "--rft-only"]).exit_code == 2
     for refused in (["--long"], ["--full"], ["--rft-only"]):  # the longer RFT stage is the quick workflow's
         out = CliRunner().invoke(app, ["demo", "--equal-cpu", *refused])
         assert out.exit_code == 2 and "--equal-cpu" in out.output
