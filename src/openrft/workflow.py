@@ -318,21 +318,39 @@ def evaluate(plan: Plan, model: str, rows: list[dict], out_dir: Path, name: str,
                     seed=DRAW_SEED, group_key=plan.group_key, text_baseline=text_baseline)
 
 
-def choose_prompt(plan: Plan, console: Console) -> tuple[str, dict[str, float]]:
+@dataclass
+class PromptChoice:
+    """The prompt variant chosen on the jobs' validation rows, each variant's base-model reward there, and each
+    other variant's paired difference to the default (`demo.paired_gain`: diff, ci95 clustered by group)."""
+
+    chosen: str
+    rewards: dict[str, float] = field(default_factory=dict)
+    versus_default: dict[str, dict] = field(default_factory=dict)
+
+
+def choose_prompt(plan: Plan, console: Console) -> PromptChoice:
     """The prompt variant whose base-model reward is highest on the jobs' validation rows (ties: the default);
-    with one variant, that one."""
+    with one variant, that one. The choice is by the point estimate; the CI of each difference to the default says
+    how much the validation rows can tell apart."""
+    from openrft.demo import paired_gain
+
     prompts = list(plan.data)
     if len(prompts) == 1:
-        return prompts[0], {}
-    rewards = {}
+        return PromptChoice(prompts[0])
+    results = {}
     for prompt in prompts:
         rows = job_validation(plan, prompt)
-        result = evaluate(plan, plan.base_model, rows, plan.out / "prompt-choice" / prompt, f"base, prompt {prompt}")
-        rewards[prompt] = result.summary["reward"]["mean"]
+        results[prompt] = evaluate(plan, plan.base_model, rows, plan.out / "prompt-choice" / prompt,
+                                   f"base, prompt {prompt}")
+    rewards = {p: r.summary["reward"]["mean"] for p, r in results.items()}
     chosen = max(prompts, key=lambda p: (rewards[p], p == prompts[0]))
-    console.print("prompt choice on the validation rows: "
-                  + ", ".join(f"{p} {r:.3f}" for p, r in rewards.items()) + f" → [bold]{chosen}[/]")
-    return chosen, rewards
+    versus = {p: paired_gain(results[prompts[0]], results[p], plan.group_key, f"prompt {p} − {prompts[0]}")
+              for p in prompts[1:]}
+    console.print("prompt choice on the validation rows: " + ", ".join(f"{p} {r:.3f}" for p, r in rewards.items())
+                  + f" → [bold]{chosen}[/] (" + "; ".join(
+                      f"{p} − {prompts[0]} {d['diff']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]"
+                      for p, d in versus.items()) + ")")
+    return PromptChoice(chosen, rewards, versus)
 
 
 def train(body: dict, console: Console) -> tuple[Path, dict]:
@@ -484,7 +502,8 @@ def run_workflow(*, budget: str = "quick", seeds: list[int] | None = None, outpu
                   f"({len(held.excluded_validation_groups)} groups); output in {out}")
 
     with Clock() as choosing:
-        chosen, prompt_rewards = choose_prompt(plan, console)
+        choice = choose_prompt(plan, console)
+    chosen = choice.chosen
     runs = [score(plan, StageRun("base", None, default, plan.base_model), held, out / "held_out" / "base", console)]
     if chosen == default:
         runs.append(StageRun("base+prompt", None, chosen, plan.base_model, status=runs[0].status,
@@ -517,12 +536,11 @@ def run_workflow(*, budget: str = "quick", seeds: list[int] | None = None, outpu
                                     rft_body(plan, chosen, seed, seed_dir / "rft-long", plan.base_model,
                                              steps=steps), held, console))
         if seed != seeds[-1]:  # the figures so far, in case a later seed never finishes
-            partial = summarize(runs, held, plan, chosen=chosen, prompt_rewards=prompt_rewards,
-                                console=Console(quiet=True))
+            partial = summarize(runs, held, plan, choice=choice, console=Console(quiet=True))
             write_summary({**partial, "complete": False, "seeds_done": seeds[:seeds.index(seed) + 1]},
                           out / "workflow.json")
 
-    summary = summarize(runs, held, plan, chosen=chosen, prompt_rewards=prompt_rewards, console=console)
+    summary = summarize(runs, held, plan, choice=choice, console=console)
     summary["complete"] = True
     summary["timing"] = {"prepare_wall_s": preparing.wall, "prompt_choice_wall_s": choosing.wall,
                          "prompt_choice_cpu_s": choosing.cpu, "total_wall_s": time.perf_counter() - began}

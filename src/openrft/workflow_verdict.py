@@ -336,7 +336,7 @@ def verdict(stages: dict, baselines: dict, sft_train_cpu_s: float | None = None,
             "failed": failed, "target": target, "target_met": met, "text": lines}
 
 
-def summarize(runs: list, held, plan, *, chosen: str, prompt_rewards: dict, console: Console) -> dict:
+def summarize(runs: list, held, plan, *, choice, console: Console) -> dict:
     """The whole run's figures: held-out set, prompt choice, baselines, every stage's scores, per-stage spread,
     the verdict."""
     base_run = runs[0]
@@ -354,7 +354,8 @@ def summarize(runs: list, held, plan, *, chosen: str, prompt_rewards: dict, cons
                      "runs": plan.runs, "ids": [r.get("id") for r in first],
                      "excluded_groups": {"validation": len(held.excluded_validation_groups),
                                          "training": held.training_groups}},
-        "prompt_choice": {"chosen": chosen, "validation_reward": prompt_rewards,
+        "prompt_choice": {"chosen": choice.chosen, "validation_reward": choice.rewards,
+                          "versus_default": choice.versus_default,
                           "rows": f"the jobs' validation rows ({JOB_VALIDATION}, every seed)"},
         "baselines": baselines,
         "scores": [asdict(s) for s in scores],
@@ -426,7 +427,9 @@ def print_summary(summary: dict, console: Console) -> None:
     if summary["prompt_choice"]["validation_reward"]:
         console.print("prompt chosen on validation: " + ", ".join(
             f"{p} {r:.3f}" for p, r in summary["prompt_choice"]["validation_reward"].items())
-            + f" → {summary['prompt_choice']['chosen']}")
+            + f" → {summary['prompt_choice']['chosen']}" + "".join(
+                f"; {p} − default {d['diff']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]"
+                for p, d in (summary["prompt_choice"].get("versus_default") or {}).items()))
     colour = "green" if summary["verdict"]["target_met"] else "yellow"
     for line in summary["verdict"]["text"]:
         console.print(f"[{colour}]{line}[/]")

@@ -110,6 +110,13 @@ def test_every_stage_is_scored_on_the_same_held_out_rows_apart_from_training_and
     assert summary["prompt_choice"]["chosen"] == "described"
     assert summary["prompt_choice"]["validation_reward"]["described"] > summary["prompt_choice"]["validation_reward"][
         "short"]
+    # the difference to the default prompt, paired on the same validation rows, with its CI by group
+    versus = summary["prompt_choice"]["versus_default"]
+    rewards = summary["prompt_choice"]["validation_reward"]
+    assert list(versus) == ["described"] and versus["described"]["n_items"] == len(validation)
+    assert versus["described"]["diff"] == pytest.approx(rewards["described"] - rewards["short"])
+    assert versus["described"]["ci95"] == pytest.approx([0.2, 0.2])  # the stub's rows differ by 0.2 each
+    assert "described − short +0.200 [+0.200, +0.200]" in console.export_text(clear=False)
 
     held = [e for e in stubbed["evals"] if "prompt-choice" not in str(e["out_dir"])]
     assert [(e["kind"], e["prompt"]) for e in held] == [("base", "short"), ("base", "described")] + [
