@@ -112,9 +112,6 @@ def demo(full: bool = typer.Option(False, "--full", help="every training row (SF
 
     if full and long:
         raise typer.BadParameter("--full and --long are two different runs: give one")
-    if equal_cpu and (full or long):
-        raise typer.BadParameter("--equal-cpu: the longer RFT stage is sized for the quick budget; leave out "
-                                 "--full / --long")
     output_dir = Path(out) if out else None
     if not rft_only and held_out is not None and held_out < 1:
         raise typer.BadParameter("--held-out: the workflow scores every stage on held-out acts; give 1 or more")

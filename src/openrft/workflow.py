@@ -75,7 +75,8 @@ class Budget:
     rft_steps: int | None
     rft_eval_interval: int | None  # validations of the RFT jobs (None: the job file's)
     validate_at_start: bool  # the RFT jobs' step-0 validation (the base model; the prompt choice scored it already)
-    rft_long_steps: int | None = None  # the `rft-long` stage (--equal-cpu) when its steps cannot be measured
+    rft_long_steps: int | None = None  # the `rft-long` stage (--equal-cpu) when its steps cannot be measured (None:
+    #                                    the stage is skipped then)
 
 
 BUDGETS = {
@@ -479,8 +480,6 @@ def run_workflow(*, budget: str = "quick", seeds: list[int] | None = None, outpu
         if sft_epochs < 1:
             raise ValueError(f"--sft-epochs: {sft_epochs} (give 1 or more)")
         plan_budget = replace(plan_budget, sft_epochs=sft_epochs)
-    if equal_cpu and not plan_budget.rft_long_steps:
-        raise ValueError(f"--equal-cpu: the {budget} budget has no longer RFT stage (the quick one has)")
     if seeds is None:
         seeds = [int(load_job_body(EXAMPLES / plan_budget.rft_job).get("seed", 0))]
     task = task or default_task()
@@ -528,13 +527,18 @@ def run_workflow(*, budget: str = "quick", seeds: list[int] | None = None, outpu
         if equal_cpu:
             measured = None if max_steps else equal_cpu_steps(sft, rft, sft_rft)
             steps = max_steps or measured or plan_budget.rft_long_steps
-            console.print(f"RFT, longer: {steps} steps, " + (
-                f"about the training CPU time of SFT and SFT → RFT ({sft.train.cpu + sft_rft.train.cpu:.0f} s) at "
-                "RFT's measured cost per step" if measured else "--max-steps" if max_steps else
-                "the budget's (RFT's cost per step could not be measured)"))
-            runs.append(train_stage(plan, "rft-long", seed, chosen,
-                                    rft_body(plan, chosen, seed, seed_dir / "rft-long", plan.base_model,
-                                             steps=steps), held, console))
+            if steps:
+                console.print(f"RFT, longer: {steps} steps, " + (
+                    f"about the training CPU time of SFT and SFT → RFT ({sft.train.cpu + sft_rft.train.cpu:.0f} s) "
+                    "at RFT's measured cost per step" if measured else "--max-steps" if max_steps else
+                    "the budget's (RFT's cost per step could not be measured)"))
+                runs.append(train_stage(plan, "rft-long", seed, chosen,
+                                        rft_body(plan, chosen, seed, seed_dir / "rft-long", plan.base_model,
+                                                 steps=steps), held, console))
+            else:  # a budget without a fallback (--long, --full) runs the stage only when it can size it
+                runs.append(StageRun("rft-long", seed, chosen, "", status="skipped",
+                                     error="RFT's cost per step could not be measured and the budget gives no steps"))
+                console.print(f"[yellow]RFT, longer: skipped[/]: {runs[-1].error}")
         if seed != seeds[-1]:  # the figures so far, in case a later seed never finishes
             partial = summarize(runs, held, plan, choice=choice, console=Console(quiet=True))
             write_summary({**partial, "complete": False, "seeds_done": seeds[:seeds.index(seed) + 1]},

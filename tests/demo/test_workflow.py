@@ -290,11 +290,16 @@ def test_sft_epochs_override_the_budgets_and_are_recorded(stubbed, tmp_path):
         run_workflow(seeds=[3], output_dir=tmp_path / "wf2", task=tiny_task(), sft_epochs=0)
 
 
-def test_equal_cpu_needs_a_budget_with_a_longer_rft_stage(tmp_path):
+def test_equal_cpu_with_a_budget_that_has_no_fallback_skips_the_stage_it_cannot_size(stubbed, tmp_path):
     from openrft.workflow import run_workflow
 
-    with pytest.raises(ValueError, match="--equal-cpu: the long budget has no longer RFT stage"):
-        run_workflow(budget="long", seeds=[1], output_dir=tmp_path / "wf", task=tiny_task(), equal_cpu=True)
+    console = Console(record=True, width=250)
+    summary = run_workflow(budget="long", seeds=[1], output_dir=tmp_path / "wf", held_out=6, task=tiny_task(),
+                           equal_cpu=True, console=console)
+    long = next(s for s in summary["scores"] if s["stage"] == "rft-long")
+    assert long["status"] == "skipped" and "could not be measured" in long["error"]
+    assert [b["method"]["type"] for b in stubbed["bodies"]] == ["supervised", "reinforcement", "reinforcement"]
+    assert "RFT, longer: skipped" in console.export_text() and summary["equal_cpu"] == []
 
 
 def test_an_output_folder_in_use_is_refused(tmp_path):
@@ -323,9 +328,11 @@ def test_the_demo_command_runs_the_workflow_with_its_budget_and_seeds(tmp_path, 
     assert CliRunner().invoke(app, ["demo", "--sft-epochs", "2"]).exit_code == 0 and got["sft_epochs"] == 2
     assert CliRunner().invoke(app, ["demo", "--sft-epochs", "0"]).exit_code == 2
     assert CliRunner().invoke(app, ["demo", "--sft-epochs", "2", "--rft-only"]).exit_code == 2
-    for refused in (["--long"], ["--full"], ["--rft-only"]):  # the longer RFT stage is the quick workflow's
-        out = CliRunner().invoke(app, ["demo", "--equal-cpu", *refused])
-        assert out.exit_code == 2 and "--equal-cpu" in out.output
+    out = CliRunner().invoke(app, ["demo", "--equal-cpu", "--rft-only"])  # the stage is the workflow's
+    assert out.exit_code == 2 and "--equal-cpu" in out.output
+    got.clear()
+    assert CliRunner().invoke(app, ["demo", "--equal-cpu", "--long"]).exit_code == 0
+    assert got["budget"] == "long" and got["equal_cpu"] is True
     got.clear()
     assert CliRunner().invoke(app, ["demo", "--long"]).exit_code == 0
     assert got["budget"] == "long" and got["seeds"] == [42]
