@@ -160,6 +160,7 @@ class Plan:
     data: dict[str, Path]  # prompt → folder with train.jsonl / validation.jsonl / job_validation.jsonl (RFT rows)
     validation_ids: list[str]  # the ids of the job_validation.jsonl rows, in every folder
     rft_body: dict  # the RFT job body of the budget, before its per-stage overrides
+    rft_steps_per_epoch: int  # of that job (its rows over its batch size)
     runs: int  # runs per item of every eval (the RFT job's eval_samples)
     device: str
     grader: dict
@@ -267,11 +268,13 @@ def make_plan(task: Task, out: Path, budget: Budget, seeds: list[int], max_steps
     ext["validate_at_start"] = budget.validate_at_start
     spec = parse_job(body)
     train_rows = load_rows(body["training_file"])  # the whole file: the baselines' label statistics
+    n_train = min(len(train_rows), ext.get("max_train_rows") or len(train_rows))  # as `create_job` counts them
     job = ResolvedJob(build_job(spec, job_id="ftjob-workflow", run_dir=None, train_path=Path(body["training_file"]),
-                                valid_path=Path(body["validation_file"]), n_train=len(train_rows)),
+                                valid_path=Path(body["validation_file"]), n_train=n_train),
                       source=str(EXAMPLES / budget.rft_job))
     return Plan(task=task, out=out, budget=budget, seeds=seeds, max_steps=max_steps, data=data,
-                validation_ids=validation_ids, rft_body=body, runs=job.eval_samples, device=job.options.device,
+                validation_ids=validation_ids, rft_body=body, rft_steps_per_epoch=job.resolved.steps_per_epoch,
+                runs=job.eval_samples, device=job.options.device,
                 grader=job.grader_spec, params=job.sampling_params(1, DRAW_SEED + 1),
                 labels=job.options.labels or label_set(train_rows, job.options.label_key), label_key=job.label_key,
                 group_key=job.options.group_key, train_rows=train_rows)
@@ -388,16 +391,19 @@ def sft_body(plan: Plan, folder: Path, seed: int, out: Path) -> dict:
 
 def rft_body(plan: Plan, prompt: str, seed: int, out: Path, model: str, steps: int | None = None) -> dict:
     """The budget's RFT job on the chosen prompt's rows, from `model` (the base model or a checkpoint); `steps`:
-    that many steps instead of the budget's, validated once at the end."""
+    that many steps instead of the budget's, validated once at the end, over as many epochs as they need (a job
+    ends with its last epoch whatever its max_steps)."""
     import copy
+    import math
 
     body = copy.deepcopy(plan.rft_body)
     body.update(model=model, seed=seed, training_file=str(plan.data[prompt] / "train.jsonl"),
                 validation_file=str(plan.data[prompt] / JOB_VALIDATION))
     body["openrft"]["output_dir"] = str(out)
     if steps:
-        body["openrft"]["max_steps"] = steps
-        body["method"]["reinforcement"]["hyperparameters"]["eval_interval"] = steps
+        hyper = body["method"]["reinforcement"]["hyperparameters"]
+        body["openrft"]["max_steps"] = hyper["eval_interval"] = steps
+        hyper["n_epochs"] = math.ceil(steps / plan.rft_steps_per_epoch)
     if model != plan.rft_body["model"]:
         body["suffix"] = f"{body.get('suffix') or 'rft'}-from-sft"
     return body

@@ -211,6 +211,21 @@ def test_the_full_budget_validates_on_24_rows_and_holds_out_the_rest(home, tmp_p
     assert held_out_set(plan).records == "36 records of 36 groups (doc)"
 
 
+def test_a_longer_rft_stage_gets_every_step_it_asks_for_past_one_epoch(home, tmp_path):
+    """The job stops with its last epoch whatever max_steps says: `rft_body(steps=…)` gives it the epochs it needs."""
+    from openrft.spec import parse_job
+    from openrft.training import hyperparams
+    from openrft.workflow import BUDGETS, make_plan, rft_body
+
+    plan = make_plan(tiny_task(), tmp_path / "wf", BUDGETS["quick"], [5], None)
+    assert plan.rft_steps_per_epoch == 3  # 12 training rows (6 documents × 2) in steps of 4
+    for steps, epochs in ((2, 1), (3, 1), (8, 3), (44, 15)):
+        body = rft_body(plan, "short", 5, tmp_path / "o", plan.base_model, steps=steps)
+        resolved = hyperparams.resolve(parse_job(body), 12)
+        assert (resolved["n_epochs"], resolved["resolved"]["total_steps"]) == (epochs, steps)
+        assert resolved["eval_interval"] == steps  # validated once, at the end
+
+
 def test_every_stage_is_scored_with_the_rft_job_s_settings(home, tmp_path):
     """The plan's eval settings are the RFT job's (examples/eurovoc/job.yaml on the task): its sampling parameters
     (one sample per run, seeded with DRAW_SEED + 1 whatever the seeds), runs per item, grader, labels and label
