@@ -6,6 +6,7 @@
 #   bash scripts/demo.sh --long       # one epoch of 48 steps per training stage
 #   bash scripts/demo.sh --full       # every training row (hours)
 #   bash scripts/demo.sh --equal-cpu  # plus RFT alone at about SFT→RFT's CPU time, paired against it
+#   bash scripts/demo.sh --sft-epochs 1   # the SFT stage's epochs (default 3)
 #   bash scripts/demo.sh --rft-only   # the earlier RFT-only demo
 set -euo pipefail
 cd "$(dirname "$0")/.."
