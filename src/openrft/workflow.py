@@ -31,8 +31,8 @@ in `openrft.workflow_verdict`; with several seeds `workflow.json` is also writte
 false`), so that a run stopped later keeps the seeds it finished.
 
 The default budget (`BUDGETS["quick"]`) aims at about 15 minutes on a 2-core CPU: SFT three epochs of 24 steps of 4
-rows, RFT and SFT→RFT 8 steps of 4 prompts × 8 samples each with one validation at the end (measured: about 11
-min for one seed, 32 min for three, on the short prompt; README). Every stage records its wall time and this process's
+rows, RFT and SFT→RFT 8 steps of 4 prompts × 8 samples each with one validation at the end (measured: about 16
+min for one seed, 45 min for three, on the short prompt; README). Every stage records its wall time and this process's
 CPU time, for training and for its held-out eval.
 """
 
