@@ -268,9 +268,8 @@ def make_plan(task: Task, out: Path, budget: Budget, seeds: list[int], max_steps
     ext["validate_at_start"] = budget.validate_at_start
     spec = parse_job(body)
     train_rows = load_rows(body["training_file"])  # the whole file: the baselines' label statistics
-    n_train = min(len(train_rows), ext.get("max_train_rows") or len(train_rows))  # as `create_job` counts them
     job = ResolvedJob(build_job(spec, job_id="ftjob-workflow", run_dir=None, train_path=Path(body["training_file"]),
-                                valid_path=Path(body["validation_file"]), n_train=n_train),
+                                valid_path=Path(body["validation_file"]), n_rows=len(train_rows)),
                       source=str(EXAMPLES / budget.rft_job))
     return Plan(task=task, out=out, budget=budget, seeds=seeds, max_steps=max_steps, data=data,
                 validation_ids=validation_ids, rft_body=body, rft_steps_per_epoch=job.resolved.steps_per_epoch,

@@ -68,9 +68,8 @@ def diagnose(job: str | Path | dict, *, rows: int = DEFAULT_ROWS, progress: bool
     from openrft.runs import ResolvedJob
     from openrft.training.job import build_job
 
-    n_all = len(files[0][1])
     run = ResolvedJob(build_job(spec, job_id="ftjob-doctor", run_dir=None, train_path=train_path,
-                                valid_path=valid_path, n_train=min(n_all, ext.max_train_rows or n_all)))
+                                valid_path=valid_path, n_rows=len(files[0][1])))
     hp = run.hyperparameters.to_dict()
     seed, group_size = run.seed, run.group_size
     train_rows = run.train_rows

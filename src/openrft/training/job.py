@@ -49,11 +49,10 @@ def create_job(body: dict | str | Path, *, run_dir: str | Path | None = None,
         _check_grader_fields(rl.grader, train_rows, train_path)
         if valid_rows and valid_path is not None:
             _check_grader_fields(rl.grader, valid_rows, valid_path)
-    n_train = min(len(train_rows), spec.openrft.max_train_rows or len(train_rows))
     job_id = job_id or ids.job_id()
     run_dir = Path(run_dir or spec.openrft.output_dir or paths.runs_dir() / job_id)
     job = build_job(spec, job_id=job_id, run_dir=run_dir, train_path=train_path, valid_path=valid_path,
-                    n_train=n_train)
+                    n_rows=len(train_rows))
     run_dir.mkdir(parents=True, exist_ok=True)
     save_job(run_dir, job)
     _register(run_dir, job_id)
@@ -65,10 +64,12 @@ def create_job(body: dict | str | Path, *, run_dir: str | Path | None = None,
 
 
 def build_job(spec: JobSpec, *, job_id: str, run_dir: Path | None, train_path: Path, valid_path: Path | None,
-              n_train: int) -> Job:
-    """The queued `fine_tuning.job` of a validated spec, its "auto" hyperparameters resolved for `n_train` rows
-    (what create_job writes; the doctor previews a job with it)."""
+              n_rows: int) -> Job:
+    """The queued `fine_tuning.job` of a validated spec, its "auto" hyperparameters resolved for the rows it trains
+    on: the training file's `n_rows`, at most `max_train_rows` of them (what create_job writes; the doctor and the
+    workflow preview a job with it)."""
     kind = spec.method.type
+    n_train = min(n_rows, spec.openrft.max_train_rows or n_rows)
     resolved = hyperparams.resolve(spec, n_train)
     seed = resolved["resolved"]["seed"]
     # the other methods' blocks are left out
